@@ -1,0 +1,84 @@
+"""``hrsync-sandbox``: start the vendor fakes, print their URLs and credentials, stop cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from sandbox.httpbase import Faults
+from sandbox.server import VENDORS, Sandbox
+
+
+def env_lines(info: dict) -> list[str]:
+    """The settings a Meltano project needs to point every plugin at this sandbox."""
+    gh, bhr = info.get("greenhouse"), info.get("bamboohr")
+    lines: list[str] = []
+    if gh:
+        lines += [
+            f"TAP_GREENHOUSE_API_URL={gh['api_url']}",
+            f"TAP_GREENHOUSE_TOKEN_URL={gh['token_url']}",
+            f"TAP_GREENHOUSE_CLIENT_ID={gh['client_id']}",
+            f"TAP_GREENHOUSE_CLIENT_SECRET={gh['client_secret']}",
+            f"TAP_GREENHOUSE_USER_ID={gh['user_id']}",
+        ]
+    if bhr:
+        for prefix in ("TAP_BAMBOOHR", "TARGET_BAMBOOHR"):
+            lines += [
+                f"{prefix}_API_URL={bhr['api_url']}",
+                f"{prefix}_API_KEY={bhr['api_key']}",
+                f"{prefix}_COMPANY_DOMAIN={bhr['company_domain']}",
+            ]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hrsync-sandbox", description=__doc__)
+    parser.add_argument("--employees", type=int, default=200, help="HRIS employees (10..1000000)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--host", default="127.0.0.1")
+    for vendor in VENDORS:
+        parser.add_argument(f"--{vendor}-port", type=int, default=0, help="0: a free port")
+    parser.add_argument("--rate-429", type=float, default=0.0, help="share of requests -> 429")
+    parser.add_argument("--rate-5xx", type=float, default=0.0, help="share of requests -> 503")
+    parser.add_argument("--rate-slow", type=float, default=0.0)
+    parser.add_argument("--rate-drop", type=float, default=0.0)
+    parser.add_argument("--rate-malformed", type=float, default=0.0)
+    parser.add_argument("--env-file", type=Path, help="write the plugin settings (KEY=VALUE) here")
+    parser.add_argument("--info-file", type=Path, help="write the sandbox info JSON here")
+    args = parser.parse_args(argv)
+    if not 1 <= args.employees <= 1_000_000:
+        parser.error("--employees must be between 1 and 1000000")
+    faults = Faults(
+        rate_429=args.rate_429,
+        rate_5xx=args.rate_5xx,
+        rate_slow=args.rate_slow,
+        rate_drop=args.rate_drop,
+        rate_malformed=args.rate_malformed,
+    )
+    ports = {v: getattr(args, f"{v}_port") for v in VENDORS}
+    sandbox = Sandbox(args.employees, args.seed, faults, host=args.host, ports=ports).start()
+    info = sandbox.info()
+    if args.env_file:
+        args.env_file.parent.mkdir(parents=True, exist_ok=True)
+        args.env_file.write_text("\n".join(env_lines(info)) + "\n")
+        args.env_file.chmod(0o600)
+    if args.info_file:
+        args.info_file.parent.mkdir(parents=True, exist_ok=True)
+        args.info_file.write_text(json.dumps(info, indent=2))
+    print(json.dumps(info, indent=2), flush=True)
+    print("sandbox running; Ctrl-C or SIGTERM stops it", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    sandbox.stop()
+    print("sandbox stopped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
