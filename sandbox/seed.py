@@ -178,7 +178,7 @@ class Candidate:
     id: int
     first_name: str
     last_name: str
-    email: str | None
+    email: str | None  # the candidate's own (personal) address
     phone: str | None
     company: str | None
     title: str | None
@@ -186,6 +186,7 @@ class Candidate:
     updated_at: datetime
     employee_id: int | None
     application_ids: tuple[int, ...]
+    work_email: str | None = None  # added by the recruiter once hired (pending hires have none)
 
 
 @dataclass(frozen=True)
@@ -980,6 +981,7 @@ class World:
             person = self._person(k)
             _, _, _, _, raw_first, raw_last = self._names("person", k)
             email = person.personal_email
+            work_email = person.work_email
             phone = person.mobile or person.phone
             employee_id: int | None = k
         else:
@@ -987,6 +989,7 @@ class World:
             email = self._personal_email(k, raw_first.strip(), raw_last.strip())
             phone = None if k % 6 == 0 else f"+1 555 01{k % 100:02d}"
             employee_id = None
+            work_email = None
         updated = self.base_updated_at("candidates", k)
         return Candidate(
             id=CANDIDATE_BASE + k,
@@ -1000,6 +1003,7 @@ class World:
             updated_at=updated,
             employee_id=employee_id,
             application_ids=(APPLICATION_BASE + k,),
+            work_email=work_email,
         )
 
     def _status_of(self, k: int) -> tuple[str, str | None]:
