@@ -37,7 +37,25 @@ def env_lines(info: dict) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hrsync-sandbox", description=__doc__)
-    parser.add_argument("--employees", type=int, default=200, help="HRIS employees (10..1000000)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve_parser = sub.add_parser("serve", help="run the vendor fakes until stopped")
+    add_serve_arguments(serve_parser)
+    demo_parser = sub.add_parser("demo", help="run every pipeline end to end against the sandbox")
+    demo_parser.add_argument("--employees", type=int, default=200)
+    demo_parser.add_argument("--seed", type=int, default=7)
+    demo_parser.add_argument("--workdir", type=Path, default=Path(".hrsync/demo"))
+    args = parser.parse_args(argv)
+    if not 1 <= args.employees <= 1_000_000:
+        parser.error("--employees must be between 1 and 1000000")
+    if args.command == "demo":
+        from sandbox.demo import run_demo
+
+        return run_demo(employees=args.employees, seed=args.seed, workdir=args.workdir)
+    return serve(args)
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--employees", type=int, default=200, help="HRIS employees (1..1000000)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--host", default="127.0.0.1")
     for vendor in VENDORS:
@@ -49,9 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-malformed", type=float, default=0.0)
     parser.add_argument("--env-file", type=Path, help="write the plugin settings (KEY=VALUE) here")
     parser.add_argument("--info-file", type=Path, help="write the sandbox info JSON here")
-    args = parser.parse_args(argv)
-    if not 1 <= args.employees <= 1_000_000:
-        parser.error("--employees must be between 1 and 1000000")
+
+
+def serve(args: argparse.Namespace) -> int:
     faults = Faults(
         rate_429=args.rate_429,
         rate_5xx=args.rate_5xx,
