@@ -1,0 +1,83 @@
+"""bamboohr_to_canonical then hris_to_lms on seeded people: rehires, two positions, gaps."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from typing import Any
+
+from sandbox.seed import Person, World
+
+Run = Callable[..., list[dict[str, Any]]]
+
+
+def bamboo(p: Person) -> dict[str, Any]:
+    """A BambooHR-shaped employee (US dates as BambooHR's reports can return them)."""
+    pos = p.positions[0]
+    return {
+        "id": str(p.employee_id),
+        "employeeNumber": p.employee_number,
+        "firstName": p.first_name,
+        "middleName": p.middle_name,
+        "lastName": p.last_name,
+        "preferredName": p.preferred_name,
+        "workEmail": p.work_email,
+        "homeEmail": p.personal_email,
+        "mobilePhone": p.mobile,
+        "workPhone": p.phone,
+        "ssn": p.ssn,
+        "dateOfBirth": p.date_of_birth.isoformat() if p.date_of_birth else None,
+        "gender": p.gender,
+        "status": p.status,
+        "employmentHistoryStatus": p.employment_type,
+        "hireDate": f"{p.hire_date.month}/{p.hire_date.day}/{p.hire_date.year}",
+        "originalHireDate": p.original_hire_date.isoformat(),
+        "terminationDate": p.termination_date.isoformat() if p.termination_date else None,
+        "jobTitle": pos.job_title,
+        "department": pos.department,
+        "division": pos.division,
+        "location": pos.location,
+        "country": p.address.country if p.address else None,
+        "supervisorEId": pos.reports_to,
+        "payRate": f"{pos.pay_rate} {pos.currency}",
+        "lastChanged": p.updated_at.isoformat(),
+    }
+
+
+def test_hris_to_canonical_to_lms(world: World, run_inprocess: Run, h: Any) -> None:
+    people = list(world.people())
+    msgs = [h.schema_msg("employees", ("id",)), *(h.record("employees", bamboo(p)) for p in people)]
+    canonical = run_inprocess({"profile": "bamboohr_to_canonical"}, msgs)
+    workers = {m["record"]["id"]: m["record"] for m in canonical if m["type"] == "RECORD"}
+    assert len(workers) == len(people)
+    rehired = [p for p in people if len(p.employments) > 1]
+    two_positions = [p for p in people if len(p.positions) > 1]
+    assert rehired and two_positions
+    for p in rehired:
+        w = workers[str(p.employee_id)]
+        assert w["hire_date"] == p.hire_date.isoformat()  # the latest hire
+        assert w["original_hire_date"] == p.original_hire_date.isoformat()
+    for p in people:
+        w = workers[str(p.employee_id)]
+        assert w["employment_status"] == p.status.lower()
+        assert w["first_name"] == unicodedata.normalize("NFC", p.first_name)
+        if p.date_of_birth is None:
+            assert "date_of_birth" not in w  # missing stays missing
+        if p.phone is not None and "work_phone" in w:
+            assert w["work_phone"].startswith("+")
+
+    lms = run_inprocess({"profile": "hris_to_lms"}, canonical)
+    schema = next(m for m in lms if m["type"] == "SCHEMA")
+    allowed = set(schema["schema"]["properties"])
+    assert allowed == {
+        "worker_id", "first_name", "last_name", "display_name", "email", "username",
+        "department", "role", "location", "country", "is_manager", "hire_date",
+    }  # fmt: skip
+    users = [m["record"] for m in lms if m["type"] == "RECORD"]
+    assert len(users) == sum(p.status == "Active" for p in people)
+    for u in users:
+        assert set(u) <= allowed
+        assert u["is_manager"] in (True, False)
+    by_id = {u["worker_id"]: u for u in users}
+    madonna = next(p for p in people if p.first_name == "Madonna" and p.status == "Active")
+    assert by_id[str(madonna.employee_id)]["display_name"] == "Madonna"

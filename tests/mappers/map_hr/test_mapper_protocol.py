@@ -1,0 +1,252 @@
+"""Singer mapper behaviour: message order, pass-through, unknown streams, output schema, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hrsync.errors import RecordError
+
+PROFILE = """\
+name: proto
+destination: lms
+source_system: bamboohr
+streams:
+  employees:
+    output_stream: lms_users
+    key_properties: [worker_id]
+    filter: {field: status, equals: Active}
+    fields:
+      worker_id: {from: id, transform: string}
+      first_name: {from: firstName, transform: name, required: true}
+      hire_date: {from: hireDate, transform: {date: {formats: [M/D/YYYY, iso]}}}
+      email_key: {from: workEmail, hmac: true}
+      employment: {from: employmentType, value_map: {Full-Time: FT, Part-Time: PT}}
+"""
+
+EMP_PROPS = ("id", "firstName", "lastName", "hireDate", "workEmail", "ssn", "status")
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "proto.yml"
+    path.write_text(PROFILE)
+    return {"profile": str(path)}
+
+
+def emp(k: int, **over: Any) -> dict[str, Any]:
+    rec = {
+        "id": k,
+        "firstName": "Zoë",
+        "lastName": "O'Brien",
+        "hireDate": "3/7/2021",
+        "workEmail": f"e{k}@acme.example",
+        "ssn": "123-45-6789",
+        "salary": 99,
+        "status": "Active",
+        "employmentType": "Full-Time",
+    }
+    rec.update(over)
+    return rec
+
+
+def test_schema_before_record_and_state_in_order(
+    cfg: dict[str, Any], run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
+) -> None:
+    msgs = [
+        h.schema_msg("employees", EMP_PROPS),
+        h.record("employees", emp(1), version=3, time_extracted="2026-01-01T00:00:00Z"),
+        {"type": "STATE", "value": {"bookmarks": {"employees": 1}}},
+        h.record("employees", emp(2, status="Inactive")),  # filtered out
+        h.record("employees", emp(3)),
+        {"type": "STATE", "value": {"bookmarks": {"employees": 3}}},
+        {"type": "ACTIVATE_VERSION", "stream": "employees", "version": 3},
+    ]
+    out = run_inprocess(cfg, msgs)
+    kinds = [(m["type"], m.get("stream")) for m in out]
+    assert kinds == [
+        ("SCHEMA", "lms_users"),
+        ("RECORD", "lms_users"),
+        ("STATE", None),
+        ("RECORD", "lms_users"),
+        ("STATE", None),
+        ("ACTIVATE_VERSION", "lms_users"),
+    ]
+    assert out[2] == msgs[2] and out[4] == msgs[5]  # STATE unchanged
+    assert out[5]["version"] == 3
+    first = out[1]
+    assert first["version"] == 3 and first["time_extracted"] == "2026-01-01T00:00:00Z"
+    assert first["record"]["worker_id"] == "1"
+    assert first["record"]["hire_date"] == "2021-03-07"
+    assert first["record"]["employment"] == "FT"
+    assert len(first["record"]["email_key"]) == 64
+    assert "ssn" not in first["record"] and "salary" not in first["record"]
+
+
+def test_output_schema_is_exactly_what_is_emitted(
+    cfg: dict[str, Any], run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
+) -> None:
+    schema = h.schema_msg("employees", EMP_PROPS)
+    schema["schema"]["required"] = ["id", "ssn", "firstName"]
+    schema["schema"]["properties"]["ssn"] = {"type": "string", "x-pii": "sensitive.national_id"}
+    out = run_inprocess(cfg, [schema, h.record("employees", emp(1))])
+    out_schema = out[0]["schema"]
+    assert set(out_schema["properties"]) == {
+        "worker_id",
+        "first_name",
+        "hire_date",
+        "email_key",
+        "employment",
+    }
+    # a dropped field leaves `required` too; required = what the profile guarantees
+    assert out_schema["required"] == ["worker_id", "first_name"]
+    assert out_schema["additionalProperties"] is False
+    assert out_schema["properties"]["hire_date"] == {"type": ["string", "null"], "format": "date"}
+    assert out[0]["key_properties"] == ["worker_id"]
+    assert set(out[1]["record"]) <= set(out_schema["properties"])
+
+
+def test_record_before_schema_still_gets_a_schema_first(
+    cfg: dict[str, Any], run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
+) -> None:
+    out = run_inprocess(cfg, [h.record("employees", emp(1))])
+    assert [m["type"] for m in out] == ["SCHEMA", "RECORD"]
+
+
+def test_unknown_streams_denied_by_default_or_passed(
+    cfg: dict[str, Any], run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
+) -> None:
+    msgs = [
+        h.schema_msg("payroll", ("id", "ssn")),
+        h.record("payroll", {"id": 1, "ssn": "123-45-6789"}),
+        {"type": "ACTIVATE_VERSION", "stream": "payroll", "version": 1},
+        {"type": "STATE", "value": {"x": 1}},
+    ]
+    denied = run_inprocess(cfg, msgs)
+    assert denied == [msgs[3]]
+    passed = run_inprocess({**cfg, "unknown_streams": "pass"}, msgs)
+    assert passed == msgs
+
+
+def test_untransformable_value_fails_the_run_with_key_and_field(
+    cfg: dict[str, Any], run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
+) -> None:
+    msgs = [
+        h.schema_msg("employees", EMP_PROPS),
+        h.record("employees", emp(7, hireDate="2/30/2021")),
+    ]
+    with pytest.raises(RecordError) as info:
+        run_inprocess(cfg, msgs)
+    assert "id=7" in str(info.value) and "hire_date" in str(info.value)
+    assert "2/30/2021" in str(info.value)
+
+
+def test_missing_required_value_and_unmapped_code(
+    cfg: dict[str, Any], run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
+) -> None:
+    with pytest.raises(RecordError, match=r"first_name.*required value is missing"):
+        run_inprocess(cfg, [h.record("employees", emp(8, firstName="  "))])
+    with pytest.raises(RecordError, match="'Seasonal' is not in the value map"):
+        run_inprocess(cfg, [h.record("employees", emp(9, employmentType="Seasonal"))])
+
+
+def test_schema_annotation_blocks_an_unacknowledged_sensitive_field(
+    tmp_path: Path, run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
+) -> None:
+    path = tmp_path / "p.yml"
+    path.write_text(PROFILE + "      notes: {from: notes}\n")
+    schema = h.schema_msg("employees", (*EMP_PROPS, "notes"))
+    schema["schema"]["properties"]["notes"] = {"type": "string", "x-pii": "sensitive.health"}
+    with pytest.raises(Exception, match=r"p\.yml:\d+: .*notes.*sensitive\.health"):
+        run_inprocess({"profile": str(path)}, [schema])
+
+
+def test_system_of_record_drops_and_counts_non_owner_fields(
+    cfg: dict[str, Any],
+    run_inprocess: Callable[..., list[dict[str, Any]]],
+    h: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    msgs = [
+        h.schema_msg("employees", EMP_PROPS),
+        *(h.record("employees", emp(k)) for k in range(3)),
+    ]
+    with caplog.at_level("INFO"):
+        out = run_inprocess({**cfg, "system_of_record": {"hire_date": "workday"}}, msgs)
+    assert "hire_date" not in out[0]["schema"]["properties"]
+    assert all("hire_date" not in m["record"] for m in out[1:])
+    assert (
+        "dropped lms_users.hire_date from bamboohr in 3 record(s) (owner: workday)" in caplog.text
+    )
+
+
+def test_cli_end_to_end_and_failure_exit(
+    cfg: dict[str, Any], run_cli: Callable[..., subprocess.CompletedProcess[bytes]], h: Any
+) -> None:
+    msgs = [h.schema_msg("employees", EMP_PROPS), h.record("employees", emp(1))]
+    proc = run_cli(cfg, msgs)
+    assert proc.returncode == 0, proc.stderr.decode()
+    out = h.from_bytes(proc.stdout)
+    assert [m["type"] for m in out] == ["SCHEMA", "RECORD"]
+    assert out[1]["record"]["first_name"] == "Zoë"
+
+    proc = run_cli(cfg, [*msgs, h.record("employees", emp(5, hireDate="not a date"))])
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert "id=5" in err and "hire_date" in err and "not a date" in err
+    # what came before the bad record was delivered; nothing after it
+    assert [m["type"] for m in h.from_bytes(proc.stdout)] == ["SCHEMA", "RECORD"]
+
+
+def test_cli_malformed_profile_exits_with_the_location(
+    tmp_path: Path, run_cli: Callable[..., subprocess.CompletedProcess[bytes]]
+) -> None:
+    path = tmp_path / "broken.yml"
+    path.write_text(PROFILE.replace("transform: name", "transform: nmae"))
+    proc = run_cli({"profile": str(path)}, [])
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert (
+        "broken.yml:11: streams.employees.fields.first_name.transform: 'nmae' is not one of" in err
+    )
+    assert "name, nfc" in err
+
+
+def test_about_json(h: Any) -> None:
+    proc = subprocess.run(
+        [h.MAP_HR, "--about", "--format", "json"], capture_output=True, check=True, timeout=60
+    )
+    about = json.loads(proc.stdout)
+    assert about["name"] == "map-hr"
+    props = about["settings"]["properties"]
+    assert {"profile", "profiles_dir", "hmac_key", "system_of_record", "state_dir"} <= set(props)
+    assert props["hmac_key"].get("secret") is True
+
+
+def test_singer_sdk_listen_path(cfg: dict[str, Any], h: Any) -> None:
+    """In-process through singer-sdk's own reader/writer (what SDK test harnesses use)."""
+    from map_hr.mapper import MapHR
+
+    mapper = MapHR(config=cfg)
+    lines = "\n".join(
+        json.dumps(m)
+        for m in [
+            h.schema_msg("employees", EMP_PROPS),
+            h.record("employees", emp(1, salary=85000.5)),
+            {"type": "STATE", "value": {"a": 1}},
+            h.record("other", {"id": 1}),
+        ]
+    )
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        mapper.listen(io.StringIO(lines + "\n"))
+    out = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert [m["type"] for m in out] == ["SCHEMA", "RECORD", "STATE"]
+    assert out[1]["record"]["hire_date"] == "2021-03-07"
