@@ -1,0 +1,5 @@
+"""``python -m target_scim``."""
+
+from target_scim.target import TargetSCIM
+
+TargetSCIM.cli()

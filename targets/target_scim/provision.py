@@ -1,0 +1,691 @@
+"""Plan the whole batch, check the mass-deprovisioning guard, then write.
+
+Nothing is written before the full plan exists: the guard has to know how many active
+accounts the run would deactivate, and an empty or truncated HRIS feed must never lock
+the company out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from hrsync.audit import default_integration
+from target_scim import scim
+from target_scim.client import SCIMAuthError, SCIMClient, SCIMError, ServerFeatures
+from target_scim.users import DesiredUser
+
+LOGGER = logging.getLogger("target_scim")
+T = TypeVar("T")
+R = TypeVar("R")
+
+ACTIONS = ("create", "update", "deactivate", "reactivate")
+OUTCOME = {
+    "create": "created",
+    "update": "updated",
+    "deactivate": "deactivated",
+    "reactivate": "reactivated",
+}
+
+
+class TargetSCIMError(Exception):
+    """A run-level stop with a message for the operator (exit status 1)."""
+
+
+class MassDeactivationRefused(TargetSCIMError):
+    """The guard stopped the run before anything was written."""
+
+
+class ProvisioningIncomplete(TargetSCIMError):
+    """Some users failed; they are in the retry file. Raised after the rest was processed."""
+
+
+@dataclass
+class Settings:
+    dry_run: bool = False
+    max_deactivation_share: float = 0.10
+    allow_mass_deactivation: bool = False
+    mass_deactivation_floor: int = 1
+    deactivate_missing_users: bool = False
+    max_concurrency: int = 4
+    use_bulk: bool = True
+    bulk_max_operations: int = 1000
+    retry_file: str = "output/target-scim-retry.jsonl"
+
+
+@dataclass
+class Change:
+    action: str
+    user: DesiredUser
+    user_id: str | None
+    existing: dict[str, Any] | None
+    changes: dict[str, Any]  # managed path -> new value (None: remove)
+    manager_pending: str | None = None  # manager's employee id, created in this same run
+    reason: str | None = None
+
+    @property
+    def fields(self) -> list[str]:
+        order = {p: i for i, p in enumerate(scim.MANAGED)}
+        paths = sorted(self.changes, key=lambda p: order.get(p, len(order)))
+        names = [scim.short_name(p) for p in paths]
+        if self.manager_pending and "manager" not in names:
+            names.append("manager")
+        return names
+
+
+@dataclass
+class Failure:
+    stream: str
+    employee_id: str
+    action: str
+    field: str
+    reason: str
+    record: dict[str, Any]
+    status: int | None = None
+    scim_type: str | None = None
+    detail: str | None = None
+
+    def message(self) -> str:
+        text = f"[{self.stream}] employee {self.employee_id}: {self.action} failed on {self.field}"
+        text += f": {self.reason}"
+        if self.scim_type:
+            text += f" (scimType={self.scim_type})"
+        return text
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[tuple[DesiredUser, str]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    active_accounts: int | None = None
+
+    def count(self, action: str) -> int:
+        return sum(1 for c in self.changes if c.action == action)
+
+
+@dataclass
+class Summary:
+    plan: Plan
+    outcomes: dict[str, int] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+
+
+AuditHook = Callable[[str, str, list[str], str, str | None], None]
+"""(stream, record_key, field names, outcome, detail) -> None"""
+
+
+def _norm(path: str, value: Any) -> Any:
+    if value is None or value == "":
+        return None
+    if path == scim.ACTIVE:
+        return scim.parse_bool(value, True)
+    return value if isinstance(value, str) else str(value)
+
+
+def field_of(error: SCIMError, paths: Iterable[str]) -> str:
+    """The attribute an error is about: named in the server's detail, else the likely one."""
+    detail = (error.detail or "").lower()
+    names = [scim.short_name(p) for p in paths]
+    for name in sorted({*names, "userName", "externalId"}, key=len, reverse=True):
+        leaf = name.rsplit(".", 1)[-1]
+        if name.lower() in detail or f"'{leaf.lower()}'" in detail:
+            return name
+    if (error.scim_type or "").lower() == "uniqueness":
+        return "userName"
+    return ", ".join(names) or "(record)"
+
+
+def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]
+
+
+class Provisioner:
+    """Collects desired users, plans against the server, guards, writes, reports."""
+
+    def __init__(
+        self,
+        client: SCIMClient,
+        settings: Settings,
+        *,
+        audit: AuditHook | None = None,
+        logger: logging.Logger = LOGGER,
+        plan_out: TextIO | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.audit = audit or (lambda *_: None)
+        self.logger = logger
+        self.plan_out = plan_out or sys.stderr
+        self.desired: dict[str, DesiredUser] = {}
+        self.input_failures: list[Failure] = []
+        self._features: ServerFeatures | None = None
+
+    # -- input -----------------------------------------------------------------------------
+
+    def add(self, user: DesiredUser) -> None:
+        """The latest record for an employee wins (one account per person, however many
+        positions or update events the feed carries)."""
+        self.desired.pop(user.employee_id, None)
+        self.desired[user.employee_id] = user
+
+    def reject(self, failure: Failure) -> None:
+        self.input_failures.append(failure)
+
+    @property
+    def features(self) -> ServerFeatures:
+        if self._features is None:
+            self._features = self.client.features()
+            self.logger.info("SCIM server features: %s", self._features)
+        return self._features
+
+    def _map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
+        workers = max(1, self.settings.max_concurrency)
+        if workers == 1 or len(items) <= 1:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(fn, items))
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def _page_size(self) -> int:
+        return max(1, min(self.features.filter_max_results, 1000))
+
+    def _use_listing(self) -> tuple[bool, int | None]:
+        """List every user once, or look each one up with a filter: whichever costs fewer
+        requests (listing is required to find accounts missing from the feed)."""
+        if self.settings.deactivate_missing_users or not self.features.filter:
+            return True, None
+        total, _ = self.client.search(None, count=0)
+        pages = math.ceil(total / self._page_size())
+        return pages < len(self.desired), total
+
+    def _list_all(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], int]:
+        by_ext: dict[str, dict[str, Any]] = {}
+        by_name: dict[str, dict[str, Any]] = {}
+        active = 0
+        for resource in self.client.iter_users(self._page_size()):
+            values = scim.read_managed(resource)
+            if values[scim.EXTERNAL_ID]:
+                by_ext.setdefault(str(values[scim.EXTERNAL_ID]), resource)
+            if values[scim.USER_NAME]:
+                by_name.setdefault(str(values[scim.USER_NAME]).lower(), resource)
+            if values[scim.ACTIVE]:
+                active += 1
+        return by_ext, by_name, active
+
+    def _find(self, external_id: str, user_name: str | None) -> list[dict[str, Any]]:
+        flt = f"externalId eq {scim.filter_string(external_id)}"
+        if user_name:
+            flt += f" or userName eq {scim.filter_string(user_name)}"
+        _, found = self.client.search(flt)
+        return found
+
+    @staticmethod
+    def _pick(
+        user: DesiredUser, candidates: Iterable[Mapping[str, Any] | None]
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """(existing account, conflict reason)."""
+        by_name = None
+        for candidate in candidates:
+            if not candidate:
+                continue
+            values = scim.read_managed(candidate)
+            if values[scim.EXTERNAL_ID] == user.employee_id:
+                return dict(candidate), None
+            same_name = (
+                user.user_name is not None
+                and str(values[scim.USER_NAME] or "").lower() == user.user_name.lower()
+            )
+            if same_name and by_name is None:
+                by_name = (dict(candidate), values[scim.EXTERNAL_ID])
+        if by_name is None:
+            return None, None
+        account, other = by_name
+        if other:
+            return None, f"userName is already used by the account of employee {other}"
+        return account, None  # an unmanaged account with this userName: adopt it
+
+    # -- planning --------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        plan = Plan(failures=list(self.input_failures))
+        users = list(self.desired.values())
+        listing, _ = self._use_listing()
+        matches: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
+        ids: dict[str, str] = {}  # employee id -> SCIM id
+        by_ext: dict[str, dict[str, Any]] = {}
+        if listing:
+            by_ext, by_name, plan.active_accounts = self._list_all()
+            for user in users:
+                candidates = [by_ext.get(user.employee_id)]
+                if user.user_name:
+                    candidates.append(by_name.get(user.user_name.lower()))
+                matches[user.employee_id] = self._pick(user, candidates)
+            ids = {ext: str(r.get("id")) for ext, r in by_ext.items() if r.get("id")}
+        else:
+            found = self._map(lambda u: self._find(u.employee_id, u.user_name), users)
+            for user, hits in zip(users, found, strict=True):
+                matches[user.employee_id] = self._pick(user, hits)
+        for employee_id, (account, _) in matches.items():
+            if account and account.get("id"):
+                ids[employee_id] = str(account["id"])
+
+        creating = {
+            u.employee_id
+            for u in users
+            if matches[u.employee_id][0] is None and matches[u.employee_id][1] is None
+        }
+        if not listing:  # managers outside the batch: one filter each
+            wanted = sorted(
+                {
+                    u.manager_employee_id
+                    for u in users
+                    if u.manager_employee_id
+                    and u.manager_employee_id not in ids
+                    and u.manager_employee_id not in creating
+                }
+            )
+
+            def find_manager(ext: str) -> list[dict[str, Any]]:
+                return self.client.search(f"externalId eq {scim.filter_string(ext)}")[1]
+
+            for ext, found_managers in zip(wanted, self._map(find_manager, wanted), strict=True):
+                for resource in found_managers:
+                    if resource.get("id"):
+                        ids[ext] = str(resource["id"])
+                        break
+
+        for user in users:
+            account, conflict = matches[user.employee_id]
+            if conflict and not user.active:
+                plan.skipped.append((user, "inactive and has no account: nothing to create"))
+                continue
+            if conflict:
+                plan.failures.append(
+                    Failure(
+                        user.stream,
+                        user.employee_id,
+                        "create",
+                        "userName",
+                        conflict,
+                        user.record,
+                        409,
+                        "uniqueness",
+                    )
+                )
+                continue
+            self._plan_one(plan, user, account, ids, creating)
+
+        if self.settings.deactivate_missing_users:
+            stream = users[0].stream if users else "iam_users"
+            for ext, resource in by_ext.items():
+                if ext in self.desired:
+                    continue
+                if not scim.read_managed(resource)[scim.ACTIVE]:
+                    continue
+                ghost = DesiredUser(stream, ext, {scim.ACTIVE: False}, False, None, {})
+                plan.changes.append(
+                    Change(
+                        "deactivate",
+                        ghost,
+                        str(resource.get("id")),
+                        resource,
+                        {scim.ACTIVE: False},
+                        reason="absent from the HRIS feed",
+                    )
+                )
+
+        if plan.count("deactivate") and plan.active_accounts is None:
+            plan.active_accounts = self._count_active()
+        return plan
+
+    def _count_active(self) -> int:
+        if self.features.filter:
+            total, _ = self.client.search("active eq true", count=0)
+            return total
+        pages = self.client.iter_users(self._page_size())
+        return sum(1 for r in pages if scim.read_managed(r)[scim.ACTIVE])
+
+    def _plan_one(
+        self,
+        plan: Plan,
+        user: DesiredUser,
+        account: dict[str, Any] | None,
+        ids: Mapping[str, str],
+        creating: set[str],
+    ) -> None:
+        wanted = dict(user.values)
+        pending = None
+        manager = user.manager_employee_id
+        if manager == user.employee_id:  # some HRIS make the CEO their own manager
+            manager = None
+        if manager is None:
+            wanted[scim.MANAGER] = None
+        elif manager in ids:
+            wanted[scim.MANAGER] = ids[manager]
+        elif manager in creating:
+            pending = manager
+        else:
+            self.logger.warning(
+                "employee %s: manager %s has no SCIM account; manager left unchanged",
+                user.employee_id,
+                manager,
+            )
+
+        if account is None:
+            if not user.active:
+                plan.skipped.append((user, "inactive and has no account: nothing to create"))
+                return
+            if not user.user_name:
+                plan.failures.append(
+                    Failure(
+                        user.stream,
+                        user.employee_id,
+                        "create",
+                        "user_name",
+                        "required to create the account, and missing or empty",
+                        user.record,
+                    )
+                )
+                return
+            values = {p: v for p, v in wanted.items() if v is not None}
+            plan.changes.append(Change("create", user, None, None, values, pending))
+            return
+
+        current = scim.read_managed(account)
+        changes = {p: v for p, v in wanted.items() if _norm(p, v) != _norm(p, current.get(p))}
+        if current[scim.ACTIVE] and not user.active:
+            action = "deactivate"
+        elif not current[scim.ACTIVE] and user.active:
+            action = "reactivate"
+        elif changes or pending:
+            action = "update"
+        else:
+            plan.unchanged += 1
+            return
+        plan.changes.append(Change(action, user, str(account["id"]), account, changes, pending))
+
+    # -- guard -----------------------------------------------------------------------------
+
+    def check_guard(self, plan: Plan) -> None:
+        deactivations = plan.count("deactivate")
+        active = plan.active_accounts or 0
+        share = deactivations / active if active else 0.0
+        limit = self.settings.max_deactivation_share
+        if deactivations <= self.settings.mass_deactivation_floor or share <= limit:
+            return
+        message = (
+            f"mass-deprovisioning guard: this run would deactivate {deactivations} of "
+            f"{active} active accounts ({share:.0%}, more than max_deactivation_share "
+            f"{limit:.0%}). Nothing was written. An empty or truncated HRIS feed looks like "
+            f"this; check the feed, or set allow_mass_deactivation: true to proceed."
+        )
+        if self.settings.allow_mass_deactivation:
+            self.logger.warning("%s (overridden by allow_mass_deactivation)", message)
+            return
+        for change in plan.changes:
+            self.audit(
+                change.user.stream,
+                change.user.employee_id,
+                change.fields,
+                "refused",
+                "mass-deprovisioning guard",
+            )
+        raise MassDeactivationRefused(message)
+
+    # -- output ----------------------------------------------------------------------------
+
+    def print_plan(self, plan: Plan) -> None:
+        out = self.plan_out
+        head = "DRY RUN - nothing written. " if self.settings.dry_run else ""
+        counts = ", ".join(f"{plan.count(a)} {a}" for a in ACTIONS)
+        print(
+            f"{head}target-scim plan for {self.client.base_url}: {counts}, "
+            f"{plan.unchanged} unchanged, {len(plan.skipped)} skipped, "
+            f"{len(plan.failures)} failed",
+            file=out,
+        )
+        for change in plan.changes:
+            extra = f" ({change.reason})" if change.reason else ""
+            fields = ", ".join(change.fields) or "-"
+            print(f"  {change.action:<10} {change.user.employee_id}: {fields}{extra}", file=out)
+        for user, reason in plan.skipped:
+            print(f"  {'skip':<10} {user.employee_id}: {reason}", file=out)
+        for failure in plan.failures:
+            print(f"  {'error':<10} {failure.message()}", file=out)
+        out.flush()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def run(self) -> Summary:
+        plan = self.plan()
+        self.check_guard(plan)
+        self.print_plan(plan) if self.settings.dry_run else self._log_plan(plan)
+        summary = Summary(plan, failures=list(plan.failures))
+        if not self.settings.dry_run:
+            self._apply(plan, summary)
+        for failure in summary.failures:
+            self.logger.error("%s", failure.message())
+            # status and scimType only: a server's detail text may quote the values
+            code = " ".join(str(x) for x in (failure.status, failure.scim_type) if x) or None
+            self.audit(failure.stream, failure.employee_id, [failure.field], "failed", code)
+        if summary.failures and not self.settings.dry_run:
+            self._write_retry_file(summary.failures)
+        return summary
+
+    def _log_plan(self, plan: Plan) -> None:
+        self.logger.info(
+            "plan: %s, %d unchanged, %d skipped, %d failed before writing",
+            ", ".join(f"{plan.count(a)} {a}" for a in ACTIONS),
+            plan.unchanged,
+            len(plan.skipped),
+            len(plan.failures),
+        )
+
+    def _apply(self, plan: Plan, summary: Summary) -> None:
+        ids: dict[str, str] = {}
+        creates = [c for c in plan.changes if c.action == "create"]
+        others = [c for c in plan.changes if c.action != "create"]
+        for c in others:
+            if c.user_id:
+                ids[c.user.employee_id] = c.user_id
+        for wave in self._waves(creates):
+            for change in wave:
+                if change.manager_pending:
+                    manager_id = ids.get(change.manager_pending)
+                    if manager_id:
+                        change.changes[scim.MANAGER] = manager_id
+                    else:
+                        self.logger.warning(
+                            "employee %s: manager %s was not created; manager left unset",
+                            change.user.employee_id,
+                            change.manager_pending,
+                        )
+                    change.manager_pending = None
+            for change, user_id, error in self._write(wave):
+                self._record(summary, change, error)
+                if user_id:
+                    ids[change.user.employee_id] = user_id
+        for change in others:
+            if change.manager_pending:
+                manager_id = ids.get(change.manager_pending)
+                if manager_id:
+                    change.changes[scim.MANAGER] = manager_id
+                change.manager_pending = None
+        for change, _, error in self._write([c for c in others if c.changes]):
+            self._record(summary, change, error)
+
+    def _record(self, summary: Summary, change: Change, error: SCIMError | None) -> None:
+        if error is None:
+            outcome = OUTCOME[change.action]
+            summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
+            self.audit(change.user.stream, change.user.employee_id, change.fields, outcome, None)
+            return
+        paths = list(change.changes)
+        summary.failures.append(
+            Failure(
+                change.user.stream,
+                change.user.employee_id,
+                change.action,
+                field_of(error, paths),
+                error.detail or str(error),
+                change.user.record,
+                error.status,
+                error.scim_type,
+                error.detail,
+            )
+        )
+
+    @staticmethod
+    def _waves(creates: list[Change]) -> list[list[Change]]:
+        """Managers before their reports, so each create carries its manager's SCIM id."""
+        remaining = {c.user.employee_id: c for c in creates}
+        waves: list[list[Change]] = []
+        while remaining:
+            wave = [c for c in remaining.values() if c.manager_pending not in remaining]
+            if not wave:  # a reporting cycle in the HRIS data: break it
+                wave = list(remaining.values())
+            waves.append(wave)
+            for c in wave:
+                remaining.pop(c.user.employee_id)
+        return waves
+
+    def _body(self, change: Change) -> tuple[str, str, dict[str, Any]]:
+        """(method, path, body) for one change."""
+        if change.action == "create":
+            return "POST", "/Users", scim.user_body(change.changes)
+        path = f"/Users/{change.user_id}"
+        if self.features.patch:
+            return "PATCH", path, scim.patch_body(change.changes)
+        return "PUT", path, scim.user_body(change.changes, base=change.existing)
+
+    def _write(self, changes: list[Change]) -> list[tuple[Change, str | None, SCIMError | None]]:
+        if not changes:
+            return []
+        bulk_ops = min(self.features.bulk_max_operations, self.settings.bulk_max_operations)
+        if self.settings.use_bulk and self.features.bulk and bulk_ops > 1 and len(changes) > 1:
+            return self._write_bulk(changes, bulk_ops)
+        return self._map(self._write_one, changes)
+
+    def _write_one(self, change: Change) -> tuple[Change, str | None, SCIMError | None]:
+        method, _, body = self._body(change)
+        try:
+            if method == "POST":
+                return change, str(self.client.create(body).get("id") or "") or None, None
+            if method == "PATCH":
+                self.client.patch(str(change.user_id), body)
+            else:
+                self.client.put(str(change.user_id), body)
+            return change, change.user_id, None
+        except SCIMAuthError:
+            raise
+        except SCIMError as error:
+            return change, *self._recover(change, error)
+
+    def _recover(self, change: Change, error: SCIMError) -> tuple[str | None, SCIMError | None]:
+        """A create that conflicts may be our own earlier attempt (a retried POST whose
+        answer was lost): if the account with this externalId exists, it is ours."""
+        if change.action != "create" or error.status != 409:
+            return None, error
+        try:
+            _, found = self.client.search(
+                f"externalId eq {scim.filter_string(change.user.employee_id)}"
+            )
+        except SCIMError:
+            return None, error
+        for resource in found:
+            if resource.get("externalId") == change.user.employee_id and resource.get("id"):
+                return str(resource["id"]), None
+        return None, error
+
+    def _write_bulk(
+        self, changes: list[Change], max_ops: int
+    ) -> list[tuple[Change, str | None, SCIMError | None]]:
+        payload_cap = self.features.bulk_max_payload or 1_048_576
+        batches: list[list[tuple[Change, dict[str, Any]]]] = []
+        current: list[tuple[Change, dict[str, Any]]] = []
+        size = 200
+        for n, change in enumerate(changes):
+            method, path, body = self._body(change)
+            op: dict[str, Any] = {"method": method, "path": path, "data": body}
+            if method == "POST":
+                op["bulkId"] = f"u{n}"
+            op_size = len(json.dumps(op, ensure_ascii=False).encode("utf-8")) + 2
+            if current and (len(current) >= max_ops or size + op_size > payload_cap * 0.9):
+                batches.append(current)
+                current, size = [], 200
+            current.append((change, op))
+            size += op_size
+        if current:
+            batches.append(current)
+
+        def send(batch: list[tuple[Change, dict[str, Any]]]) -> list[Any]:
+            try:
+                results = self.client.bulk([op for _, op in batch])
+            except SCIMAuthError:
+                raise
+            except SCIMError as error:  # the whole request failed: try one by one
+                self.logger.warning("Bulk request failed (%s); writing one by one", error)
+                return [self._write_one(change) for change, _ in batch]
+            out: list[Any] = []
+            for (change, _), result in zip(batch, results, strict=True):
+                if result.error is None and result.status is not None:
+                    user_id = change.user_id
+                    if result.location:
+                        user_id = result.location.rstrip("/").rsplit("/", 1)[-1]
+                    out.append((change, user_id, None))
+                elif result.error is not None and (result.error.status or 0) in (401, 403):
+                    raise SCIMAuthError(
+                        result.error.method,
+                        result.error.url,
+                        result.error.status,
+                        result.error.scim_type,
+                        result.error.detail,
+                    )
+                elif result.error is not None and (result.error.status or 0) not in (
+                    429,
+                    500,
+                    502,
+                    503,
+                    504,
+                ):
+                    out.append((change, *self._recover(change, result.error)))
+                else:  # transient or unanswered inside the bulk: retry it on its own
+                    out.append(self._write_one(change))
+            return out
+
+        return [item for batch_out in self._map(send, batches) for item in batch_out]
+
+    def _write_retry_file(self, failures: list[Failure]) -> None:
+        path = Path(self.settings.retry_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            for f in failures:
+                line = {
+                    "time": datetime.now(UTC).isoformat(),
+                    "integration": default_integration(),
+                    "plugin": "target-scim",
+                    "stream": f.stream,
+                    "employee_id": f.employee_id,
+                    "action": f.action,
+                    "field": f.field,
+                    "reason": f.reason,
+                    "status": f.status,
+                    "scimType": f.scim_type,
+                    "detail": f.detail,
+                    "record": f.record,
+                }
+                fh.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
