@@ -1,0 +1,5 @@
+"""``python -m target_ldap``."""
+
+from target_ldap.target import TargetLDAP
+
+TargetLDAP.cli()

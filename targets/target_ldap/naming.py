@@ -1,0 +1,282 @@
+"""Names in the directory: login names (uid / sAMAccountName) and distinguished names.
+
+Login names are derived deterministically from the work email's local part, folded to
+ASCII; a collision gets the employee id as a suffix, so the same person always ends up with
+the same name whatever order the feed arrives in. Once an account exists its name is never
+regenerated (the account is found by its employee id, not by its name).
+
+DNs are rendered from a template whose placeholders are RDN-escaped with ldap3's
+``escape_rdn`` (commas, plus signs, quotes, a leading '#' or space, a trailing space...),
+and compared through a normal form (case-folded, unescaped, whitespace-insensitive).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
+
+from ldap3.core.exceptions import LDAPInvalidDnError
+from ldap3.utils.dn import escape_rdn
+
+# letters NFKD does not decompose into ASCII
+_SPECIAL = str.maketrans(
+    {
+        "ß": "ss",
+        "ẞ": "SS",
+        "æ": "ae",
+        "Æ": "AE",
+        "ø": "o",
+        "Ø": "O",
+        "œ": "oe",
+        "Œ": "OE",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+        "Đ": "D",
+        "ð": "d",
+        "Ð": "D",
+        "þ": "th",
+        "Þ": "Th",
+        "\u0131": "i",  # dotless i
+        "ħ": "h",
+        "Ħ": "H",
+        "ŋ": "ng",
+    }
+)
+_NOT_LOGIN = re.compile(r"[^a-z0-9._-]+")
+_DOTS = re.compile(r"[._-]{2,}")
+
+TEMPLATE_FIELDS = frozenset(
+    {
+        "uid",
+        "cn",
+        "display_name",
+        "given_name",
+        "family_name",
+        "employee_id",
+        "department",
+        "division",
+        "location",
+        "cost_center",
+        "base_dn",
+    }
+)
+
+
+def ascii_fold(text: str) -> str:
+    """'Zoë Łukasz-Groß' -> 'Zoe Lukasz-Gross'; characters without an ASCII form vanish."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_SPECIAL))
+    return "".join(c for c in decomposed if ord(c) < 128 and not unicodedata.combining(c))
+
+
+def login_base(text: str) -> str:
+    """Fold and reduce to ``[a-z0-9._-]``: "Zoë.O'Brien" -> 'zoe.obrien'."""
+    folded = ascii_fold(text).lower().replace(" ", ".")
+    cleaned = _NOT_LOGIN.sub("", folded)
+    cleaned = _DOTS.sub(lambda m: m.group(0)[0], cleaned)
+    return cleaned.strip("._-")
+
+
+def login_source(
+    work_email: str | None,
+    user_name: str | None,
+    given_name: str | None,
+    family_name: str | None,
+    employee_id: str,
+) -> str:
+    """The base login: work email local part, else userName's, else the names, else the id."""
+    for address in (work_email, user_name):
+        if address and "@" in address:
+            base = login_base(address.rsplit("@", 1)[0])
+            if base:
+                return base
+    if user_name and "@" not in user_name:
+        base = login_base(user_name)
+        if base:
+            return base
+    names = [n for n in (given_name, family_name) if n]
+    if len(names) == 2 and names[0] == names[1]:  # a mononym
+        names = names[:1]
+    base = login_base(".".join(names))
+    if base:
+        return base
+    # non-Latin names fold to nothing: fall back to the employee id
+    return "u" + (login_base(employee_id).replace(".", "") or "nknown")
+
+
+def login_candidates(base: str, employee_id: str, max_length: int) -> Iterator[str]:
+    """``base``, then ``base`` + employee id, then numbered variants (all <= max_length)."""
+    base = base[:max_length].rstrip("._-") or "u"
+    yield base
+    suffix = re.sub(r"[^a-z0-9]", "", ascii_fold(employee_id).lower()) or "x"
+    suffix = suffix[-(max_length - 1) :]
+    n = 1
+    while True:
+        tail = suffix if n == 1 else f"{suffix}{n}"
+        head = base[: max(1, max_length - len(tail))].rstrip("._-") or "u"
+        yield (head + tail)[:max_length]
+        n += 1
+
+
+def escape_value(value: str) -> str:
+    """An RDN attribute value, escaped per RFC 4514 (control characters as \\XX)."""
+    escaped = escape_rdn(value)
+    # escape_rdn puts a bare backslash before NUL; RFC 4514 wants the hex form
+    out = []
+    i = 0
+    while i < len(escaped):
+        ch = escaped[i]
+        if ch == "\\" and i + 1 < len(escaped) and ord(escaped[i + 1]) < 0x20:
+            out.append(f"\\{ord(escaped[i + 1]):02X}")
+            i += 2
+            continue
+        out.append(f"\\{ord(ch):02X}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch)
+        i += 1
+    return "".join(out)
+
+
+class TemplateError(ValueError):
+    """A dn_template that cannot work (unknown placeholder, not a DN)."""
+
+
+def template_fields(template: str) -> list[str]:
+    names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    unknown = sorted({n for n in names if n not in TEMPLATE_FIELDS})
+    if unknown:
+        raise TemplateError(
+            f"dn_template {template!r} uses unknown placeholder(s) {unknown}; "
+            f"allowed: {sorted(TEMPLATE_FIELDS)}"
+        )
+    return names
+
+
+def render_dn(template: str, values: Mapping[str, str], base_dn: str) -> str:
+    """Fill a DN template: every placeholder but ``base_dn`` is RDN-escaped."""
+    fields = {
+        name: escape_value(values[name]) for name in template_fields(template) if name in values
+    }
+    fields["base_dn"] = base_dn
+    return template.format(**fields)
+
+
+def _unescape(value: str) -> str:
+    """RFC 4514 value -> the string it stands for (``\\,`` and ``\\2C`` both -> ',')."""
+    if value.startswith("#"):  # a BER-encoded value: compare as written
+        return value
+    raw = bytearray()
+    i = 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and i + 1 < len(value):
+            pair = value[i + 1 : i + 3]
+            if len(pair) == 2 and all(c in string.hexdigits for c in pair):
+                raw.append(int(pair, 16))
+                i += 3
+                continue
+            raw.extend(value[i + 1].encode())
+            i += 2
+            continue
+        raw.extend(ch.encode())
+        i += 1
+    return raw.decode("utf-8", errors="replace")
+
+
+def parse(dn: str) -> list[list[tuple[str, str]]]:
+    """RFC 4514 DN -> RDNs, each a list of (attribute type, value as written, escaped).
+
+    Our own small parser: ldap3's parse_dn rejects valid DNs (a '#' inside a value, as in
+    'ou=C# Team', or an escaped trailing space)."""
+    rdns: list[list[tuple[str, str]]] = [[]]
+    attr: str | None = None
+    tokens: list[str] = []
+    i = 0
+
+    def value() -> str:
+        while tokens and tokens[0] == " ":
+            tokens.pop(0)
+        while tokens and tokens[-1] == " ":
+            tokens.pop()
+        return "".join(tokens)
+
+    while i <= len(dn):
+        ch = dn[i] if i < len(dn) else ","
+        if ch == "\\" and i + 1 < len(dn):
+            tokens.append(dn[i : i + 2])
+            i += 2
+            continue
+        if ch == "=" and attr is None:
+            attr = "".join(tokens).strip()
+            if not attr:
+                raise LDAPInvalidDnError(f"empty attribute type in {dn!r}")
+            tokens = []
+        elif ch in ",+" and (attr is not None or "".join(tokens).strip()):
+            if attr is None:
+                raise LDAPInvalidDnError(f"missing '=' in {dn!r}")
+            rdns[-1].append((attr, value()))
+            if ch == ",":
+                rdns.append([])
+            attr, tokens = None, []
+        else:
+            tokens.append(ch)
+        i += 1
+    return [r for r in rdns if r]
+
+
+def split_dn(dn: str) -> list[list[tuple[str, str]]]:
+    """RDNs, each a list of (attribute type, unescaped value)."""
+    return [[(a, _unescape(v)) for a, v in rdn] for rdn in parse(dn)]
+
+
+@lru_cache(maxsize=1 << 17)
+def dn_key(dn: str) -> str:
+    """A normal form for comparing DNs (case, escaping and spacing do not matter).
+
+    RDNs are joined by NUL, the attribute-value pairs of one RDN by SOH (both cannot occur
+    in a directory string), values unescaped, NFC-normalised and case-folded."""
+    if "\\" not in dn and '"' not in dn:  # the common case: nothing escaped
+        rdns = [
+            [tuple(ava.split("=", 1)) if "=" in ava else (ava, "") for ava in rdn.split("+")]
+            for rdn in dn.split(",")
+            if rdn.strip()
+        ]
+    else:
+        try:
+            rdns = [list(r) for r in split_dn(dn)]
+        except LDAPInvalidDnError:
+            return unicodedata.normalize("NFC", dn).casefold().strip()
+    return "\x00".join(
+        "\x01".join(
+            sorted(
+                f"{a.strip().lower()}={unicodedata.normalize('NFC', v).strip().casefold()}"
+                for a, v in rdn
+            )
+        )
+        for rdn in rdns
+    )
+
+
+def _join(rdns: list[list[tuple[str, str]]]) -> str:
+    return ",".join("+".join(f"{a}={v}" for a, v in rdn) for rdn in rdns)
+
+
+def rdn_of(dn: str) -> str:
+    """The first RDN as written (still escaped)."""
+    return _join(parse(dn)[:1])
+
+
+def parent_of(dn: str) -> str:
+    """Everything after the first RDN (still escaped)."""
+    return _join(parse(dn)[1:])
+
+
+def rdn_attributes(dn: str) -> set[str]:
+    """The attribute types in the first RDN, lower-cased."""
+    return {a.lower() for a, _ in parse(dn)[0]}
+
+
+def is_under(dn: str, base: str) -> bool:
+    child, parent = dn_key(dn), dn_key(base)
+    return child == parent or child.endswith("\x00" + parent)
