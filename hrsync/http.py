@@ -19,6 +19,7 @@ import threading
 import time
 import typing as t
 from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
@@ -147,6 +148,82 @@ class RetryBudgetExhausted(FatalAPIError):
     """Retries of one request ran out; the message says what was tried and what failed."""
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The retry budget of one request, from the HTTP_SETTINGS of a plugin's config."""
+
+    max_retries: int = 8
+    retry_max_seconds: float = 300.0
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+
+    @classmethod
+    def from_config(cls, config: t.Mapping[str, t.Any]) -> RetryPolicy:
+        return cls(
+            max_retries=int(config.get("max_retries") or cls.max_retries),
+            retry_max_seconds=float(config.get("retry_max_seconds") or cls.retry_max_seconds),
+            backoff_base_seconds=float(
+                config.get("backoff_base_seconds") or cls.backoff_base_seconds
+            ),
+            backoff_max_seconds=float(config.get("backoff_max_seconds") or cls.backoff_max_seconds),
+        )
+
+    def wait(self, attempt: int, response: requests.Response | None) -> float:
+        """The server's word (Retry-After) wins; else exponential backoff with full jitter."""
+        asked = retry_after_seconds(response)
+        if asked is not None:
+            return asked
+        return random.uniform(
+            0, min(self.backoff_max_seconds, self.backoff_base_seconds * 2**attempt)
+        )
+
+
+def is_retriable(response: requests.Response) -> bool:
+    return response.status_code == 429 or response.status_code >= 500
+
+
+def send_with_retries(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    policy: RetryPolicy,
+    describe: t.Callable[[requests.Response], str] = lambda r: r.text[:500],
+    sleep: t.Callable[[float], None] = time.sleep,
+    limiter: RateLimiter | None = None,
+    **kwargs: t.Any,
+) -> requests.Response:
+    """One request for code that has no RESTStream (targets): same policy as HRRESTStream.
+
+    Retries 429, 5xx and network errors; returns any other response for the caller to judge;
+    raises :class:`RetryBudgetExhausted` naming the request, attempts, time and last failure.
+    """
+    require_secure_url(url)
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        if limiter is not None:
+            limiter.acquire()
+        response: requests.Response | None = None
+        try:
+            response = session.request(method, url, **kwargs)
+        except (requests.ConnectionError, requests.Timeout, ConnectionResetError) as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+        else:
+            if not is_retriable(response):
+                return response
+            failure = f"{response.status_code} {response.reason}: {describe(response)}"
+        wait = policy.wait(attempt - 1, response)
+        elapsed = time.monotonic() - started
+        if attempt >= policy.max_retries or elapsed + wait > policy.retry_max_seconds:
+            raise RetryBudgetExhausted(
+                f"{method} {urlsplit(url).path} failed after {attempt} attempts in "
+                f"{elapsed:.1f} s: {failure}"
+            )
+        sleep(wait)
+
+
 def describe_failure(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     if isinstance(exc, RetriableAPIError) and response is not None:
@@ -204,16 +281,12 @@ class HRRESTStream(RESTStream[_TToken]):
         return value  # jitter is applied in backoff_wait_generator (full jitter)
 
     def backoff_wait_generator(self) -> Generator[float, t.Any, None]:
-        base = float(self.config.get("backoff_base_seconds") or 1.0)
-        cap = float(self.config.get("backoff_max_seconds") or 60)
+        policy = RetryPolicy.from_config(self.config)
         attempt = 0
         exc = yield 0.0  # primed by backoff with send(None)
         while True:
-            asked = retry_after_seconds(getattr(exc, "response", None))
-            # the server's word wins; otherwise exponential backoff with full jitter
-            wait = asked if asked is not None else random.uniform(0, min(cap, base * 2**attempt))
+            exc = yield policy.wait(attempt, getattr(exc, "response", None))
             attempt += 1
-            exc = yield wait
 
     def request_decorator(self, func: t.Callable) -> t.Callable:
         state: dict[str, t.Any] = {}

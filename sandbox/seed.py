@@ -1051,9 +1051,14 @@ class World:
             etype = person.employment_type
         else:
             starts_on = self.as_of + timedelta(days=14 + k % 40)
-            salary = Decimal(rng.randint(50, 220) * 1000)
-            currency = office.currency
             etype = "Full-Time" if k % 4 else "Contractor"
+            # contractors are offered an hourly rate, employees a yearly salary
+            salary = (
+                Decimal(rng.randint(50, 220) * 1000)
+                if etype == "Full-Time"
+                else Decimal(rng.randint(2500, 9500)) / 100
+            )
+            currency = office.currency
             if k % 10 == 0:
                 salary, currency = None, None  # salary not on the offer: missing optional field
         return Offer(
