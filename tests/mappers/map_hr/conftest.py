@@ -121,6 +121,8 @@ def greenhouse_streams(world: World) -> dict[str, Messages]:
     for k in range(1, world.candidates + 1):
         cand = world.candidate(4_000_000_000 + k)
         emails = [{"value": cand.email, "type": "personal"}] if cand.email else []
+        if cand.work_email:
+            emails.append({"value": cand.work_email, "type": "work"})
         candidates.append(
             record(
                 "candidates",
@@ -141,9 +143,20 @@ def greenhouse_streams(world: World) -> dict[str, Messages]:
             )
         )
         for offer in world.offers_for_candidate(cand.id):
-            custom: dict[str, Any] = {"employment_type": offer.employment_type}
+            # Harvest v3 custom fields: {name, type, value}
+            custom: dict[str, Any] = {
+                "employment_type": {
+                    "name": "Employment Type",
+                    "type": "single_select",
+                    "value": offer.employment_type,
+                }
+            }
             if offer.salary is not None:
-                custom["salary"] = {"amount": float(offer.salary), "unit": offer.currency}
+                custom["salary"] = {
+                    "name": "Salary",
+                    "type": "currency",
+                    "value": {"amount": float(offer.salary), "unit": offer.currency},
+                }
             offers.append(
                 record(
                     "offers",
