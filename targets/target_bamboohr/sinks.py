@@ -61,6 +61,15 @@ class NewHireSink(RecordSink):
         self.index = target.candidate_index(self.key_field, properties)
         self.counts: dict[str, int] = {}
 
+    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: t.Any) -> None:
+        """singer-sdk's date parsing, but a bad date names the candidate (never nulls a date)."""
+        try:
+            super()._parse_timestamps_in_record(record, schema, treatment)
+        except ValueError as exc:
+            field = next((f for f in record if f"'{f}'" in str(exc)), None)
+            key = record.get(self.key_property, "<missing>")
+            raise RecordError(self.stream_name, key, field, f"not a valid date: {exc}") from exc
+
     def process_record(self, record: dict, context: dict) -> None:
         key = record.get(self.key_property)
         if key in (None, ""):
