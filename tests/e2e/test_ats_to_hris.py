@@ -1,0 +1,135 @@
+"""`meltano run ats-to-hris` end to end: real Meltano, real plugins, the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from hrsync.audit import AuditLog
+from sandbox.demo import meltano_env
+from sandbox.seed import Candidate
+from sandbox.server import Sandbox
+
+pytestmark = pytest.mark.meltano
+
+ROOT = Path(__file__).resolve().parents[2]
+MELTANO = str(Path(sys.executable).parent / "meltano")
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, dict[str, str], Path]]:
+    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
+    workdir = tmp_path_factory.mktemp("e2e")
+    with Sandbox(employees=60) as sb:
+        yield sb, meltano_env(sb, workdir), workdir / "audit.jsonl"
+
+
+def run_job(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [MELTANO, "run", *args, "ats-to-hris"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def hris_employees(sb: Sandbox) -> list[dict[str, Any]]:
+    creds = sb.credentials["bamboohr"]
+    resp = requests.post(
+        f"{sb.bamboohr_url}/api/v1/reports/custom",
+        params={"format": "JSON", "onlyCurrent": "false"},
+        json={
+            "fields": [
+                "id",
+                "firstName",
+                "lastName",
+                "hireDate",
+                "jobTitle",
+                "department",
+                "location",
+                "workEmail",
+                "homeEmail",
+                "customATSCandidateID",
+            ]
+        },
+        auth=(creds["api_key"], "x"),
+        headers={"Accept": "application/json"},
+        timeout=30,
+    )
+    resp.raise_for_status()
+    return list(resp.json()["employees"])
+
+
+def clean(name: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", name).split())
+
+
+def outcomes(audit: Path, since: int = 0) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in AuditLog.read(audit)[since:]:
+        counts[event["outcome"]] = counts.get(event["outcome"], 0) + 1
+    return counts
+
+
+def expected_hire(sb: Sandbox, cand: Candidate) -> dict[str, str]:
+    (offer,) = sb.world.offers_for_candidate(cand.id)
+    job = sb.world.job(offer.job_id)
+    first = clean(cand.first_name)
+    return {
+        "firstName": first,
+        "lastName": clean(cand.last_name) or first,
+        "hireDate": offer.starts_on.isoformat() if offer.starts_on else "",
+        "jobTitle": job.title,
+        "department": sb.world.department(job.department_id).name,
+        "location": sb.world.office(job.office_id).name,
+    }
+
+
+def test_ats_to_hris_creates_each_accepted_offer_once(
+    e2e: tuple[Sandbox, dict[str, str], Path],
+) -> None:
+    sb, env, audit = e2e
+    pending = sb.world.pending_hires()
+    run_job(env, "--full-refresh")
+
+    employees = hris_employees(sb)
+    created = [e for e in employees if int(e["id"]) > sb.world.employees]
+    by_candidate = {str(e["customATSCandidateID"]): e for e in created}
+    assert len(created) == len(by_candidate) == len(pending)
+    for cand in pending:
+        got = by_candidate[str(cand.id)]
+        want = expected_hire(sb, cand)
+        assert {k: got[k] for k in want} == want
+    # the already-hired candidates matched their existing employees: nothing rewritten
+    assert outcomes(audit).get("created") == len(pending)
+    assert outcomes(audit).get("updated", 0) == 0
+    assert len(employees) == sb.world.employees + len(pending)
+
+    # an incremental re-run finds nothing new and writes nothing
+    mark = len(AuditLog.read(audit))
+    run_job(env)
+    assert len(hris_employees(sb)) == len(employees)
+    assert "created" not in outcomes(audit, mark) and "updated" not in outcomes(audit, mark)
+
+
+def test_changed_offer_updates_the_employee(e2e: tuple[Sandbox, dict[str, str], Path]) -> None:
+    sb, env, audit = e2e
+    cand = sb.world.pending_hires()[0]
+    (offer,) = sb.world.offers_for_candidate(cand.id)
+    assert offer.starts_on is not None
+    new_start = offer.starts_on.replace(day=1)
+    sb.world.update_offer(offer.id, starts_on=new_start)
+    before = len(hris_employees(sb))
+    mark = len(AuditLog.read(audit))
+    run_job(env)
+    after = hris_employees(sb)
+    assert len(after) == before
+    (emp,) = [e for e in after if str(e["customATSCandidateID"]) == str(cand.id)]
+    assert emp["hireDate"] == new_start.isoformat()
+    assert outcomes(audit, mark) == {"updated": 1}
