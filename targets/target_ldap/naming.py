@@ -129,8 +129,10 @@ def escape_value(value: str) -> str:
     i = 0
     while i < len(escaped):
         ch = escaped[i]
-        if ch == "\\" and i + 1 < len(escaped) and ord(escaped[i + 1]) < 0x20:
-            out.append(f"\\{ord(escaped[i + 1]):02X}")
+        if ch == "\\" and i + 1 < len(escaped):
+            nxt = escaped[i + 1]
+            # an escape pair: keep it, unless it is a bare backslash before a control character
+            out.append(f"\\{ord(nxt):02X}" if ord(nxt) < 0x20 else ch + nxt)
             i += 2
             continue
         out.append(f"\\{ord(ch):02X}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch)
