@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from singer_sdk.sinks import RecordSink
 
@@ -94,7 +94,7 @@ class NewHireSink(RecordSink):
         if existing is None:
             self._write("created", key, {**desired, self.key_field: key}, None)
             return
-        changes = {k: v for k, v in desired.items() if str(existing.get(k) or "") != str(v)}
+        changes = {k: v for k, v in desired.items() if not same_value(k, existing.get(k), v)}
         if changes:
             self._write("updated", key, changes, existing)
         else:
@@ -142,6 +142,26 @@ class NewHireSink(RecordSink):
         summary = ", ".join(f"{n} {o}" for o, n in sorted(self.counts.items())) or "no records"
         self.logger.info("target-bamboohr %s: %s", self.stream_name, summary)
         super().clean_up()
+
+
+def _money(text: str) -> tuple[Decimal, str] | None:
+    amount, _, currency = text.strip().partition(" ")
+    try:
+        return Decimal(amount.replace(",", "")), currency.strip().upper()
+    except InvalidOperation:
+        return None
+
+
+def same_value(field: str, current: t.Any, desired: t.Any) -> bool:
+    """Whether BambooHR already holds ``desired``: exact, except currency amounts, which
+    BambooHR may write back differently ("85000 USD" is stored as "85000.00 USD")."""
+    have, want = str(current or ""), str(desired)
+    if have == want:
+        return True
+    if field in ("payRate", "bonusAmount", "commissionAmount"):
+        a, b = _money(have), _money(want)
+        return a is not None and a == b
+    return False
 
 
 def _field_named_in(reason: str, fields: t.Iterable[str]) -> str | None:
