@@ -9,11 +9,8 @@ import io
 import itertools
 import json
 import os
-import socket
-import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +22,8 @@ import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_models import EnterpriseUser, SearchRequest, User
 
+from sandbox.directories import ScimServer, start_scim_server
+
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "targets"))
 
@@ -34,63 +33,15 @@ SCHEMA = json.loads((HERE / "iam_users.schema.json").read_text(encoding="utf-8")
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def today() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
 
-@dataclass
-class ScimServer:
-    port: int
-    process: subprocess.Popen[bytes]
-
-    def url(self, tenant: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{tenant}/v2"
-
-
-def start_scim_server(*extra: str) -> ScimServer:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scim2_server.testserver.cli",
-            "--hostname",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--bearer-token",
-            TOKEN,
-            "--dynamic-tenants",
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return ScimServer(port, process)
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError("scim2-server exited at start") from None
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("scim2-server did not start")
-
-
 @pytest.fixture(scope="session")
 def scim_server() -> Iterator[ScimServer]:
-    server = start_scim_server()
+    server = start_scim_server(token=TOKEN)
     yield server
-    server.process.terminate()
-    server.process.wait(timeout=10)
+    server.stop()
 
 
 @dataclass
@@ -375,7 +326,7 @@ def put_only_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScimSe
     }
     path = tmp_path_factory.mktemp("spc") / "spc.json"
     path.write_text(json.dumps(spc), encoding="utf-8")
-    server = start_scim_server("--service-provider-config", str(path))
+    server = start_scim_server("--service-provider-config", str(path), token=TOKEN)
     yield server
     server.process.terminate()
     server.process.wait(timeout=10)
