@@ -7,6 +7,7 @@ back from the destination's own API, plus the audit log's outcome counts.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,6 +21,17 @@ import requests
 
 from hrsync.audit import AuditLog
 from sandbox.cli import env_lines
+from sandbox.directories import (
+    ADMIN,
+    DISABLED,
+    GROUPS,
+    PASSWORD,
+    PEOPLE,
+    ScimServer,
+    Slapd,
+    start_scim_server,
+    start_slapd,
+)
 from sandbox.server import Sandbox
 
 
@@ -29,7 +41,35 @@ class Job:
     description: str
 
 
-JOBS = (Job("ats-to-hris", "accepted offers in Greenhouse -> new employees in BambooHR"),)
+JOBS = (
+    Job("ats-to-hris", "accepted offers in Greenhouse -> new employees in BambooHR"),
+    Job(
+        "hris-to-iam", "BambooHR joiners/movers/leavers -> SCIM 2.0 (scim2-server) and LDAP (slapd)"
+    ),
+)
+
+
+def iam_env(scim: ScimServer, slapd: Slapd, workdir: Path) -> dict[str, str]:
+    """Settings that point target-scim and target-ldap at the local identity stores."""
+    rules = [
+        {"group": f"cn=engineering,{GROUPS}", "match": {"department": "Engineering"}},
+        {"group": f"cn=sales,{GROUPS}", "match": {"department": "Sales"}},
+        {"group": f"cn=all-staff,{GROUPS}", "match": {}},
+    ]
+    return {
+        "TARGET_SCIM_BASE_URL": scim.url("hrsync"),
+        "TARGET_SCIM_BEARER_TOKEN": scim.token,
+        "TARGET_SCIM_RETRY_FILE": str((workdir / "target-scim-retry.jsonl").resolve()),
+        "TARGET_LDAP_URL": slapd.url,
+        "TARGET_LDAP_BIND_DN": ADMIN,
+        "TARGET_LDAP_BIND_PASSWORD": PASSWORD,
+        "TARGET_LDAP_BASE_DN": PEOPLE,
+        "TARGET_LDAP_MODE": "openldap",
+        "TARGET_LDAP_DN_TEMPLATE": f"uid={{uid}},ou={{department}},{PEOPLE}",
+        "TARGET_LDAP_DISABLED_OU": DISABLED,
+        "TARGET_LDAP_GROUP_RULES": json.dumps(rules),
+        "TARGET_LDAP_RETRY_FILE": str((workdir / "target-ldap-retry.jsonl").resolve()),
+    }
 
 
 def meltano_env(sandbox: Sandbox, workdir: Path) -> dict[str, str]:
@@ -81,16 +121,46 @@ def _hris_new_hires(sandbox: Sandbox) -> list[dict[str, str]]:
     return [e for e in resp.json()["employees"] if int(e["id"]) > sandbox.world.employees]
 
 
+def _iam_summary(scim: ScimServer, slapd: Slapd) -> list[str]:
+    users = requests.get(
+        f"{scim.url('hrsync')}/Users",
+        params={"count": 1000},
+        headers={"Authorization": f"Bearer {scim.token}"},
+        timeout=30,
+    ).json()
+    resources = users.get("Resources", [])
+    active = sum(1 for u in resources if u.get("active") in (True, "true", "True"))
+    with slapd.connect() as conn:
+        conn.search(PEOPLE, "(objectClass=inetOrgPerson)", attributes=["uid"])
+        enabled = len(conn.entries)
+        conn.search(DISABLED, "(objectClass=inetOrgPerson)", attributes=["uid"])
+        disabled = len(conn.entries)
+    return [
+        f"  SCIM users: {users.get('totalResults', len(resources))} ({active} active)",
+        f"  LDAP people: {enabled} enabled under {PEOPLE}, {disabled} in {DISABLED}",
+    ]
+
+
 def run_demo(*, employees: int, seed: int, workdir: Path) -> int:
     if shutil.which("meltano") is None:
         print("meltano is not on PATH: run scripts/demo (it installs everything)", file=sys.stderr)
         return 2
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    scim = start_scim_server()
+    slapd = start_slapd(workdir / "slapd")
+    try:
+        return _run_jobs(employees, seed, workdir, scim, slapd)
+    finally:
+        scim.stop()
+        slapd.stop()
+
+
+def _run_jobs(employees: int, seed: int, workdir: Path, scim: ScimServer, slapd: Slapd) -> int:
     audit_path = workdir / "audit.jsonl"
     failed = False
     with Sandbox(employees=employees, seed=seed) as sandbox:
-        env = meltano_env(sandbox, workdir)
+        env = meltano_env(sandbox, workdir) | iam_env(scim, slapd, workdir)
         world = sandbox.world
         print(
             f"hrsync demo — sandbox with {world.employees} employees, {world.candidates} "
@@ -109,13 +179,16 @@ def run_demo(*, employees: int, seed: int, workdir: Path) -> int:
                 counts = ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) or "no writes"
                 print(f"  {label:<9} {status:<6} {seconds:6.1f} s   {counts}")
                 failed |= code != 0
+            if job.name == "hris-to-iam":
+                print("\n".join(_iam_summary(scim, slapd)))
             if job.name == "ats-to-hris":
                 hires = _hris_new_hires(sandbox)
                 print(f"  new employees now in BambooHR: {len(hires)}")
                 for e in hires[:10]:
+                    name = f"{e['firstName']} {e['lastName']}"
                     print(
-                        f"    #{e['id']:<6} {e['firstName']} {e['lastName']:<28} hired "
-                        f"{e['hireDate']}  {e.get('jobTitle') or ''} @ {e.get('location') or ''}"
+                        f"    #{e['id']:<6} {name:<32} hired {e['hireDate']}  "
+                        f"{e.get('jobTitle') or ''} @ {e.get('location') or ''}"
                     )
                 if len(hires) > 10:
                     print(f"    ... and {len(hires) - 10} more")
