@@ -1,0 +1,108 @@
+"""`meltano run hris-to-iam` end to end: BambooHR sandbox -> map-hr x2 -> scim2-server and slapd."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from hrsync.audit import AuditLog
+from sandbox.demo import iam_env, meltano_env
+from sandbox.directories import DISABLED, PEOPLE, ScimServer, Slapd, start_scim_server, start_slapd
+from sandbox.server import Sandbox
+
+pytestmark = pytest.mark.meltano
+
+ROOT = Path(__file__).resolve().parents[2]
+MELTANO = str(Path(sys.executable).parent / "meltano")
+
+Env = tuple[Sandbox, dict[str, str], ScimServer, Slapd]
+
+
+@pytest.fixture(scope="module")
+def iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
+    workdir = tmp_path_factory.mktemp("iam")
+    scim, slapd = start_scim_server(), start_slapd(workdir / "slapd")
+    try:
+        with Sandbox(employees=60, vendors=("bamboohr",)) as sb:
+            yield sb, meltano_env(sb, workdir) | iam_env(scim, slapd, workdir), scim, slapd
+    finally:
+        scim.stop()
+        slapd.stop()
+
+
+def run_job(env: dict[str, str], *args: str) -> None:
+    proc = subprocess.run(
+        [MELTANO, "run", *args, "hris-to-iam"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def scim_users(scim: ScimServer) -> dict[str, dict[str, Any]]:
+    body = requests.get(
+        f"{scim.url('hrsync')}/Users",
+        params={"count": 1000},
+        headers={"Authorization": f"Bearer {scim.token}"},
+        timeout=30,
+    ).json()
+    return {u["externalId"]: u for u in body.get("Resources", [])}
+
+
+def ldap_people(slapd: Slapd, base: str = PEOPLE) -> dict[str, dict[str, Any]]:
+    with slapd.connect() as conn:
+        conn.search(base, "(objectClass=inetOrgPerson)", attributes=["*"])
+        return {str(e.employeeNumber): e.entry_attributes_as_dict for e in conn.entries}
+
+
+def test_joiners_and_leavers_reach_both_directories(iam: Env) -> None:
+    sb, env, scim, slapd = iam
+    run_job(env, "--full-refresh")
+    people = list(sb.world.people())
+    today = sb.world.as_of
+    # only people with a work e-mail get an account; leavers never get one created
+    expected_active = {
+        str(p.employee_id)
+        for p in people
+        if p.work_email and (p.termination_date is None or p.termination_date > today)
+    }
+    users = scim_users(scim)
+    assert {k for k, u in users.items() if u["active"]} == expected_active
+    zoe = users["1"]
+    assert (zoe["name"]["givenName"], zoe["name"]["familyName"]) == ("Zoë", "O'Brien-Łukasiewicz")
+    assert users["4"]["name"]["familyName"] == "王"
+    ldap = ldap_people(slapd)
+    assert set(ldap) == expected_active
+    assert ldap["1"]["sn"] == ["O'Brien-Łukasiewicz"]
+    # no sensitive field reached either directory
+    assert not any("ssn" in str(u).lower() or "birth" in str(u).lower() for u in users.values())
+
+
+def test_leaver_is_deactivated_then_a_rerun_writes_nothing(iam: Env) -> None:
+    sb, env, scim, slapd = iam
+    leaver = next(
+        p for p in sb.world.people() if p.work_email and p.status == "Active" and p.employee_id > 1
+    )
+    last = sb.world.person(leaver.employee_id)
+    employment = last.employments[-1]
+    ended = dataclasses.replace(employment, termination_date=sb.world.as_of - timedelta(days=1))
+    sb.world.update_person(leaver.employee_id, employments=(*last.employments[:-1], ended))
+    run_job(env)
+    assert scim_users(scim)[str(leaver.employee_id)]["active"] is False
+    assert str(leaver.employee_id) in ldap_people(slapd, DISABLED)
+    assert str(leaver.employee_id) not in ldap_people(slapd)
+    # nothing changed in the HRIS since: the next run writes nothing anywhere
+    audit = Path(env["HRSYNC_AUDIT_LOG"])
+    mark = len(AuditLog.read(audit))
+    run_job(env)
+    writes = [
+        e for e in AuditLog.read(audit)[mark:] if e["outcome"] not in ("unchanged", "skipped")
+    ]
+    assert writes == []
