@@ -1,0 +1,62 @@
+"""meltano.yml declares every plugin in full, with secrets marked sensitive and never set."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+PLUGINS = [p for kind in PROJECT["plugins"].values() for p in kind]
+SECRET_WORDS = ("secret", "password", "api_key", "token", "hmac_key")
+BIN = Path(sys.executable).parent
+
+
+def test_every_plugin_is_declared_in_full() -> None:
+    names = {p["name"] for p in PLUGINS}
+    assert {"tap-greenhouse", "tap-bamboohr", "map-hr", "target-bamboohr"} <= names
+    for plugin in PLUGINS:
+        for key in ("namespace", "pip_url", "executable", "capabilities", "settings"):
+            assert plugin.get(key), f"{plugin['name']}: {key} missing"
+        assert plugin["executable"] == plugin["name"]
+
+
+@pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p["name"])
+def test_secrets_are_sensitive_and_have_no_value(plugin: dict[str, Any]) -> None:
+    for setting in plugin["settings"]:
+        name = setting["name"]
+        if any(word in name for word in SECRET_WORDS) and not name.endswith(("_url", "_file")):
+            assert setting.get("sensitive") is True, f"{plugin['name']}.{name} must be sensitive"
+            assert "value" not in setting, f"{plugin['name']}.{name}: secrets never in meltano.yml"
+        assert setting.get("kind") != "password", "kind: password is deprecated: sensitive: true"
+
+
+@pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p["name"])
+def test_declared_settings_exist_in_the_plugin(plugin: dict[str, Any]) -> None:
+    """Every setting meltano.yml declares is one the plugin's --about knows (no typos)."""
+    about = subprocess.run(
+        [str(BIN / plugin["executable"]), "--about", "--format", "json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    info = json.loads(about.stdout)
+    known = set((info.get("settings") or {}).get("properties", {}))
+    if not known:
+        pytest.skip(f"{plugin['name']} publishes no settings schema in --about")
+    unknown = sorted({s["name"] for s in plugin["settings"]} - known)
+    assert unknown == [], f"{plugin['name']}: meltano.yml declares unknown settings {unknown}"
+
+
+def test_jobs_reference_declared_plugins_and_mappings() -> None:
+    mappings = {m["name"] for p in PLUGINS for m in p.get("mappings", [])}
+    plugins = {p["name"] for p in PLUGINS}
+    assert not mappings & {j["name"] for j in PROJECT["jobs"]}, "a job named like a mapping"
+    for job in PROJECT["jobs"]:
+        for task in job["tasks"]:
+            for block in task.split():
+                assert block in plugins | mappings, f"job {job['name']}: unknown block {block}"
