@@ -1,38 +1,65 @@
 """HTTP policy every hrsync REST stream shares, built on singer-sdk's own hooks.
 
-- HTTPS only (plain ``http://`` is refused except for loopback hosts); TLS verification stays on.
+- HTTPS only: plain ``http://`` is refused except for loopback hosts (the sandbox), also on
+  redirects and on next-page links; TLS verification stays on and ``REQUESTS_CA_BUNDLE`` /
+  ``CURL_CA_BUNDLE`` are honoured (singer-sdk's ``Session.send`` path would ignore them).
 - Retries on 429, 5xx and connection errors with exponential backoff and full jitter, honouring
   ``Retry-After`` and ``X-RateLimit-Reset`` (singer-sdk ignores them: its issue #2012), bounded
   by attempts (``max_retries``) and total time (``retry_max_seconds``); when the budget is spent
   the error names the request, the attempts, the time and the vendor's message.
-- Client-side rate limiting (``requests_per_second``), shared by every stream of one tap.
-- OAuth 2.0 client credentials with refresh before expiry and once more on a 401.
+- Client-side rate limiting (``requests_per_second``): one token bucket per tap, thread-safe.
+- OAuth 2.0 client credentials with refresh before expiry, and once more on a 401.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import ipaddress
+import json
+import os
 import random
 import threading
 import time
 import typing as t
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
-import backoff
 import requests
+import urllib3
 from singer_sdk import typing as th
 from singer_sdk.authenticators import OAuthAuthenticator
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 
+if t.TYPE_CHECKING:
+    from backoff.types import Details
+
+__all__ = [
+    "HTTP_SETTINGS",
+    "RETRIABLE_EXCEPTIONS",
+    "ClientCredentialsAuthenticator",
+    "HRRESTStream",
+    "InsecureURLError",
+    "RateLimiter",
+    "RetryBudgetExhausted",
+    "RetryPolicy",
+    "SecureSession",
+    "default_vendor_error_message",
+    "is_retriable",
+    "require_secure_url",
+    "retry_after_seconds",
+    "send_with_retries",
+    "shared_rate_limiter",
+]
+
 _TToken = t.TypeVar("_TToken")
 
+#: What a retry is worth trying again for (besides 429 / 5xx responses).
 RETRIABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
     RetriableAPIError,
     ConnectionResetError,
@@ -42,19 +69,31 @@ RETRIABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
     requests.exceptions.ContentDecodingError,
 )
 
+#: Settings every REST plugin appends to its ``config_jsonschema`` (``*HTTP_SETTINGS``).
 HTTP_SETTINGS = th.PropertiesList(
-    th.Property("max_retries", th.IntegerType, default=8,
-                description="Attempts per request (first included) on 429, 5xx, network errors."),
-    th.Property("retry_max_seconds", th.NumberType, default=300,
-                description="Total time budget for one request's retries, in seconds."),
-    th.Property("backoff_base_seconds", th.NumberType, default=1.0,
-                description="First backoff wait; doubles per attempt (full jitter)."),
-    th.Property("backoff_max_seconds", th.NumberType, default=60,
-                description="Longest single backoff wait unless the server asks for longer."),
-    th.Property("requests_per_second", th.NumberType,
-                description="Client-side rate limit shared by all streams; unset: no limit."),
-    th.Property("user_agent", th.StringType, description="User-Agent header sent to the API."),
+    th.Property("max_retries", th.IntegerType(minimum=1), default=8,
+                description="Attempts per request, the first included, on 429, 5xx and "
+                            "network errors."),
+    th.Property("retry_max_seconds", th.NumberType(minimum=0), default=300,
+                description="Total time one request may spend retrying, in seconds; a "
+                            "Retry-After beyond what is left ends the retries at once."),
+    th.Property("backoff_base_seconds", th.NumberType(minimum=0), default=1.0,
+                description="First backoff ceiling; it doubles per attempt and each wait is "
+                            "drawn at random below it (full jitter)."),
+    th.Property("backoff_max_seconds", th.NumberType(minimum=0), default=60,
+                description="Ceiling of one computed backoff wait (a server's Retry-After "
+                            "is honoured as asked)."),
+    th.Property("requests_per_second", th.NumberType(minimum=0),
+                description="Client-side rate limit shared by all streams of the plugin; "
+                            "unset or 0: no limit."),
+    th.Property("user_agent", th.StringType,
+                description="User-Agent header sent to the API."),
 )  # fmt: skip
+
+_EPOCH_THRESHOLD = 1_000_000_000  # X-RateLimit-Reset above this is a Unix time, else a delta
+
+
+# --- transport security ---------------------------------------------------------------------
 
 
 class InsecureURLError(ValueError):
@@ -74,47 +113,123 @@ def require_secure_url(url: str) -> str:
     """Return ``url`` if it is https (or http to a loopback host); raise otherwise."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
+    if parts.scheme == "https" and host:
         return url
-    raise InsecureURLError(
-        f"refusing {parts.scheme or 'scheme-less'} URL to {host or url!r}: use https "
-        "(plain http is only allowed for loopback hosts such as the sandbox)"
-    )
+    if parts.scheme == "http" and _is_loopback(host):
+        return url
+    if parts.scheme == "http":
+        raise InsecureURLError(
+            f"refusing plain http to {host}: use https "
+            "(plain http is only allowed for loopback hosts)"
+        )
+    scheme = f"{parts.scheme} URL" if parts.scheme else "URL without a scheme"
+    raise InsecureURLError(f"refusing {scheme} to {host or '(no host)'}: use https://host/...")
+
+
+def _ca_bundle() -> str | bool:
+    """What ``requests`` itself would verify against: the env bundle, else certifi's."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
+class SecureSession(requests.Session):
+    """A ``requests.Session`` that enforces :func:`require_secure_url` on every send
+    (redirects and absolute next-page links included), keeps TLS verification on, honours
+    ``REQUESTS_CA_BUNDLE`` on the ``Session.send`` path and waits for ``limiter`` if given."""
+
+    def __init__(self, limiter: RateLimiter | None = None) -> None:
+        super().__init__()
+        self.limiter = limiter
+
+    def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
+        require_secure_url(request.url or "")
+        if kwargs.get("verify", self.verify) is False:
+            raise InsecureURLError("refusing to send without TLS certificate verification")
+        if kwargs.get("verify") in (None, True) and self.verify is True:
+            kwargs["verify"] = _ca_bundle()
+        if self.limiter is not None:
+            self.limiter.acquire()
+        return super().send(request, **kwargs)
+
+
+# --- server-requested waits, backoff, rate limiting -------------------------------------------
 
 
 def retry_after_seconds(
     response: requests.Response | None, now: float | None = None
 ) -> float | None:
-    """Seconds the server asked us to wait (``Retry-After`` or ``X-RateLimit-Reset``), if any."""
+    """Seconds the server asked us to wait, if it said so.
+
+    ``Retry-After`` as delta-seconds or an HTTP-date (any status), else on a 429
+    ``X-RateLimit-Reset`` as a Unix time or as seconds from now (told apart by magnitude;
+    epoch milliseconds are recognised too). ``now`` is the Unix time (for tests).
+    """
     if response is None:
         return None
     now = time.time() if now is None else now
-    value = response.headers.get("Retry-After")
-    if value:
-        value = value.strip()
+    if value := (response.headers.get("Retry-After") or "").strip():
         if value.isdigit():
             return float(value)
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError):
             when = None
         if when is not None:
             if when.tzinfo is None:
                 when = when.replace(tzinfo=UTC)
             return max(0.0, when.timestamp() - now)
-    reset = response.headers.get("X-RateLimit-Reset")
+    reset = (response.headers.get("X-RateLimit-Reset") or "").strip()
     if reset and response.status_code == 429:
         try:
             number = float(reset)
         except ValueError:
             return None
-        # large values are epoch seconds, small ones seconds from now
-        return max(0.0, number - now) if number > 1_000_000_000 else number
+        if number > _EPOCH_THRESHOLD * 1000:
+            number /= 1000  # epoch milliseconds
+        return max(0.0, number - now) if number > _EPOCH_THRESHOLD else max(0.0, number)
     return None
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The retry budget of one request, from the ``HTTP_SETTINGS`` of a plugin's config."""
+
+    max_retries: int = 8
+    retry_max_seconds: float = 300.0
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, t.Any]) -> RetryPolicy:
+        def get(key: str, default: float) -> float:
+            value = config.get(key)
+            return default if value is None else float(value)
+
+        return cls(
+            max_retries=max(1, int(get("max_retries", cls.max_retries))),
+            retry_max_seconds=get("retry_max_seconds", cls.retry_max_seconds),
+            backoff_base_seconds=get("backoff_base_seconds", cls.backoff_base_seconds),
+            backoff_max_seconds=get("backoff_max_seconds", cls.backoff_max_seconds),
+        )
+
+    def wait(self, attempt: int, response: requests.Response | None) -> float:
+        """Wait before retry number ``attempt + 1`` (0-based ``attempt``).
+
+        The server's word (``Retry-After`` / ``X-RateLimit-Reset``) wins; otherwise full jitter:
+        uniform in ``[0, min(backoff_max_seconds, backoff_base_seconds * 2**attempt)]``.
+        """
+        asked = retry_after_seconds(response)
+        if asked is not None:
+            return asked
+        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** min(attempt, 30))
+        return random.uniform(0, ceiling)
+
+
 class RateLimiter:
-    """Token bucket: at most ``rate`` requests per second, bursts of ``burst``; thread-safe."""
+    """Token bucket: at most ``rate`` requests per second, bursts of ``burst``; thread-safe.
+
+    A caller takes its token under the lock (the bucket may go negative: a reservation) and
+    sleeps outside it, so concurrent callers are spaced ``1 / rate`` apart.
+    """
 
     def __init__(
         self,
@@ -124,10 +239,10 @@ class RateLimiter:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate, self.burst = rate, burst
+            raise ValueError(f"rate must be positive, got {rate}")
+        self.rate, self.burst = float(rate), max(1, burst)
         self._clock, self._sleep = clock, sleep
-        self._tokens = float(burst)
+        self._tokens = float(self.burst)
         self._last = clock()
         self._lock = threading.Lock()
 
@@ -139,47 +254,39 @@ class RateLimiter:
             self._last = now
             wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
             self._tokens -= 1
-        if wait:
+        if wait > 0:
             self._sleep(wait)
         return wait
+
+
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_rate_limiter(owner: object, rate: float | None) -> RateLimiter | None:
+    """The one :class:`RateLimiter` of ``owner`` (a tap or target instance); None if no rate."""
+    if not rate:
+        return None
+    with _SHARED_LOCK:
+        limiter = getattr(owner, "_hrsync_rate_limiter", None)
+        if limiter is None:
+            limiter = RateLimiter(float(rate))
+            owner._hrsync_rate_limiter = limiter  # type: ignore[attr-defined]
+    return t.cast(RateLimiter, limiter)
 
 
 class RetryBudgetExhausted(FatalAPIError):
     """Retries of one request ran out; the message says what was tried and what failed."""
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """The retry budget of one request, from the HTTP_SETTINGS of a plugin's config."""
-
-    max_retries: int = 8
-    retry_max_seconds: float = 300.0
-    backoff_base_seconds: float = 1.0
-    backoff_max_seconds: float = 60.0
-
-    @classmethod
-    def from_config(cls, config: t.Mapping[str, t.Any]) -> RetryPolicy:
-        return cls(
-            max_retries=int(config.get("max_retries") or cls.max_retries),
-            retry_max_seconds=float(config.get("retry_max_seconds") or cls.retry_max_seconds),
-            backoff_base_seconds=float(
-                config.get("backoff_base_seconds") or cls.backoff_base_seconds
-            ),
-            backoff_max_seconds=float(config.get("backoff_max_seconds") or cls.backoff_max_seconds),
-        )
-
-    def wait(self, attempt: int, response: requests.Response | None) -> float:
-        """The server's word (Retry-After) wins; else exponential backoff with full jitter."""
-        asked = retry_after_seconds(response)
-        if asked is not None:
-            return asked
-        return random.uniform(
-            0, min(self.backoff_max_seconds, self.backoff_base_seconds * 2**attempt)
-        )
-
-
 def is_retriable(response: requests.Response) -> bool:
     return response.status_code == 429 or response.status_code >= 500
+
+
+def _budget_message(
+    method: str | None, url: str | None, attempts: int, elapsed: float, failure: str
+) -> str:
+    path = urlsplit(url or "").path or "/"
+    return f"{method} {path} failed after {attempts} attempts in {elapsed:.1f} s: {failure}"
 
 
 def send_with_retries(
@@ -188,17 +295,20 @@ def send_with_retries(
     url: str,
     *,
     policy: RetryPolicy,
-    describe: t.Callable[[requests.Response], str] = lambda r: r.text[:500],
-    sleep: t.Callable[[float], None] = time.sleep,
+    describe: Callable[[requests.Response], str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
     limiter: RateLimiter | None = None,
     **kwargs: t.Any,
 ) -> requests.Response:
-    """One request for code that has no RESTStream (targets): same policy as HRRESTStream.
+    """One request for code that has no RESTStream (targets): the same policy as HRRESTStream.
 
     Retries 429, 5xx and network errors; returns any other response for the caller to judge;
-    raises :class:`RetryBudgetExhausted` naming the request, attempts, time and last failure.
+    raises :class:`RetryBudgetExhausted` naming the request, attempts, time and last failure
+    (``describe`` turns a failed response into the vendor's words; default: the JSON body's
+    message fields or the body text).
     """
     require_secure_url(url)
+    describe = describe or default_vendor_error_message
     started = time.monotonic()
     attempt = 0
     while True:
@@ -208,7 +318,7 @@ def send_with_retries(
         response: requests.Response | None = None
         try:
             response = session.request(method, url, **kwargs)
-        except (requests.ConnectionError, requests.Timeout, ConnectionResetError) as exc:
+        except RETRIABLE_EXCEPTIONS as exc:
             failure = f"{type(exc).__name__}: {exc}"
         else:
             if not is_retriable(response):
@@ -217,22 +327,75 @@ def send_with_retries(
         wait = policy.wait(attempt - 1, response)
         elapsed = time.monotonic() - started
         if attempt >= policy.max_retries or elapsed + wait > policy.retry_max_seconds:
-            raise RetryBudgetExhausted(
-                f"{method} {urlsplit(url).path} failed after {attempt} attempts in "
-                f"{elapsed:.1f} s: {failure}"
-            )
+            raise RetryBudgetExhausted(_budget_message(method, url, attempt, elapsed, failure))
         sleep(wait)
 
 
-def describe_failure(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(exc, RetriableAPIError) and response is not None:
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+# --- vendor error messages ----------------------------------------------------------------
+
+_MESSAGE_KEYS = ("message", "error", "error_description", "detail", "title", "description")
+
+
+def _json_message(body: t.Any) -> str:
+    """``message``/``error``/... of a JSON error body, nested objects and ``errors[]`` included."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, list):
+        return "; ".join(filter(None, (_json_message(item) for item in body[:5])))
+    if not isinstance(body, dict):
+        return ""
+    parts: list[str] = []
+    for key in _MESSAGE_KEYS:
+        value = body.get(key)
+        text = _json_message(value) if isinstance(value, dict | list) else value
+        if isinstance(text, str) and text and text not in parts:
+            parts.append(text)
+    if body.get("field") and parts:
+        parts[0] = f"{body['field']}: {parts[0]}"
+    if errors := body.get("errors"):
+        parts.append(_json_message(errors))
+    return ": ".join(p for p in parts if p)
+
+
+def default_vendor_error_message(response: requests.Response, limit: int = 500) -> str:
+    """A JSON body's message/error fields, else the body text; at most ``limit`` characters."""
+    try:
+        message = _json_message(response.json())
+    except ValueError:
+        message = ""
+    message = message or response.text or ""
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def _redact(message: str, request: requests.PreparedRequest | None) -> str:
+    """Blank out the credential the request carried, should a vendor echo it back."""
+    auth = (request.headers.get("Authorization") if request is not None else None) or ""
+    secret = auth.split(" ", 1)[-1].strip()
+    return message.replace(secret, "***") if len(secret) >= 6 else message
+
+
+# --- the stream base class ----------------------------------------------------------------
 
 
 class HRRESTStream(RESTStream[_TToken]):
-    """Base class of every hrsync REST stream."""
+    """Base class of every hrsync REST stream: HTTPS policy, retries, rate limit, errors.
+
+    Subclasses declare ``url_base``, ``path``, ``records_jsonpath``, a paginator and an
+    authenticator, as with any singer-sdk ``RESTStream``; vendors whose errors are shaped
+    differently override :meth:`vendor_error_message`.
+    """
+
+    # --- transport ----------------------------------------------------------------------
+
+    @property
+    def requests_session(self) -> requests.Session:
+        session = self._requests_session
+        if not isinstance(session, SecureSession):
+            limiter = shared_rate_limiter(self._tap, self.config.get("requests_per_second"))
+            session = SecureSession(limiter)
+            self._requests_session = session
+        return session
 
     def get_url(self, context: t.Any) -> str:
         return require_secure_url(super().get_url(context))
@@ -241,119 +404,159 @@ class HRRESTStream(RESTStream[_TToken]):
 
     def vendor_error_message(self, response: requests.Response) -> str:
         """The vendor's own words for an error; override for vendors with other shapes."""
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text[:500]
-        if isinstance(body, dict):
-            for key in ("message", "error", "detail", "error_description"):
-                value = body.get(key)
-                if isinstance(value, dict):
-                    value = value.get("message") or value
-                if value:
-                    extra = body.get("errors")
-                    return f"{value} {extra}" if extra else str(value)
-        return response.text[:500]
+        return default_vendor_error_message(response)
+
+    def _status_and_message(self, response: requests.Response) -> tuple[str, str]:
+        """(``503 Service Unavailable``, the vendor's message with credentials redacted)."""
+        message = _redact(self.vendor_error_message(response), response.request)
+        return f"{response.status_code} {response.reason or ''}".strip(), message
 
     def response_error_message(self, response: requests.Response) -> str:
-        path = urlsplit(response.url).path or self.path
-        reason = response.reason or ""
-        message = self.vendor_error_message(response)
-        return f"{response.status_code} {reason} for {path}" + (f": {message}" if message else "")
+        """``401 Unauthorized for GET /v3/users: <vendor message>`` (no query string)."""
+        request = response.request
+        path = urlsplit(response.url or request.url or "").path or self.path
+        status, message = self._status_and_message(response)
+        return f"{status} for {request.method} {path}" + (f": {message}" if message else "")
 
     def validate_response(self, response: requests.Response) -> None:
-        if (
-            response.status_code == 401
-            and isinstance(self.authenticator, ClientCredentialsAuthenticator)
-            and not getattr(response.request, "_hrsync_after_refresh", False)
-        ):
-            # the token may have expired early: refresh once and retry
-            self.authenticator.invalidate()
-            raise RetriableAPIError(self.response_error_message(response), response)
+        if response.status_code == 401 and _can_refresh(self.authenticator):
+            request = response.request
+            if not getattr(request, "_hrsync_refreshed", False):
+                # tokens expire early (revoked, rotated, clock skew): refresh once and retry
+                request._hrsync_refreshed = True  # type: ignore[attr-defined]
+                sent = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+                _force_refresh(self.authenticator, sent)
+                raise RetriableAPIError(self.response_error_message(response), response)
         super().validate_response(response)
 
     # --- retries ------------------------------------------------------------------------
 
+    #: time source and sleep of the retry loop (tests inject fakes; never timed)
+    retry_clock: Callable[[], float] = staticmethod(time.monotonic)
+    retry_sleep: Callable[[float], None] = staticmethod(time.sleep)
+
+    @functools.cached_property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy.from_config(self.config)
+
     def backoff_max_tries(self) -> int:
-        return int(self.config.get("max_retries") or 8)
+        return self.retry_policy.max_retries
 
     def backoff_jitter(self, value: float) -> float:
-        return value  # jitter is applied in backoff_wait_generator (full jitter)
+        return value  # full jitter is applied in backoff_wait_generator; Retry-After is exact
 
     def backoff_wait_generator(self) -> Generator[float, t.Any, None]:
-        policy = RetryPolicy.from_config(self.config)
+        """The waits of one request's retries, in singer-sdk's protocol: primed with
+        ``send(None)``, then sent each failure (the exception). It stops - ending the
+        retries - when the next wait would overrun ``retry_max_seconds``."""
+        policy = self.retry_policy
+        started = self.retry_clock()
         attempt = 0
-        exc = yield 0.0  # primed by backoff with send(None)
+        exc = yield 0.0
         while True:
-            exc = yield policy.wait(attempt, getattr(exc, "response", None))
+            response = getattr(exc, "response", None)
+            if response is not None and response.status_code == 401:
+                wait = 0.0  # the token was just invalidated: retry at once
+            else:
+                wait = policy.wait(attempt, response)
+            if self.retry_clock() - started + wait > policy.retry_max_seconds:
+                return
+            exc = yield wait
             attempt += 1
 
-    def request_decorator(self, func: t.Callable) -> t.Callable:
-        state: dict[str, t.Any] = {}
+    def request_decorator(self, func: Callable[..., requests.Response]) -> Callable[..., t.Any]:
+        """Retry ``func`` (singer-sdk's ``_request``) on :data:`RETRIABLE_EXCEPTIONS`.
 
-        def on_giveup(details: t.Any) -> None:
-            state["tries"] = details.get("tries")
-
-        decorated = backoff.on_exception(
-            self.backoff_wait_generator,
-            RETRIABLE_EXCEPTIONS,
-            max_tries=self.backoff_max_tries,
-            max_time=float(self.config.get("retry_max_seconds") or 300),
-            on_backoff=self.backoff_handler,
-            on_giveup=on_giveup,
-            jitter=None,
-            logger=None,
-        )(func)
+        The same hooks as singer-sdk's backoff decorator - ``backoff_wait_generator``,
+        ``backoff_max_tries``, ``backoff_jitter``, ``backoff_handler`` - driven by a small
+        loop that knows the attempts and the elapsed time, so that running out raises
+        :class:`RetryBudgetExhausted` with a useful message.
+        """
 
         @functools.wraps(func)
-        def wrapper(
+        def call(
             prepared_request: requests.PreparedRequest, *args: t.Any, **kwargs: t.Any
-        ) -> t.Any:
-            started = time.monotonic()
-            try:
-                return decorated(prepared_request, *args, **kwargs)
-            except RETRIABLE_EXCEPTIONS as exc:
-                path = urlsplit(prepared_request.url or "").path
-                raise RetryBudgetExhausted(
-                    f"{prepared_request.method} {path} failed after {state.get('tries', '?')} "
-                    f"attempts in {time.monotonic() - started:.1f} s: {describe_failure(exc)}"
-                ) from exc
+        ) -> requests.Response:
+            waits = self.backoff_wait_generator()
+            next(waits)
+            max_tries = self.backoff_max_tries()
+            started = self.retry_clock()
+            tries = 0
+            while True:
+                tries += 1
+                try:
+                    return func(prepared_request, *args, **kwargs)
+                except RETRIABLE_EXCEPTIONS as exc:
+                    elapsed = self.retry_clock() - started
+                    wait: float | None = None
+                    if tries < max_tries:
+                        with contextlib.suppress(StopIteration):
+                            wait = self.backoff_jitter(waits.send(exc))
+                    if wait is None:
+                        failure = self._describe(exc, out_of_time=tries < max_tries)
+                        raise RetryBudgetExhausted(
+                            _budget_message(
+                                prepared_request.method,
+                                prepared_request.url,
+                                tries,
+                                elapsed,
+                                failure,
+                            )
+                        ) from exc
+                    details = {
+                        "target": func,
+                        "args": (prepared_request, *args),
+                        "kwargs": kwargs,
+                        "tries": tries,
+                        "elapsed": elapsed,
+                        "wait": wait,
+                        "exception": exc,
+                    }
+                    self.backoff_handler(t.cast("Details", details))
+                    self.retry_sleep(wait)
 
-        return wrapper
+        return call
 
-    def _request(
-        self, prepared_request: requests.PreparedRequest, context: t.Any
-    ) -> requests.Response:
-        limiter = self._rate_limiter()
-        if limiter is not None:
-            limiter.acquire()
-        auth = self.authenticator
-        if isinstance(auth, ClientCredentialsAuthenticator) and not auth.is_token_valid():
-            prepared_request._hrsync_after_refresh = True  # type: ignore[attr-defined]
-        return super()._request(prepared_request, context)
-
-    def _rate_limiter(self) -> RateLimiter | None:
-        rate = self.config.get("requests_per_second")
-        if not rate:
-            return None
-        tap = self._tap
-        with _LIMITER_LOCK:
-            limiter = getattr(tap, "_hrsync_rate_limiter", None)
-            if limiter is None:
-                limiter = RateLimiter(float(rate))
-                tap._hrsync_rate_limiter = limiter  # type: ignore[attr-defined]
-        return t.cast(RateLimiter, limiter)
+    def _describe(self, exc: BaseException, *, out_of_time: bool) -> str:
+        response = getattr(exc, "response", None)
+        if isinstance(response, requests.Response):
+            status, message = self._status_and_message(response)
+            failure = f"{status}: {message}" if message else status
+        else:
+            failure = f"{type(exc).__name__}: {exc}"
+        if out_of_time:
+            budget = self.retry_policy.retry_max_seconds
+            asked = retry_after_seconds(response) if response is not None else None
+            failure += (
+                f" (the server asked to wait {asked:.0f} s more; retry_max_seconds is {budget:g})"
+                if asked is not None
+                else f" (retry_max_seconds {budget:g} reached)"
+            )
+        return failure
 
 
-_LIMITER_LOCK = threading.Lock()
+def _can_refresh(auth: object) -> bool:
+    return isinstance(auth, OAuthAuthenticator)
+
+
+def _force_refresh(auth: object, sent_token: str) -> None:
+    if isinstance(auth, ClientCredentialsAuthenticator):
+        auth.invalidate(sent_token)
+    elif isinstance(auth, OAuthAuthenticator) and auth.access_token == sent_token:
+        auth.last_refreshed = None  # singer-sdk's is_token_valid() then asks for a new one
+
+
+# --- OAuth 2.0 client credentials -----------------------------------------------------------
 
 
 class ClientCredentialsAuthenticator(OAuthAuthenticator):
     """OAuth 2.0 client-credentials grant (RFC 6749 §4.4) with refresh ahead of expiry.
 
-    ``client_auth="basic"`` sends the client id and secret as HTTP Basic (Greenhouse v3 and
-    RFC 6749's preferred form); ``"body"`` sends them as form fields. ``extra_params`` go into
-    the token request (e.g. Greenhouse's ``sub``: the user the API acts as).
+    ``client_auth="basic"`` sends the client id and secret as HTTP Basic (Greenhouse Harvest v3,
+    and RFC 6749's preferred form); ``"body"`` sends them as form fields. ``extra_params`` go
+    into the token request (e.g. Greenhouse's ``sub``: the user the API acts as). The token is
+    renewed ``min(60 s, 10 % of its lifetime)`` before it expires, and on :meth:`invalidate`.
+    The token and the secret never reach logs or error messages.
     """
 
     def __init__(
@@ -363,10 +566,12 @@ class ClientCredentialsAuthenticator(OAuthAuthenticator):
         client_id: str,
         client_secret: str,
         client_auth: t.Literal["basic", "body"] = "basic",
-        extra_params: dict[str, str] | None = None,
+        extra_params: Mapping[str, str] | None = None,
         scopes: str | None = None,
         default_expiration: int | None = None,
     ) -> None:
+        if client_auth not in ("basic", "body"):
+            raise ValueError(f"client_auth must be 'basic' or 'body', got {client_auth!r}")
         require_secure_url(token_url)
         headers = {"Accept": "application/json"}
         if client_auth == "basic":
@@ -380,10 +585,22 @@ class ClientCredentialsAuthenticator(OAuthAuthenticator):
             client_id=client_id,
             client_secret=client_secret,
         )
+        self.token_url = token_url
         self.client_auth = client_auth
         self.extra_params = dict(extra_params or {})
-        self._lock = threading.Lock()
         self.refreshes = 0
+        self._lock = threading.RLock()
+        # the token endpoint gets the same transport policy, and a few retries on 429/5xx
+        self._session = SecureSession()
+        retry = urllib3.Retry(
+            total=3,
+            backoff_factor=0.5,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=["POST"],
+            raise_on_status=False,
+        )
+        self._session.mount("https://", requests.adapters.HTTPAdapter(max_retries=retry))
+        self._session.mount("http://", requests.adapters.HTTPAdapter(max_retries=retry))
 
     @property
     def oauth_request_body(self) -> dict:
@@ -411,11 +628,29 @@ class ClientCredentialsAuthenticator(OAuthAuthenticator):
             super().update_access_token()
             self.refreshes += 1
 
-    def invalidate(self) -> None:
+    def invalidate(self, token: str | None = None) -> None:
+        """Forget the token: the next request fetches a new one. With ``token``, only if that
+        is still the current one (another thread may have refreshed it already)."""
         with self._lock:
-            self.access_token = None
-            self.last_refreshed = None
+            if token is None or token == self.access_token:
+                self.access_token = None
+                self.last_refreshed = None
 
     def handle_error(self, *, content: str, status_code: int | None) -> None:
-        # never echo the token endpoint's body: it may carry credentials back
-        self.logger.error("OAuth token request failed with status %s", status_code or "unknown")
+        # RFC 6749 §5.2 error codes are safe to show; the rest of the body might echo secrets
+        try:
+            body = json.loads(content)
+        except ValueError:
+            body = None
+        words = ""
+        if isinstance(body, dict):
+            words = ": ".join(
+                str(body[k]) for k in ("error", "error_description") if body.get(k)
+            ).replace(str(self.client_secret), "***")[:300]
+        where = urlsplit(self.token_url)
+        host = f"{where.hostname}:{where.port}" if where.port else where.hostname
+        raise FatalAPIError(
+            f"OAuth token request failed with status {status_code or 'unknown'}"
+            + (f": {words}" if words else "")
+            + f" (token endpoint {host}{where.path})"
+        )
