@@ -93,6 +93,7 @@ def meltano_env(sandbox: Sandbox, workdir: Path) -> dict[str, str]:
 
 def _run(job: str, env: dict[str, str], log: Path, *, full_refresh: bool) -> tuple[int, float]:
     cmd = ["meltano", "run", *(["--full-refresh"] if full_refresh else []), job]
+    env = {**env, "HRSYNC_INTEGRATION": job}  # Meltano does not tell plugins the job's name
     started = time.monotonic()
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
