@@ -133,3 +133,33 @@ def test_changed_offer_updates_the_employee(e2e: tuple[Sandbox, dict[str, str], 
     (emp,) = [e for e in after if str(e["customATSCandidateID"]) == str(cand.id)]
     assert emp["hireDate"] == new_start.isoformat()
     assert outcomes(audit, mark) == {"updated": 1}
+
+
+def test_faults_are_retried_and_every_hire_arrives_once(tmp_path: Path) -> None:
+    """429s, 5xx and dropped connections on both vendors: the job still converges."""
+    with Sandbox(employees=40) as sb:
+        # (decimal settings cannot come from the environment: Meltano 4.4.1 fails to serialise
+        # them, so the default backoff base of 1 s applies here)
+        env = meltano_env(sb, tmp_path)
+        sb.faults.retry_after = 0
+        sb.faults.rate_429, sb.faults.rate_5xx, sb.faults.rate_drop = 0.15, 0.1, 0.03
+        run_job(env, "--full-refresh")
+        sb.faults.reset()
+        created = [e for e in hris_employees(sb) if int(e["id"]) > sb.world.employees]
+        ids = [str(e["customATSCandidateID"]) for e in created]
+        assert sorted(ids) == sorted(str(c.id) for c in sb.world.pending_hires())
+        assert sum(sb.faults.injected.values()) >= 3  # the run really went through faults
+
+
+def test_faults_past_the_budget_fail_the_run_with_a_specific_error(tmp_path: Path) -> None:
+    with Sandbox(employees=20) as sb:
+        env = meltano_env(sb, tmp_path) | {"TAP_GREENHOUSE_MAX_RETRIES": "3"}
+        sb.faults.retry_after = 0
+        sb.faults.rate_5xx = 1.0
+        sb.faults.paths = "^/v3/"
+        proc = subprocess.run(
+            [MELTANO, "run", "ats-to-hris"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert proc.returncode != 0
+        assert "failed after 3 attempts" in proc.stderr + proc.stdout
+        assert sb.apps["bamboohr"].created == {}  # type: ignore[attr-defined]
