@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hrsync.errors import RecordError
+from hrsync.identity import parse_flag, should_be_active
 from target_ldap.config import Settings
 from target_ldap.naming import login_source
 
@@ -22,47 +23,9 @@ def text(value: Any) -> str | None:
     return out or None
 
 
-def parse_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "y")
-    return bool(value)
-
-
-def parse_date(value: Any, *, stream: str, key: str, name: str) -> dt.date | None:
-    """Accept ``date``, ``datetime`` or a ``YYYY-MM-DD[...]`` string; reject anything else."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip()[:10])
-        except ValueError:
-            pass
-    raise RecordError(stream, key, name, f"{value!r} is not a date (expected YYYY-MM-DD)")
-
-
-def desired_enabled(record: Mapping[str, Any], today: dt.date, *, stream: str, key: str) -> bool:
-    """Should the account be enabled today?
-
-    ``deleted: true`` -> disabled; a termination on or before today that no later hire
-    follows -> disabled (a future termination keeps the account enabled until that date);
-    a rehire (hire_date after the termination) -> enabled; otherwise employment_status.
-    """
-    if parse_bool(record.get("deleted")):
-        return False
-    hired = parse_date(record.get("hire_date"), stream=stream, key=key, name="hire_date")
-    ended = parse_date(
-        record.get("termination_date"), stream=stream, key=key, name="termination_date"
-    )
-    if ended is not None and (hired is None or hired <= ended):
-        return ended > today
-    status = str(record.get("employment_status") or "Active").strip().lower()
-    return status != "inactive"
+# one rule for every directory: hrsync.identity
+parse_bool = parse_flag
+desired_enabled = should_be_active
 
 
 def _unique(values: list[str | None]) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hrsync.errors import RecordError
+from hrsync.identity import should_be_active
 from target_scim import scim
 
 USER_NAME_SOURCES = ("user_name", "work_email", "employee_id")
@@ -37,41 +38,8 @@ def _text(value: Any) -> str | None:
     return text if text.strip() else None
 
 
-def parse_date(value: Any, *, stream: str, key: str, name: str) -> dt.date | None:
-    """Accept ``date``, ``datetime`` or a ``YYYY-MM-DD[...]`` string; reject anything else."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value.strip()[:10])
-        except ValueError:
-            pass
-    raise RecordError(stream, key, name, f"not a date (YYYY-MM-DD): {type(value).__name__}")
-
-
-def desired_active(record: Mapping[str, Any], today: dt.date, *, stream: str, key: str) -> bool:
-    """Should the account be active today?
-
-    - ``deleted: true`` -> inactive;
-    - a termination on or before today that is not followed by a later hire -> inactive;
-      a termination in the future keeps the account active until that date;
-    - a rehire (``hire_date`` after the termination) -> active;
-    - otherwise ``employment_status`` decides ("Inactive" -> inactive).
-    """
-    if scim.parse_bool(record.get("deleted"), False):
-        return False
-    hired = parse_date(record.get("hire_date"), stream=stream, key=key, name="hire_date")
-    ended = parse_date(
-        record.get("termination_date"), stream=stream, key=key, name="termination_date"
-    )
-    if ended is not None and (hired is None or hired <= ended):
-        return ended > today
-    status = str(record.get("employment_status") or "Active").strip().lower()
-    return status != "inactive"
+# one rule for every directory: hrsync.identity
+desired_active = should_be_active
 
 
 def display_name(record: Mapping[str, Any]) -> str | None:

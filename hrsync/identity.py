@@ -1,0 +1,60 @@
+"""The joiner / mover / leaver rule every IAM target applies to an identity record.
+
+One definition, so SCIM, LDAP and any later directory agree on who has an account today.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from hrsync.errors import RecordError
+
+_TRUE = frozenset({"true", "1", "yes", "y", "on"})
+
+
+def parse_flag(value: Any) -> bool:
+    """A boolean as HR systems send it: true, "True", "yes", 1; anything else is false."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE
+    return bool(value)
+
+
+def parse_date(value: Any, *, stream: str, key: str, name: str) -> dt.date | None:
+    """Accept ``date``, ``datetime`` or a ``YYYY-MM-DD[...]`` string; reject anything else."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    raise RecordError(stream, key, name, f"{value!r} is not a date (expected YYYY-MM-DD)")
+
+
+def should_be_active(record: Mapping[str, Any], today: dt.date, *, stream: str, key: str) -> bool:
+    """Should this person's account be active today?
+
+    - ``deleted: true`` -> inactive;
+    - a termination on or before today that no later hire follows -> inactive; a termination
+      in the future keeps the account active until that date;
+    - a rehire (``hire_date`` after the termination) -> active;
+    - otherwise ``employment_status`` decides ("Inactive" -> inactive).
+    """
+    if parse_flag(record.get("deleted")):
+        return False
+    hired = parse_date(record.get("hire_date"), stream=stream, key=key, name="hire_date")
+    ended = parse_date(
+        record.get("termination_date"), stream=stream, key=key, name="termination_date"
+    )
+    if ended is not None and (hired is None or hired <= ended):
+        return ended > today
+    status = str(record.get("employment_status") or "Active").strip().lower()
+    return status != "inactive"
