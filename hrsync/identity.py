@@ -9,6 +9,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from singer_sdk.sinks import RecordSink
+
 from hrsync.errors import RecordError
 
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
@@ -58,3 +60,24 @@ def should_be_active(record: Mapping[str, Any], today: dt.date, *, stream: str, 
         return ended > today
     status = str(record.get("employment_status") or "Active").strip().lower()
     return status != "inactive"
+
+
+class PlanningSink(RecordSink):
+    """Base sink of the IAM targets: records are collected, never written one by one.
+
+    The mass-deprovisioning guard needs the whole batch planned before any write, so the
+    target writes once at the end of the input. A record that fails schema validation still
+    reaches ``process_record``, and a malformed date is kept as it came (the SDK would raise,
+    or null it — and a leaver whose termination date vanished would stay active): the
+    target's record builder then names the record, the field and the reason.
+    """
+
+    fail_on_record_validation_exception = False
+
+    def _parse_timestamps_in_record(
+        self, record: dict[str, Any], schema: dict[str, Any], treatment: Any
+    ) -> None:
+        try:
+            super()._parse_timestamps_in_record(record, schema, treatment)
+        except ValueError:
+            return

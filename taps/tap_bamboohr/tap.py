@@ -9,6 +9,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
 from hrsync.http import HTTP_SETTINGS
+from hrsync.taps import DeclaredStreamOrder
 from tap_bamboohr.client import ERROR_HEADER, base_url, load_schema
 from tap_bamboohr.streams import (
     DEFAULT_CANDIDATE_FIELD,
@@ -19,10 +20,11 @@ from tap_bamboohr.streams import (
 )
 
 
-class TapBambooHR(Tap):
+class TapBambooHR(DeclaredStreamOrder, Tap):
     """Singer tap for BambooHR: employees (incl. inactive), deletions, job/pay/status history."""
 
     name = "tap-bamboohr"
+    stream_types = STREAM_TYPES  # synced in this order
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -150,18 +152,6 @@ class TapBambooHR(Tap):
             for field in response.json()
             if isinstance(field, dict) and str(field.get("alias") or "").startswith("custom")
         ]
-
-    @property
-    def streams(self) -> dict[str, Stream]:
-        # singer-sdk sorts streams by name; keep the declared order (employees first) instead
-        streams = super().streams
-        rank: dict[type[Stream], int] = {cls: i for i, cls in enumerate(STREAM_TYPES)}
-        ordered = sorted(streams, key=lambda name: rank.get(type(streams[name]), len(rank)))
-        if list(streams) != ordered:
-            reordered = {name: streams[name] for name in ordered}
-            streams.clear()
-            streams.update(reordered)
-        return streams
 
 
 if __name__ == "__main__":

@@ -6,13 +6,15 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
 from hrsync.http import HTTP_SETTINGS
+from hrsync.taps import DeclaredStreamOrder
 from tap_greenhouse.streams import STREAM_TYPES
 
 
-class TapGreenhouse(Tap):
+class TapGreenhouse(DeclaredStreamOrder, Tap):
     """Singer tap for Greenhouse Harvest v3 (Harvest v1/v2 are retired on 2026-08-31)."""
 
     name = "tap-greenhouse"
+    stream_types = STREAM_TYPES  # synced in this order
 
     config_jsonschema = th.PropertiesList(
         th.Property(
@@ -62,19 +64,6 @@ class TapGreenhouse(Tap):
 
     def discover_streams(self) -> list[Stream]:
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
-
-    @property
-    def streams(self) -> dict[str, Stream]:
-        # singer-sdk sorts streams by name, which would sync offers before offices and users;
-        # restore the declared order (reference data first, offers last) once.
-        streams = super().streams
-        rank: dict[type[Stream], int] = {cls: i for i, cls in enumerate(STREAM_TYPES)}
-        ordered = sorted(streams, key=lambda name: rank.get(type(streams[name]), len(rank)))
-        if list(streams) != ordered:
-            reordered = {name: streams[name] for name in ordered}
-            streams.clear()
-            streams.update(reordered)
-        return streams
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from singer_sdk.sinks import RecordSink
-
 from hrsync.errors import RecordError
+from hrsync.identity import PlanningSink
 from target_scim.provision import Failure
 from target_scim.users import build_desired
 
@@ -17,16 +16,12 @@ if TYPE_CHECKING:
     from target_scim.target import TargetSCIM
 
 
-class SCIMUserSink(RecordSink):
+class SCIMUserSink(PlanningSink):
     """Hands every identity record to the target's provisioner.
 
     Nothing is written here: the mass-deprovisioning guard needs the whole batch planned
     first, so the writes happen once, at the end of the input (TargetSCIM.process_endofpipe).
     """
-
-    # a record that fails schema validation is logged and still reaches process_record,
-    # where a specific error sends it to the retry file instead of stopping the run
-    fail_on_record_validation_exception = False
 
     def __init__(
         self,
@@ -37,17 +32,6 @@ class SCIMUserSink(RecordSink):
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.scim_target = target
-
-    def _parse_timestamps_in_record(
-        self, record: dict[str, Any], schema: dict[str, Any], treatment: Any
-    ) -> None:
-        """A malformed date must not stop the run (the SDK raises) nor become null (an
-        employee whose termination date vanished would stay active): leave it as it is
-        and let build_desired name the record, the field and the reason."""
-        try:
-            super()._parse_timestamps_in_record(record, schema, treatment)
-        except ValueError:
-            return
 
     def _today(self) -> dt.date:
         return dt.datetime.now(ZoneInfo(self.config.get("timezone") or "UTC")).date()
