@@ -1,49 +1,27 @@
-"""``hrsync``: operator commands that know no vendor (the audit log today)."""
+"""``hrsync``: operator commands that know no vendor.
+
+Each subcommand lives in its own module under ``hrsync.commands`` exposing
+``register(subparsers)``, which adds its parser and sets ``func`` (``args -> exit code``).
+Adding a command is one line in :data:`COMMANDS`.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
-from collections import Counter
-from pathlib import Path
 
-from hrsync.audit import AuditLog
-
-
-def audit_summary(path: Path | None, as_json: bool) -> int:
-    events = AuditLog.read(path)
-    counts = Counter(
-        (e["integration"], e["destination"], e["stream"], e["outcome"]) for e in events
-    )
-    if as_json:
-        rows = [
-            {"integration": i, "destination": d, "stream": s, "outcome": o, "count": n}
-            for (i, d, s, o), n in sorted(counts.items())
-        ]
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not counts:
-        print("no audit events")
-        return 0
-    print(f"{'integration':<20} {'destination':<28} {'stream':<22} {'outcome':<10} count")
-    for (i, d, s, o), n in sorted(counts.items()):
-        print(f"{i:<20} {d[:28]:<28} {s:<22} {o:<10} {n}")
-    return 0
+#: subcommand modules, in the order ``hrsync --help`` lists them
+COMMANDS: tuple[str, ...] = ("hrsync.commands.audit",)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hrsync", description=__doc__)
+    parser = argparse.ArgumentParser(prog="hrsync", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    audit = sub.add_parser("audit", help="summarise the audit log (outcomes per destination)")
-    audit.add_argument(
-        "--path", type=Path, help="default: $HRSYNC_AUDIT_LOG or .hrsync/audit.jsonl"
-    )
-    audit.add_argument("--json", action="store_true", help="machine-readable output")
+    for module in COMMANDS:
+        importlib.import_module(module).register(sub)
     args = parser.parse_args(argv)
-    if args.command == "audit":
-        return audit_summary(args.path, args.json)
-    return 2
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,333 @@
+"""Dead-letter store: every record a target could not deliver after its retries.
+
+One SQLite file (``$HRSYNC_DLQ_PATH``, else ``.hrsync/deadletters.sqlite``), safe for several
+processes and threads (WAL, one short transaction per call). A dead letter keeps what the target
+was *allowed to receive* (the record after map-hr, never more), the schema it came with, the
+error, and the attempt count. With ``$HRSYNC_DLQ_KEY`` set the record and schema are encrypted
+at rest (Fernet, key derived from the passphrase with SHA-256); without it they are stored as
+JSON and the file is created mode 0600.
+
+A letter is identified by ``(integration, plugin, stream, record_key)``:
+
+* ``add`` on a key that is already waiting updates it (error, record, ``attempts`` added), so a
+  record that fails on every run is one letter with a growing attempt count, never a pile;
+* ``resolve`` marks waiting letters delivered; targets call it for records they delivered, so a
+  later successful run (or a replay) empties the queue by itself;
+* ``replay`` (``hrsync dlq replay``) pipes the waiting letters back through the same target
+  (``meltano invoke <plugin>``); targets are idempotent on their record keys, so a replay never
+  doubles a record.
+
+Statuses: ``waiting`` -> ``delivered`` (resolved) or ``discarded`` (by an operator, with reason).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hrsync.audit import default_integration
+
+DEFAULT_PATH = Path(".hrsync/deadletters.sqlite")
+ENV_PATH = "HRSYNC_DLQ_PATH"
+ENV_KEY = "HRSYNC_DLQ_KEY"
+ERROR_MAX = 2000
+
+__all__ = ["DeadLetter", "DeadLetterStore", "default_path"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    integration TEXT NOT NULL,
+    plugin TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    record_key TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    encrypted INTEGER NOT NULL,
+    error TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    first_failed_at TEXT NOT NULL,
+    last_failed_at TEXT NOT NULL,
+    resolved_at TEXT,
+    note TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_waiting
+    ON dead_letters (integration, plugin, stream, record_key) WHERE status = 'waiting';
+CREATE INDEX IF NOT EXISTS dead_letters_status ON dead_letters (status, integration);
+"""
+
+
+def default_path() -> Path:
+    """``$HRSYNC_DLQ_PATH``, else ``.hrsync/deadletters.sqlite`` (relative to the cwd)."""
+    return Path(os.environ.get(ENV_PATH) or DEFAULT_PATH)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    integration: str
+    plugin: str
+    stream: str
+    record_key: str
+    record: dict[str, Any] | None  # None when encrypted and no (or the wrong) key is set
+    schema: dict[str, Any] | None
+    key_properties: list[str]
+    error: str
+    attempts: int
+    status: str
+    first_failed_at: str
+    last_failed_at: str
+    resolved_at: str | None
+    note: str | None
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the record and schema (safe to print, log or alert on)."""
+        return {
+            "id": self.id,
+            "integration": self.integration,
+            "plugin": self.plugin,
+            "stream": self.stream,
+            "record_key": self.record_key,
+            "error": self.error,
+            "attempts": self.attempts,
+            "status": self.status,
+            "first_failed_at": self.first_failed_at,
+            "last_failed_at": self.last_failed_at,
+            "resolved_at": self.resolved_at,
+            "note": self.note,
+        }
+
+
+class DeadLetterStore:
+    """``DeadLetterStore(path=None, key=None)``; ``key`` defaults to ``$HRSYNC_DLQ_KEY``."""
+
+    def __init__(self, path: str | Path | None = None, *, key: str | None = None) -> None:
+        self.path = Path(path) if path else default_path()
+        passphrase = key if key is not None else os.environ.get(ENV_KEY)
+        self._fernet = _fernet(passphrase) if passphrase else None
+        self._ready = False
+
+    # --- connection -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
+                os.close(fd)
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        try:
+            if not self._ready:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.executescript(_SCHEMA)
+                self._ready = True
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    # --- payload --------------------------------------------------------------------------
+
+    def _seal(self, payload: dict[str, Any]) -> tuple[bytes, int]:
+        raw = json.dumps(payload, default=_json_default, ensure_ascii=False).encode("utf-8")
+        if self._fernet is None:
+            return raw, 0
+        return self._fernet.encrypt(raw), 1
+
+    def _open(self, blob: bytes, encrypted: int) -> dict[str, Any] | None:
+        if not encrypted:
+            return dict(json.loads(blob))
+        if self._fernet is None:
+            return None
+        from cryptography.fernet import InvalidToken
+
+        try:
+            return dict(json.loads(self._fernet.decrypt(blob)))
+        except InvalidToken:
+            return None
+
+    # --- writers --------------------------------------------------------------------------
+
+    def add(
+        self,
+        *,
+        plugin: str,
+        stream: str,
+        record_key: Any,
+        record: dict[str, Any],
+        error: str,
+        attempts: int = 1,
+        schema: dict[str, Any] | None = None,
+        key_properties: Iterable[str] = (),
+        integration: str | None = None,
+    ) -> int:
+        """Store (or update the waiting letter for) one undeliverable record; returns its id.
+
+        ``error`` must say which field and why, without personal data (cut at 2000 chars).
+        ``schema``/``key_properties`` are what ``replay`` sends ahead of the record.
+        """
+        integration = integration or default_integration()
+        blob, encrypted = self._seal(
+            {"record": record, "schema": schema, "key_properties": list(key_properties)}
+        )
+        error = " ".join(str(error).split())[:ERROR_MAX] or "unknown error"
+        now = _now()
+        key = str(record_key)
+        with self._db() as db:
+            row = db.execute(
+                "SELECT id FROM dead_letters WHERE integration=? AND plugin=? AND stream=? "
+                "AND record_key=? AND status='waiting'",
+                (integration, plugin, stream, key),
+            ).fetchone()
+            if row:
+                db.execute(
+                    "UPDATE dead_letters SET payload=?, encrypted=?, error=?, "
+                    "attempts=attempts+?, last_failed_at=? WHERE id=?",
+                    (blob, encrypted, error, attempts, now, row[0]),
+                )
+                return int(row[0])
+            cur = db.execute(
+                "INSERT INTO dead_letters (integration, plugin, stream, record_key, payload, "
+                "encrypted, error, attempts, status, first_failed_at, last_failed_at) "
+                "VALUES (?,?,?,?,?,?,?,?,'waiting',?,?)",
+                (integration, plugin, stream, key, blob, encrypted, error, attempts, now, now),
+            )
+            return int(cur.lastrowid or 0)
+
+    def resolve(
+        self,
+        *,
+        plugin: str,
+        stream: str,
+        record_keys: Iterable[Any],
+        integration: str | None = None,
+    ) -> int:
+        """Mark the waiting letters of these delivered records ``delivered``; returns how many.
+
+        Cheap when nothing waits: targets may call it for every batch they deliver.
+        """
+        integration = integration or default_integration()
+        keys = [str(k) for k in record_keys]
+        if not keys or not self.path.exists():
+            return 0
+        now = _now()
+        changed = 0
+        with self._db() as db:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                cur = db.execute(
+                    f"UPDATE dead_letters SET status='delivered', resolved_at=? "  # noqa: S608
+                    f"WHERE status='waiting' AND integration=? AND plugin=? AND stream=? "
+                    f"AND record_key IN ({marks})",
+                    (now, integration, plugin, stream, *chunk),
+                )
+                changed += cur.rowcount
+        return changed
+
+    def discard(self, letter_id: int, note: str) -> bool:
+        """An operator gives up on a waiting letter (``note`` says why). False if not waiting."""
+        with self._db() as db:
+            cur = db.execute(
+                "UPDATE dead_letters SET status='discarded', resolved_at=?, note=? "
+                "WHERE id=? AND status='waiting'",
+                (_now(), note, letter_id),
+            )
+            return cur.rowcount == 1
+
+    # --- readers --------------------------------------------------------------------------
+
+    def list(
+        self,
+        *,
+        status: str | None = "waiting",
+        integration: str | None = None,
+        plugin: str | None = None,
+    ) -> list[DeadLetter]:
+        """Letters oldest first, filtered by status (None = all), integration and plugin."""
+        if not self.path.exists():
+            return []
+        where, args = [], []
+        for column, value in (("status", status), ("integration", integration), ("plugin", plugin)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        sql = "SELECT * FROM dead_letters"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._db() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(sql + " ORDER BY id", args).fetchall()
+        return [self._letter(row) for row in rows]
+
+    def get(self, letter_id: int) -> DeadLetter | None:
+        if not self.path.exists():
+            return None
+        with self._db() as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM dead_letters WHERE id=?", (letter_id,)).fetchone()
+        return self._letter(row) if row else None
+
+    def counts(self, status: str = "waiting") -> dict[str, int]:
+        """Letters per integration with this status."""
+        if not self.path.exists():
+            return {}
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT integration, COUNT(*) FROM dead_letters WHERE status=? "
+                "GROUP BY integration",
+                (status,),
+            ).fetchall()
+        return {str(i): int(n) for i, n in rows}
+
+    def _letter(self, row: sqlite3.Row) -> DeadLetter:
+        payload = self._open(row["payload"], row["encrypted"])
+        return DeadLetter(
+            id=row["id"],
+            integration=row["integration"],
+            plugin=row["plugin"],
+            stream=row["stream"],
+            record_key=row["record_key"],
+            record=payload["record"] if payload else None,
+            schema=payload["schema"] if payload else None,
+            key_properties=list(payload["key_properties"]) if payload else [],
+            error=row["error"],
+            attempts=row["attempts"],
+            status=row["status"],
+            first_failed_at=row["first_failed_at"],
+            last_failed_at=row["last_failed_at"],
+            resolved_at=row["resolved_at"],
+            note=row["note"],
+        )
+
+
+def _fernet(passphrase: str) -> Any:
+    from cryptography.fernet import Fernet
+
+    digest = hashlib.sha256(passphrase.encode("utf-8")).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))

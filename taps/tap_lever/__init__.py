@@ -1,0 +1,1 @@
+"""Singer tap for Lever (ATS): opportunities, postings, offers, users."""

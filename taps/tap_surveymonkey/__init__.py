@@ -1,0 +1,1 @@
+"""Singer tap for SurveyMonkey v3: surveys, questions and responses."""

@@ -1,0 +1,1 @@
+"""Singer target for Moodle web services: users and rule-based compliance enrolments."""

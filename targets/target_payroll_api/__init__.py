@@ -1,0 +1,1 @@
+"""Singer target for a Gusto-style payroll REST API."""

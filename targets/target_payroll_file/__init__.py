@@ -1,0 +1,1 @@
+"""Singer target: validated payroll change files, PGP-encrypted, over SFTP."""

@@ -1,0 +1,1 @@
+"""Singer target: the embedded DuckDB warehouse."""
