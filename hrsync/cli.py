@@ -12,7 +12,10 @@ import importlib
 import sys
 
 #: subcommand modules, in the order ``hrsync --help`` lists them
-COMMANDS: tuple[str, ...] = ("hrsync.commands.audit",)
+COMMANDS: tuple[str, ...] = (
+    "hrsync.commands.audit",
+    "hrsync.commands.docs",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

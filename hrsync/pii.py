@@ -9,6 +9,7 @@ Classes:
 
 - ``identifier``: ids, employee numbers, user names (join keys; not secret on their own).
 - ``contact``: e-mail addresses and phone numbers.
+- ``name``: a person's names (first, last, preferred, display...): personal, not sensitive.
 - ``sensitive.*``: data whose leak harms the person; a destination gets it only when its
   mapping profile says so explicitly (``sensitive_ok: true``).
 
@@ -22,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 IDENTIFIER: Final = "identifier"
+PERSON_NAME: Final = "name"
 CONTACT: Final = "contact"
 NATIONAL_ID: Final = "sensitive.national_id"
 DATE_OF_BIRTH: Final = "sensitive.date_of_birth"
@@ -33,6 +35,7 @@ DEMOGRAPHIC: Final = "sensitive.demographic"
 
 CLASSES: Final[tuple[str, ...]] = (
     IDENTIFIER,
+    PERSON_NAME,
     CONTACT,
     NATIONAL_ID,
     DATE_OF_BIRTH,
@@ -190,6 +193,23 @@ _RULES: Final[tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]] = (
             ("username",),
             ("user", "name"),
             ("login",),
+        ),
+    ),
+    (
+        PERSON_NAME,
+        (
+            ("first", "name"),
+            ("firstname",),
+            ("last", "name"),
+            ("lastname",),
+            ("middle", "name"),
+            ("given", "name"),
+            ("family", "name"),
+            ("preferred", "name"),
+            ("display", "name"),
+            ("full", "name"),
+            ("legal", "name"),
+            ("surname",),
         ),
     ),
 )
