@@ -1,0 +1,138 @@
+"""`meltano run hris-to-lms` end to end: BambooHR sandbox -> map-hr x2 -> target-moodle ->
+the Moodle fake."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hrsync.audit import AuditLog
+from sandbox.demo import meltano_env
+from sandbox.moodle import Moodle
+from sandbox.server import Sandbox
+
+pytestmark = pytest.mark.meltano
+
+ROOT = Path(__file__).resolve().parents[2]
+MELTANO = str(Path(sys.executable).parent / "meltano")
+
+Env = tuple[Sandbox, dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def lms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
+    workdir = tmp_path_factory.mktemp("lms")
+    with Sandbox(employees=60, vendors=("bamboohr", "moodle")) as sb:
+        env = meltano_env(sb, workdir) | private_run_dir(workdir)
+        env["TARGET_MOODLE_STATE_PATH"] = str(workdir / "target-moodle-state.sqlite")
+        env["HRSYNC_DLQ_PATH"] = str(workdir / "dlq.sqlite")
+        yield sb, env
+
+
+def private_run_dir(workdir: Path) -> dict[str, str]:
+    """A .meltano of this test's own, its plugin venvs linked to the project's: Meltano
+    rewrites .meltano/run/<plugin>/ on every invocation, and runs sharing it (a demo or another
+    job in the same checkout) delete each other's config files mid-run."""
+    sys_dir = workdir / "meltano-sys"
+    sys_dir.mkdir()
+    for kind in ("extractors", "mappers", "loaders", "utilities"):
+        if (ROOT / ".meltano" / kind).is_dir():
+            (sys_dir / kind).symlink_to(ROOT / ".meltano" / kind)
+    return {"MELTANO_SYS_DIR_ROOT": str(sys_dir)}
+
+
+def run_job(env: dict[str, str], *args: str) -> None:
+    proc = subprocess.run(
+        [MELTANO, "run", *args, "hris-to-lms"],
+        cwd=ROOT,
+        env={**env, "HRSYNC_INTEGRATION": "hris-to-lms"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def moodle(sb: Sandbox) -> Moodle:
+    app = sb.apps["moodle"]
+    assert isinstance(app, Moodle)
+    return app
+
+
+def users(sb: Sandbox) -> dict[str, dict[str, Any]]:
+    return {u["idnumber"]: u for u in moodle(sb).users.values() if u.get("idnumber")}
+
+
+def courses(sb: Sandbox, wid: str) -> set[int]:
+    uid = users(sb)[wid]["id"]
+    return {c for (c, u), row in moodle(sb).enrolments.items() if u == uid and row["status"] == 0}
+
+
+def test_workers_reach_moodle_with_their_compliance_courses(lms: Env) -> None:
+    sb, env = lms
+    run_job(env, "--full-refresh")
+    today = sb.world.as_of
+    people = list(sb.world.people())
+    current = {
+        str(p.employee_id)
+        for p in people
+        if p.work_email and (p.termination_date is None or p.termination_date > today)
+    }
+    active = {k for k, u in users(sb).items() if not u["suspended"]}
+    assert active == current  # leavers got no account; people without a work e-mail neither
+    # leavers do reach the target (map-hris-to-lms sends them, for suspensions)
+    skipped = {
+        e["record_key"]
+        for e in AuditLog.read(Path(env["HRSYNC_AUDIT_LOG"]))
+        if e["outcome"] == "skipped"
+    }
+    assert skipped == {str(p.employee_id) for p in people if p.status == "Inactive"}
+    zoe = users(sb)["1"]
+    assert (zoe["firstname"], zoe["lastname"]) == ("Zoë", "O'Brien-Łukasiewicz")
+    assert users(sb)["4"]["lastname"] == "王"
+    for wid in current:
+        assert 2 in courses(sb, wid) and 3 in courses(sb, wid)  # everyone's courses
+    berlin = [
+        str(p.employee_id)
+        for p in people
+        if str(p.employee_id) in current and p.positions[0].location == "Berlin"
+    ]
+    for wid in berlin:
+        assert {7, 8} <= courses(sb, wid)
+    # managers are derived from who reports to whom: person 1 has reports in every world
+    assert 10 in courses(sb, "1")
+    # nothing but LMS fields reached Moodle
+    assert not any("ssn" in str(u).lower() or "1960" in str(u) for u in users(sb).values())
+
+
+def test_a_rerun_writes_nothing_but_the_leaver_it_suspends(lms: Env) -> None:
+    sb, env = lms
+    leaver = next(
+        p for p in sb.world.people() if p.work_email and p.status == "Active" and p.employee_id > 1
+    )
+    key = str(leaver.employee_id)
+    before = courses(sb, key)
+    last = sb.world.person(leaver.employee_id)
+    ended = dataclasses.replace(
+        last.employments[-1], termination_date=sb.world.as_of - timedelta(days=1)
+    )
+    sb.world.update_person(leaver.employee_id, employments=(*last.employments[:-1], ended))
+    audit = Path(env["HRSYNC_AUDIT_LOG"])
+    mark, sent = len(AuditLog.read(audit)), len(moodle(sb).writes)
+    run_job(env)  # incremental: only the changed employee comes through
+    writes = [
+        (e["record_key"], e["outcome"])
+        for e in AuditLog.read(audit)[mark:]
+        if e["outcome"] not in ("unchanged", "skipped")
+    ]
+    assert writes == [(key, "suspended")]
+    assert len(moodle(sb).writes) == sent + 1
+    assert users(sb)[key]["suspended"] == 1
+    assert courses(sb, key) == before  # the leaver's courses and history stay
