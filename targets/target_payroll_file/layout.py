@@ -1,0 +1,478 @@
+"""Payroll file layouts as data: which columns, from which fields, typed and checked.
+
+A layout is a YAML (or JSON) document; ``layouts/*.yml`` ship with the target and any path
+works. ``README.md`` next to this file documents every key; in short::
+
+    name: payroll_changes
+    format: csv                     # or fixed_width
+    streams:                        # the input streams that become rows, and what they set
+      payroll_compensations: {set: {record_type: PAY}, required: [rate, effective_date]}
+    columns:
+      - {name: EMPLOYEE_ID, source: employee_id, type: string, required: true, max_length: 20}
+      - {name: PAY_RATE, source: rate, type: decimal, scale: 2, width: 11, implied_decimal: true}
+
+:meth:`Layout.row` turns one record into the values of one line, or raises
+:class:`~hrsync.errors.RecordError` naming the record, the field and the reason; nothing is
+truncated, rounded or dropped silently.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import string
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hrsync.errors import ConfigError, RecordError
+
+LAYOUTS_DIR = Path(__file__).parent / "layouts"
+TYPES = ("string", "integer", "decimal", "date", "boolean", "enum")
+FORMATS = ("csv", "fixed_width")
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+_YES_NO = _TRUE | _FALSE
+#: what a header / trailer field may take from the run instead of a record
+CONTEXT_SOURCES = (
+    "record_count",
+    "line_count",
+    "file_date",
+    "file_time",
+    "file_name",
+    "company_code",
+)
+
+__all__ = ["CONTEXT_SOURCES", "Column", "Layout", "StreamRule", "load_layout"]
+
+
+#: Latin letters that Unicode does not decompose into a base letter plus accents
+_LATIN_LETTERS = str.maketrans(
+    {
+        "Ł": "L",
+        "ł": "l",
+        "Ø": "O",
+        "ø": "o",
+        "Đ": "D",
+        "đ": "d",
+        "Ħ": "H",
+        "ħ": "h",
+        "\u0131": "i",  # dotless i
+        "ß": "ss",
+        "Æ": "AE",
+        "æ": "ae",
+        "Œ": "OE",
+        "œ": "oe",
+        "Þ": "TH",
+        "þ": "th",
+        "Ð": "D",
+        "ð": "d",
+        "\u2018": "'",
+        "\u2019": "'",  # curly apostrophes
+        "\u2010": "-",
+        "\u2013": "-",  # hyphen, en dash
+    }
+)
+
+
+def _ascii_fold(text: str) -> str:
+    """Zoë -> Zoe, Łukasz -> Lukasz, Søren -> Soren; 山田 stays 山田 (and is then refused by
+    the ASCII encoder: a name is never mangled into something else)."""
+    text = unicodedata.normalize("NFKD", text.translate(_LATIN_LETTERS))
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+@dataclass(frozen=True)
+class Column:
+    """One field of a line. ``source`` names the record field; ``const`` a fixed value."""
+
+    name: str
+    source: str | None = None
+    const: Any = None
+    type: str = "string"
+    required: bool = False
+    default: Any = None
+    # string
+    max_length: int | None = None
+    pattern: str | None = None
+    case: str | None = None  # upper | lower
+    strip: str | None = None  # characters removed before checks ("-" for an SSN)
+    truncate: bool = False  # fixed width: cut an over-long string instead of refusing the row
+    # number
+    scale: int | None = None  # decimal places; more places is an error, never rounded
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    # date
+    format: str = "%Y-%m-%d"
+    # boolean
+    true_value: str = "Y"
+    false_value: str = "N"
+    # enum
+    values: tuple[str, ...] = ()
+    map: Mapping[str, str] = field(default_factory=dict)
+    map_default: str | None = None
+    # fixed width
+    width: int | None = None
+    align: str | None = None  # left | right (default: right for numbers, left otherwise)
+    pad: str | None = None  # one character (default: "0" for numbers, " " otherwise)
+    implied_decimal: bool = False  # 1234.50 with scale 2 -> "123450"
+
+    def justified(self) -> tuple[str, str]:
+        numeric = self.type in {"integer", "decimal"}
+        align = self.align or ("right" if numeric else "left")
+        pad = self.pad if self.pad is not None else ("0" if numeric else " ")
+        return align, pad
+
+
+@dataclass(frozen=True)
+class StreamRule:
+    """What records of one input stream mean: constants they set, fields renamed, and which
+    fields they must carry (on top of the columns' own ``required``)."""
+
+    set: Mapping[str, Any] = field(default_factory=dict)
+    rename: Mapping[str, str] = field(default_factory=dict)  # record field -> source name
+    required: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()  # record key fields (default: the stream's key_properties)
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    columns: tuple[Column, ...]
+    streams: Mapping[str, StreamRule]
+    format: str = "csv"
+    description: str = ""
+    encoding: str = "utf-8"
+    ascii_fold: bool = False
+    line_terminator: str = "\r\n"
+    delimiter: str = ","
+    header_row: bool = True
+    quote_all: bool = False
+    unknown_streams: str = "ignore"  # ignore | fail
+    header: tuple[Column, ...] = ()  # fixed width header line (context sources / consts)
+    trailer: tuple[Column, ...] = ()  # fixed width trailer line
+    file_extension: str = ".csv"
+    source: str = ""
+
+    @property
+    def field_names(self) -> list[str]:
+        """The record fields this layout reads (what the audit log lists)."""
+        names = {c.source for c in self.columns if c.source}
+        for rule in self.streams.values():
+            names -= set(rule.set) | set(rule.rename.values())  # made here, not received
+        for rule in self.streams.values():
+            names.update(rule.rename)
+        return sorted(n for n in names if n)
+
+    @property
+    def line_width(self) -> int:
+        return sum(c.width or 0 for c in self.columns)
+
+    # --- one record -> one line -----------------------------------------------------------
+
+    def row(self, stream: str, record: Mapping[str, Any], record_key: str) -> list[str]:
+        """The formatted values of one detail line (strings, not yet padded for CSV)."""
+        rule = self.streams[stream]
+        values: dict[str, Any] = dict(record)
+        for original, renamed in rule.rename.items():
+            values[renamed] = record.get(original)
+        values.update(rule.set)
+        for name in rule.required:
+            if _blank(values.get(name)):
+                raise RecordError(stream, record_key, name, f"is required for {stream} records")
+        line = []
+        for column, empty in self._plan:
+            raw = column.const if column.const is not None else values.get(column.source or "")
+            if empty is not None and (raw is None or (type(raw) is str and not raw.strip())):
+                line.append(empty)  # most cells of a change line are empty: the fast path
+            else:
+                line.append(self.cell(column, values, stream, record_key))
+        return line
+
+    @cached_property
+    def _plan(self) -> list[tuple[Column, str | None]]:
+        """Each column with its formatted empty cell (None when empty needs the full check:
+        a required column or one with a default)."""
+        return [
+            (c, None if c.required or c.default is not None else self._fit("", c, "", "", c.name))
+            for c in self.columns
+        ]
+
+    def cell(self, column: Column, values: Mapping[str, Any], stream: str, key: str) -> str:
+        field_name = column.source or column.name
+        raw = column.const if column.const is not None else values.get(column.source or "")
+        if raw is None or (type(raw) is str and not raw.strip()):
+            raw = column.default
+        if raw is None or (type(raw) is str and not raw.strip()):
+            if column.required:
+                raise RecordError(stream, key, field_name, f"is required ({column.name})")
+            return self._fit("", column, stream, key, field_name)
+        text = self._typed(raw, column, stream, key, field_name)
+        return self._fit(text, column, stream, key, field_name)
+
+    def _typed(self, raw: Any, col: Column, stream: str, key: str, name: str) -> str:
+        kind = col.type
+        if kind == "string" and type(raw) is str and not col.strip and not col.case:
+            text = raw.strip()  # the common case, without the general path's checks
+            if col.pattern and not _regex(col.pattern).fullmatch(text):
+                raise RecordError(stream, key, name, f"does not match {col.pattern} ({col.name})")
+            if col.max_length is not None and len(text) > col.max_length:
+                raise RecordError(
+                    stream, key, name,
+                    f"is {len(text)} characters long; at most {col.max_length} allowed "
+                    f"({col.name})",
+                )  # fmt: skip
+            return text
+
+        def bad(reason: str) -> RecordError:
+            return RecordError(stream, key, name, f"{reason} ({col.name})")
+
+        if kind == "string":
+            text = str(raw).strip()
+            if col.strip:
+                text = text.translate({ord(c): None for c in col.strip})
+            if col.case == "upper":
+                text = text.upper()
+            elif col.case == "lower":
+                text = text.lower()
+            if col.pattern and not _regex(col.pattern).fullmatch(text):
+                raise bad(f"does not match {col.pattern}")
+            if col.max_length is not None and len(text) > col.max_length:
+                raise bad(f"is {len(text)} characters long; at most {col.max_length} allowed")
+            return text
+        if kind == "enum":
+            text = str(raw).strip()
+            if col.map:
+                if text in col.map:
+                    return str(col.map[text])
+                if col.map_default is not None:
+                    return col.map_default
+                allowed = ", ".join(sorted(col.map))
+                raise bad(f"{text!r} is not one of {allowed}")
+            if text not in col.values:
+                raise bad(f"{text!r} is not one of {', '.join(col.values)}")
+            return text
+        if kind == "boolean":
+            if isinstance(raw, bool):
+                flag = raw
+            else:
+                word = str(raw).strip().lower()
+                if word not in _YES_NO:
+                    raise bad(f"{raw!r} is not a yes/no value")
+                flag = word in _TRUE
+            return col.true_value if flag else col.false_value
+        if kind == "date":
+            day = _as_date(raw)
+            if day is None:
+                raise bad(f"{raw!r} is not a date (expected YYYY-MM-DD)")
+            return day.strftime(col.format)
+        if kind in {"integer", "decimal"}:
+            if isinstance(raw, bool):
+                raise bad(f"{raw!r} is not a number")
+            try:
+                number = Decimal(str(raw).strip().replace(",", ""))
+            except InvalidOperation:
+                raise bad(f"{raw!r} is not a number") from None
+            if not number.is_finite():
+                raise bad(f"{raw!r} is not a number")
+            if kind == "integer" and number != number.to_integral_value():
+                raise bad(f"{raw!r} is not a whole number")
+            if col.minimum is not None and number < col.minimum:
+                raise bad(f"{number} is below the minimum {col.minimum}")
+            if col.maximum is not None and number > col.maximum:
+                raise bad(f"{number} is above the maximum {col.maximum}")
+            scale = 0 if kind == "integer" else (col.scale if col.scale is not None else 2)
+            quantum = Decimal(1).scaleb(-scale)
+            fixed = number.quantize(quantum)
+            if fixed != number:
+                raise bad(f"{number} has more than {scale} decimal places")
+            if col.implied_decimal:
+                return str(int(fixed.scaleb(scale)))
+            return f"{fixed:.{scale}f}"
+        raise ConfigError(f"layout {self.name}: column {col.name}: unknown type {kind!r}")
+
+    def _fit(self, text: str, col: Column, stream: str, key: str, name: str) -> str:
+        if col.width is None and text.isascii():
+            return text  # no width, ASCII: nothing to fold, and the encoding writes ASCII (checked)
+        if self.ascii_fold:
+            text = _ascii_fold(text)
+        try:
+            encoded = text.encode(self.encoding)
+        except UnicodeEncodeError:
+            raise RecordError(
+                stream, key, name, f"cannot be written in {self.encoding} ({col.name})"
+            ) from None
+        if self.format != "fixed_width" or col.width is None:
+            return text
+        if len(encoded) > col.width:
+            if not col.truncate or col.type != "string":
+                raise RecordError(
+                    stream,
+                    key,
+                    name,
+                    f"needs {len(encoded)} characters; the {col.name} field is {col.width} wide",
+                )
+            text = encoded[: col.width].decode(self.encoding, errors="ignore")
+        align, pad = col.justified()
+        fill = col.width - len(text.encode(self.encoding))
+        if text.startswith("-") and pad == "0" and align == "right":  # -0000123, not 0000-123
+            return "-" + pad * fill + text[1:]
+        return text + pad * fill if align == "left" else pad * fill + text
+
+    # --- fixed width header / trailer ------------------------------------------------------
+
+    def control_line(self, columns: Sequence[Column], context: Mapping[str, Any]) -> str:
+        """A header or trailer line; its columns take ``const`` values or context sources
+        (``record_count``, ``line_count``, ``file_date``, ``file_time``, ``file_name``,
+        ``company_code``, or ``sum:<COLUMN>`` for a hash total of a numeric detail column)."""
+        return "".join(self.cell(c, context, "(file)", "header/trailer") for c in columns)
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _as_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            return None
+    return None
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+_COLUMN_KEYS = set(Column.__dataclass_fields__)
+_RULE_KEYS = set(StreamRule.__dataclass_fields__)
+
+
+def _column(data: Any, where: str) -> Column:
+    if not isinstance(data, Mapping) or "name" not in data:
+        raise ConfigError.at("each column needs at least a name", file=where)
+    unknown = set(data) - _COLUMN_KEYS
+    if unknown:
+        raise ConfigError.at(f"unknown keys {sorted(unknown)}", file=where, key=str(data["name"]))
+    kw = dict(data)
+    if kw.get("type", "string") not in TYPES:
+        raise ConfigError.at(
+            f"type {kw['type']!r} is not one of {', '.join(TYPES)}", file=where, key=kw["name"]
+        )
+    if "source" not in kw and "const" not in kw:
+        raise ConfigError.at(
+            "needs a source (a record field) or a const", file=where, key=kw["name"]
+        )
+    for number in ("minimum", "maximum"):
+        if kw.get(number) is not None:
+            kw[number] = Decimal(str(kw[number]))
+    if "values" in kw:
+        kw["values"] = tuple(str(v) for v in kw["values"])
+    if "map" in kw:
+        kw["map"] = {str(k): str(v) for k, v in (kw["map"] or {}).items()}
+    if kw.get("pad") is not None and len(str(kw["pad"])) != 1:
+        raise ConfigError.at("pad must be one character", file=where, key=kw["name"])
+    if kw.get("type") == "enum" and not kw.get("values") and not kw.get("map"):
+        raise ConfigError.at("an enum needs values or a map", file=where, key=kw["name"])
+    return Column(**kw)
+
+
+def parse_layout(data: Any, where: str = "<layout>") -> Layout:
+    """Check and build a layout from its parsed YAML / JSON."""
+    if not isinstance(data, Mapping):
+        raise ConfigError.at("a layout is a mapping", file=where)
+    fmt = data.get("format", "csv")
+    if fmt not in FORMATS:
+        raise ConfigError.at(f"format {fmt!r} is not one of {', '.join(FORMATS)}", file=where)
+    columns = tuple(_column(c, where) for c in data.get("columns") or [])
+    if not columns:
+        raise ConfigError.at("a layout needs columns", file=where, key="columns")
+    streams: dict[str, StreamRule] = {}
+    for stream, rule in (data.get("streams") or {}).items():
+        rule = rule or {}
+        unknown = set(rule) - _RULE_KEYS
+        if unknown:
+            raise ConfigError.at(
+                f"unknown keys {sorted(unknown)}", file=where, key=f"streams.{stream}"
+            )
+        streams[str(stream)] = StreamRule(
+            set=dict(rule.get("set") or {}),
+            rename=dict(rule.get("rename") or {}),
+            required=tuple(rule.get("required") or ()),
+            key=tuple(rule.get("key") or ()),
+        )
+    if not streams:
+        raise ConfigError.at("a layout lists the input streams it takes", file=where, key="streams")
+    header = tuple(_column(c, where) for c in data.get("header") or [])
+    trailer = tuple(_column(c, where) for c in data.get("trailer") or [])
+    if fmt == "fixed_width":
+        for c in (*columns, *header, *trailer):
+            if not c.width:
+                raise ConfigError.at("fixed-width columns need a width", file=where, key=c.name)
+    names = [c.name for c in columns]
+    if len(set(names)) != len(names):
+        raise ConfigError.at("column names repeat", file=where, key="columns")
+    csv_options = data.get("csv") or {}
+    layout = Layout(
+        name=str(data.get("name") or Path(where).stem),
+        description=str(data.get("description") or ""),
+        format=fmt,
+        columns=columns,
+        streams=streams,
+        encoding=str(data.get("encoding") or ("ascii" if fmt == "fixed_width" else "utf-8")),
+        ascii_fold=bool(data.get("ascii_fold", fmt == "fixed_width")),
+        line_terminator=str(data.get("line_terminator") or "\r\n"),
+        delimiter=str(csv_options.get("delimiter") or ","),
+        header_row=bool(csv_options.get("header", True)),
+        quote_all=bool(csv_options.get("quote_all", False)),
+        unknown_streams=str(data.get("unknown_streams") or "ignore"),
+        header=header,
+        trailer=trailer,
+        file_extension=str(
+            data.get("file_extension") or (".txt" if fmt == "fixed_width" else ".csv")
+        ),
+        source=where,
+    )
+    if layout.unknown_streams not in {"ignore", "fail"}:
+        raise ConfigError.at("unknown_streams is ignore or fail", file=where, key="unknown_streams")
+    try:
+        string.printable.encode(layout.encoding)
+    except LookupError:
+        raise ConfigError.at(f"unknown encoding {layout.encoding!r}", file=where) from None
+    except UnicodeEncodeError:
+        raise ConfigError.at(
+            f"encoding {layout.encoding!r} cannot write ASCII", file=where, key="encoding"
+        ) from None
+    return layout
+
+
+def load_layout(layout: str | Path | Mapping[str, Any]) -> Layout:
+    """A layout by name (``layouts/<name>.yml``), by path, or given inline as a mapping."""
+    if isinstance(layout, Mapping):
+        return parse_layout(layout, "<inline layout>")
+    candidates = [Path(layout).expanduser()]
+    if not str(layout).endswith((".yml", ".yaml", ".json")):
+        candidates.append(LAYOUTS_DIR / f"{layout}.yml")
+    for path in candidates:
+        if path.is_file():
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                raise ConfigError.at(f"not valid YAML: {exc}", file=path) from None
+            return parse_layout(data, str(path))
+    shipped = ", ".join(sorted(p.stem for p in LAYOUTS_DIR.glob("*.yml")))
+    raise ConfigError(f"payroll file layout {layout!r} not found (shipped layouts: {shipped})")
