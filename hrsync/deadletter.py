@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -39,9 +40,18 @@ from hrsync.audit import default_integration
 DEFAULT_PATH = Path(".hrsync/deadletters.sqlite")
 ENV_PATH = "HRSYNC_DLQ_PATH"
 ENV_KEY = "HRSYNC_DLQ_KEY"
+#: set by ``hrsync dlq replay`` for the target it runs: the input is a few letters, not a feed
+REPLAY_ENV = "HRSYNC_REPLAY"
 ERROR_MAX = 2000
 
-__all__ = ["DeadLetter", "DeadLetterStore", "default_path"]
+__all__ = [
+    "DeadLetter",
+    "DeadLetterStore",
+    "TargetDeadLetters",
+    "default_path",
+    "loader_name",
+    "replaying",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -53,6 +63,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload BLOB NOT NULL,
     encrypted INTEGER NOT NULL,
     error TEXT NOT NULL,
+    error_class TEXT NOT NULL DEFAULT 'error',
     attempts INTEGER NOT NULL,
     status TEXT NOT NULL,
     first_failed_at TEXT NOT NULL,
@@ -98,6 +109,7 @@ class DeadLetter:
     last_failed_at: str
     resolved_at: str | None
     note: str | None
+    error_class: str = "error"
 
     def summary(self) -> dict[str, Any]:
         """Everything but the record and schema (safe to print, log or alert on)."""
@@ -108,6 +120,7 @@ class DeadLetter:
             "stream": self.stream,
             "record_key": self.record_key,
             "error": self.error,
+            "error_class": self.error_class,
             "attempts": self.attempts,
             "status": self.status,
             "first_failed_at": self.first_failed_at,
@@ -140,6 +153,12 @@ class DeadLetterStore:
             if not self._ready:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(dead_letters)")}
+                if "error_class" not in columns:  # a store written before error classes
+                    conn.execute(
+                        "ALTER TABLE dead_letters ADD COLUMN error_class TEXT NOT NULL "
+                        "DEFAULT 'error'"
+                    )
                 self._ready = True
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -185,17 +204,21 @@ class DeadLetterStore:
         schema: dict[str, Any] | None = None,
         key_properties: Iterable[str] = (),
         integration: str | None = None,
+        error_class: str | None = None,
     ) -> int:
         """Store (or update the waiting letter for) one undeliverable record; returns its id.
 
         ``error`` must say which field and why, without personal data (cut at 2000 chars).
-        ``schema``/``key_properties`` are what ``replay`` sends ahead of the record.
+        ``error_class`` is a short token with no data in it (``http_409``, ``invalid_record``,
+        ``RetryBudgetExhausted``): what alerts may quote. ``schema``/``key_properties`` are what
+        ``replay`` sends ahead of the record.
         """
         integration = integration or default_integration()
         blob, encrypted = self._seal(
             {"record": record, "schema": schema, "key_properties": list(key_properties)}
         )
         error = " ".join(str(error).split())[:ERROR_MAX] or "unknown error"
+        klass = _error_class(error_class)
         now = _now()
         key = str(record_key)
         with self._db() as db:
@@ -206,16 +229,28 @@ class DeadLetterStore:
             ).fetchone()
             if row:
                 db.execute(
-                    "UPDATE dead_letters SET payload=?, encrypted=?, error=?, "
+                    "UPDATE dead_letters SET payload=?, encrypted=?, error=?, error_class=?, "
                     "attempts=attempts+?, last_failed_at=? WHERE id=?",
-                    (blob, encrypted, error, attempts, now, row[0]),
+                    (blob, encrypted, error, klass, attempts, now, row[0]),
                 )
                 return int(row[0])
             cur = db.execute(
                 "INSERT INTO dead_letters (integration, plugin, stream, record_key, payload, "
-                "encrypted, error, attempts, status, first_failed_at, last_failed_at) "
-                "VALUES (?,?,?,?,?,?,?,?,'waiting',?,?)",
-                (integration, plugin, stream, key, blob, encrypted, error, attempts, now, now),
+                "encrypted, error, error_class, attempts, status, first_failed_at, "
+                "last_failed_at) VALUES (?,?,?,?,?,?,?,?,?,'waiting',?,?)",
+                (
+                    integration,
+                    plugin,
+                    stream,
+                    key,
+                    blob,
+                    encrypted,
+                    error,
+                    klass,
+                    attempts,
+                    now,
+                    now,
+                ),
             )
             return int(cur.lastrowid or 0)
 
@@ -323,7 +358,106 @@ class DeadLetterStore:
             last_failed_at=row["last_failed_at"],
             resolved_at=row["resolved_at"],
             note=row["note"],
+            error_class=row["error_class"],
         )
+
+
+def replaying() -> bool:
+    """Whether this target runs under ``hrsync dlq replay``: its input is only the waiting
+    letters, so full-feed behaviours (deactivating whoever is absent) must stay off."""
+    return os.environ.get(REPLAY_ENV) == "1"
+
+
+def loader_name(default: str) -> str:
+    """The target's Meltano plugin name (``$MELTANO_LOADER_NAME``, set by ``meltano run`` and
+    ``meltano invoke``; an inherited ``target-scim--okta`` keeps its own name), else ``default``.
+    ``hrsync dlq replay`` invokes this name."""
+    return os.environ.get("MELTANO_LOADER_NAME") or default
+
+
+#: record keys targets use when a record has none (each such record gets its own letter)
+MISSING_KEYS = (None, "", "?", "-", "<missing>")
+
+
+class TargetDeadLetters:
+    """A target's side of the store: one place for the plugin name, the schema of each stream
+    (what ``replay`` sends ahead of a record) and batched ``resolve`` calls.
+
+    ``dead(...)`` for every record given up on, ``delivered(...)`` for every record the
+    destination now holds (created, updated or already equal), ``flush()`` at the end. A
+    record without a key (``None``, ``""``, ``"?"``, ``"-"``, ``"<missing>"``) is filed as
+    ``<missing:sha256 of the record>``: two keyless records never overwrite each other.
+    """
+
+    BATCH = 500
+
+    def __init__(
+        self, plugin: str, store: DeadLetterStore | None = None, *, integration: str | None = None
+    ) -> None:
+        self.plugin = loader_name(plugin)
+        self.store = store or DeadLetterStore()
+        self.integration = integration or default_integration()
+        self.schemas: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        self.added: dict[str, int] = {}  # record key -> letter id, this run
+        self.resolved = 0
+        self._pending: dict[str, list[str]] = {}
+
+    def stream(self, name: str, schema: dict[str, Any], key_properties: Iterable[str]) -> None:
+        self.schemas[name] = (schema, list(key_properties or ()))
+
+    def dead(
+        self,
+        *,
+        stream: str,
+        record_key: Any,
+        record: dict[str, Any],
+        error: str,
+        error_class: str,
+        attempts: int = 1,
+    ) -> int:
+        schema, keys = self.schemas.get(stream, (None, []))
+        if record_key in MISSING_KEYS:  # records without a key must not share one letter
+            digest = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode())
+            record_key = f"<missing:{digest.hexdigest()[:12]}>"
+        letter = self.store.add(
+            plugin=self.plugin,
+            stream=stream,
+            record_key=record_key,
+            record=record,
+            error=error,
+            error_class=error_class,
+            attempts=attempts,
+            schema=schema,
+            key_properties=keys,
+            integration=self.integration,
+        )
+        self.added[f"{stream}/{record_key}"] = letter
+        return letter
+
+    def delivered(self, stream: str, record_keys: Iterable[Any]) -> None:
+        pending = self._pending.setdefault(stream, [])
+        pending.extend(str(k) for k in record_keys)
+        if len(pending) >= self.BATCH:
+            self._resolve(stream)
+
+    def flush(self) -> int:
+        """Resolve what is pending; returns how many letters this run resolved in all."""
+        for stream in list(self._pending):
+            self._resolve(stream)
+        return self.resolved
+
+    def _resolve(self, stream: str) -> None:
+        keys = self._pending.pop(stream, [])
+        if keys:
+            self.resolved += self.store.resolve(
+                plugin=self.plugin, stream=stream, record_keys=keys, integration=self.integration
+            )
+
+
+def _error_class(value: str | None) -> str:
+    """A short token (letters, digits, ``_.-``), never free text that could carry data."""
+    token = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value or "error")).strip("_")[:60]
+    return token or "error"
 
 
 def _fernet(passphrase: str) -> Any:

@@ -9,6 +9,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.deadletter import TargetDeadLetters
 from hrsync.http import HTTP_SETTINGS
 from target_bamboohr.client import BambooHRClient
 from target_bamboohr.sinks import NewHireSink
@@ -45,6 +46,11 @@ class TargetBambooHR(Target):
     @cached_property
     def audit(self) -> AuditLog:
         return AuditLog(self.config.get("audit_log_path"))
+
+    @cached_property
+    def letters(self) -> TargetDeadLetters:
+        """Undeliverable records ($HRSYNC_DLQ_PATH, else .hrsync/deadletters.sqlite)."""
+        return TargetDeadLetters(self.name)
 
     @cached_property
     def _fields(self) -> set[str]:

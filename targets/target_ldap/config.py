@@ -126,7 +126,6 @@ class Settings:
     allow_mass_deactivation: bool = False
     deactivate_missing_users: bool = False
     max_connections: int = 4
-    retry_file: str = "output/target-ldap-retry.jsonl"
     timezone: str = "UTC"
     timeout: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -349,7 +348,6 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         allow_mass_deactivation=bool(config.get("allow_mass_deactivation")),
         deactivate_missing_users=bool(config.get("deactivate_missing_users")),
         max_connections=max(1, int(config.get("max_connections") or 4)),
-        retry_file=str(config.get("retry_file") or "output/target-ldap-retry.jsonl"),
         timezone=str(config.get("timezone") or "UTC"),
         timeout=float(config.get("timeout") or 30),
     )

@@ -9,16 +9,13 @@ overlay or a concurrent admin change is respected).
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import re
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 from hrsync.errors import RecordError
@@ -64,7 +61,8 @@ class MassDeactivationRefused(TargetLDAPError):
 
 
 class ProvisioningIncomplete(TargetLDAPError):
-    """Some employees failed; they are in the retry file. Raised after the rest was done."""
+    """Some employees failed and could not be kept as dead letters (accounts absent from a
+    full feed: no record to replay). Raised after the rest was done."""
 
 
 @dataclass
@@ -712,8 +710,6 @@ class Provisioner:
             )
         self._execute(plan, summary)
         summary.failures = list(self.failures)
-        if self.failures:
-            self._write_retry_file(self.failures)
         return summary
 
     def _execute(self, plan: Plan, summary: Summary) -> None:
@@ -932,25 +928,6 @@ class Provisioner:
             )
             return f"{change.dn_after} already exists and belongs to {who} ({result})"
         return f"the directory rejected {change.dn_after}: {result}"
-
-    def _write_retry_file(self, failures: Iterable[Failure]) -> None:
-        path = Path(self.settings.retry_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        with path.open("a", encoding="utf-8") as handle:
-            for f in failures:
-                line = {
-                    "time": now,
-                    "integration": "target-ldap",
-                    "stream": f.stream,
-                    "record_key": f.employee_id,
-                    "action": f.action,
-                    "field": f.field,
-                    "reason": f.reason,
-                    "ldap_result": f.result,
-                    "record": f.record,
-                }
-                handle.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
 
     # -- dry run ------------------------------------------------------------------------
     def print_plan(self, plan: Plan, guard_message: str | None) -> None:

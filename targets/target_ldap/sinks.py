@@ -33,6 +33,7 @@ class LDAPUserSink(PlanningSink):
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.ldap_target = target
+        target.letters.stream(stream_name, schema, key_properties or ())
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         provisioner = self.ldap_target.provisioner

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import sys
 from types import FrameType
 from typing import Any
@@ -10,10 +12,12 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.errors import ConfigError as HRSyncConfigError
 from target_ldap.config import MODES, parse_settings
 from target_ldap.directory import Directory, DirectoryError
 from target_ldap.provision import (
+    Failure,
     Provisioner,
     ProvisioningIncomplete,
     Summary,
@@ -172,12 +176,6 @@ class TargetLDAP(Target):
             description="Parallel LDAP connections for the writes",
         ),
         th.Property(
-            "retry_file",
-            th.StringType,
-            default="output/target-ldap-retry.jsonl",
-            description="JSON-lines file receiving the employees that could not be provisioned",
-        ),
-        th.Property(
             "timezone",
             th.StringType,
             default="UTC",
@@ -189,11 +187,15 @@ class TargetLDAP(Target):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.settings = parse_settings(self.config)
+        if replaying():  # a dead-letter replay carries a few people, not the feed
+            self.settings = dataclasses.replace(self.settings, deactivate_missing_users=False)
         self.directory = Directory(self.settings, logger=self.logger)
         self.audit_log = AuditLog()  # HRSYNC_AUDIT_LOG / the integration from the environment
         self.provisioner = Provisioner(
             self.directory, self.settings, audit=self._audit, logger=self.logger
         )
+        # employees the directory refused -> dead letters; delivered ones resolve
+        self.letters = TargetDeadLetters(self.name)
         self.summary: Summary | None = None
 
     def _audit(
@@ -241,16 +243,56 @@ class TargetLDAP(Target):
         )
         if summary.guard_message:  # dry run: the plan is printed, the verdict is the exit code
             raise TargetLDAPError(summary.guard_message)
+        if self.settings.dry_run:
+            super().process_endofpipe()
+            if summary.failures:
+                raise ProvisioningIncomplete(
+                    f"{len(summary.failures)} employee(s) could not be provisioned; they are "
+                    "listed above (dry run)"
+                )
+            return
+        lost = self._settle(summary.failures)
         super().process_endofpipe()
-        if summary.failures:
-            where = (
-                "listed above (dry run)"
-                if self.settings.dry_run
-                else f"kept for retry in {self.settings.retry_file}"
-            )
+        if lost:
             raise ProvisioningIncomplete(
-                f"{len(summary.failures)} employee(s) could not be provisioned; they are {where}"
+                f"{len(lost)} account(s) absent from the feed could not be changed "
+                f"({', '.join(sorted({f.employee_id for f in lost})[:20])}); the next full-feed "
+                "run tries again"
             )
+
+    def _settle(self, failures: list[Failure]) -> list[Failure]:
+        """Failures with a record become dead letters; every other employee of the batch is
+        now what the HRIS says, so its waiting letter (if any) is resolved. Returns the
+        failures that have no record to keep (a full feed's missing accounts)."""
+        lost: list[Failure] = []
+        failed: set[tuple[str, str]] = set()
+        for failure in failures:
+            if (failure.stream, failure.employee_id) in failed:
+                continue  # one letter per employee and run: the first failure says why
+            failed.add((failure.stream, failure.employee_id))
+            if not failure.record:
+                lost.append(failure)
+                continue
+            code = re.match(r"LDAP result (-?\d+) (\w*)", failure.result or "")
+            self.letters.dead(
+                stream=failure.stream,
+                record_key=failure.employee_id,
+                record=failure.record,
+                error=failure.message(),
+                error_class=f"ldap_{code[1]}_{code[2]}" if code else "invalid_record",
+            )
+        for person in self.provisioner.people.values():
+            if (person.stream, person.employee_id) not in failed:
+                self.letters.delivered(person.stream, [person.employee_id])
+        self.letters.flush()
+        if self.letters.added:
+            self.logger.warning(
+                "target-ldap: %d employee(s) could not be provisioned, kept as dead letters in "
+                "%s (hrsync dlq list; hrsync dlq replay once the cause is fixed)",
+                len(self.letters.added),
+                self.letters.store.path,
+            )
+        return lost
 
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:

@@ -10,16 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from hrsync.audit import default_integration
 from target_scim import scim
 from target_scim.client import SCIMAuthError, SCIMClient, SCIMError, ServerFeatures
 from target_scim.users import DesiredUser
@@ -46,7 +42,8 @@ class MassDeactivationRefused(TargetSCIMError):
 
 
 class ProvisioningIncomplete(TargetSCIMError):
-    """Some users failed; they are in the retry file. Raised after the rest was processed."""
+    """Some users failed and could not be kept as dead letters (accounts absent from a full
+    feed: there is no record to replay). Raised after the rest was processed."""
 
 
 @dataclass
@@ -59,7 +56,6 @@ class Settings:
     max_concurrency: int = 4
     use_bulk: bool = True
     bulk_max_operations: int = 1000
-    retry_file: str = "output/target-scim-retry.jsonl"
 
 
 @dataclass
@@ -481,8 +477,6 @@ class Provisioner:
             # status and scimType only: a server's detail text may quote the values
             code = " ".join(str(x) for x in (failure.status, failure.scim_type) if x) or None
             self.audit(failure.stream, failure.employee_id, [failure.field], "failed", code)
-        if summary.failures and not self.settings.dry_run:
-            self._write_retry_file(summary.failures)
         return summary
 
     def _log_plan(self, plan: Plan) -> None:
@@ -667,25 +661,3 @@ class Provisioner:
             return out
 
         return [item for batch_out in self._map(send, batches) for item in batch_out]
-
-    def _write_retry_file(self, failures: list[Failure]) -> None:
-        path = Path(self.settings.retry_file)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as fh:
-            for f in failures:
-                line = {
-                    "time": datetime.now(UTC).isoformat(),
-                    "integration": default_integration(),
-                    "plugin": "target-scim",
-                    "stream": f.stream,
-                    "employee_id": f.employee_id,
-                    "action": f.action,
-                    "field": f.field,
-                    "reason": f.reason,
-                    "status": f.status,
-                    "scimType": f.scim_type,
-                    "detail": f.detail,
-                    "record": f.record,
-                }
-                fh.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")

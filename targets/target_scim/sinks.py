@@ -32,6 +32,7 @@ class SCIMUserSink(PlanningSink):
     ) -> None:
         super().__init__(target, stream_name, schema, key_properties)
         self.scim_target = target
+        target.letters.stream(stream_name, schema, key_properties or ())
 
     def _today(self) -> dt.date:
         return dt.datetime.now(ZoneInfo(self.config.get("timezone") or "UTC")).date()

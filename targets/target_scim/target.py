@@ -10,10 +10,12 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.http import HTTP_SETTINGS
 from target_scim.auth import build_auth
 from target_scim.client import SCIMClient, SCIMError
 from target_scim.provision import (
+    Failure,
     Provisioner,
     ProvisioningIncomplete,
     Settings,
@@ -110,12 +112,6 @@ class TargetSCIM(Target):
             "applies)",
         ),
         th.Property(
-            "retry_file",
-            th.StringType,
-            default="output/target-scim-retry.jsonl",
-            description="JSON-lines file receiving the users that could not be provisioned",
-        ),
-        th.Property(
             "timezone",
             th.StringType,
             default="UTC",
@@ -156,16 +152,19 @@ class TargetSCIM(Target):
                 max_deactivation_share=float(cfg.get("max_deactivation_share", 0.10)),
                 allow_mass_deactivation=bool(cfg.get("allow_mass_deactivation")),
                 mass_deactivation_floor=int(cfg.get("mass_deactivation_floor", 1)),
-                deactivate_missing_users=bool(cfg.get("deactivate_missing_users")),
+                # a dead-letter replay carries a few users, not the feed: never "missing"
+                deactivate_missing_users=bool(cfg.get("deactivate_missing_users"))
+                and not replaying(),
                 max_concurrency=concurrency,
                 use_bulk=bool(cfg.get("use_bulk", True)),
                 bulk_max_operations=int(cfg.get("bulk_max_operations") or 1000),
-                retry_file=str(cfg.get("retry_file") or "output/target-scim-retry.jsonl"),
             ),
             audit=self._audit,
             logger=self.logger,
         )
         self.audit_log = AuditLog()
+        # users the server refused (after retries) -> dead letters; delivered ones resolve
+        self.letters = TargetDeadLetters(self.name)
         self.summary: Summary | None = None
 
     def _audit(
@@ -203,12 +202,50 @@ class TargetSCIM(Target):
         if self.provisioner.settings.dry_run:
             # a dry run must not move the bookmark: the real run has to see these records
             self._latest_state = None
+            super().process_endofpipe()
+            return
+        lost = self._settle(self.summary.failures)
         super().process_endofpipe()
-        if self.summary.failures:
+        if lost:
             raise ProvisioningIncomplete(
-                f"{len(self.summary.failures)} user(s) could not be provisioned; they were "
-                f"kept for retry in {self.provisioner.settings.retry_file}"
+                f"{len(lost)} account(s) absent from the feed could not be deactivated "
+                f"({', '.join(f.employee_id for f in lost[:20])}); the next full-feed run "
+                "tries again"
             )
+
+    def _settle(self, failures: list[Failure]) -> list[Failure]:
+        """Failures with a record become dead letters; every other user of the batch is now
+        what the HRIS says, so its waiting letter (if any) is resolved. Returns the failures
+        that have no record to keep (a full feed's missing accounts)."""
+        lost = []
+        failed = set()
+        for failure in failures:
+            if (failure.stream, failure.employee_id) in failed:
+                continue  # one letter per user and run: the first failure says why
+            failed.add((failure.stream, failure.employee_id))
+            if not failure.record:
+                lost.append(failure)
+                continue
+            kind = "_".join(str(x) for x in (failure.status, failure.scim_type) if x)
+            self.letters.dead(
+                stream=failure.stream,
+                record_key=failure.employee_id,
+                record=failure.record,
+                error=failure.message(),
+                error_class=f"http_{kind}" if failure.status else "invalid_record",
+            )
+        for user in self.provisioner.desired.values():
+            if (user.stream, user.employee_id) not in failed:
+                self.letters.delivered(user.stream, [user.employee_id])
+        self.letters.flush()
+        if self.letters.added:
+            self.logger.warning(
+                "target-scim: %d user(s) could not be provisioned, kept as dead letters in %s "
+                "(hrsync dlq list; hrsync dlq replay once the cause is fixed)",
+                len(self.letters.added),
+                self.letters.store.path,
+            )
+        return lost
 
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from hrsync.audit import AuditLog
+from hrsync.deadletter import DeadLetter, DeadLetterStore
 from hrsync.errors import RecordError
 from sandbox.bamboohr import BambooHR
 from sandbox.server import Sandbox
@@ -99,6 +100,11 @@ def by_candidate(sb: Sandbox) -> dict[str, dict[str, Any]]:
     return {r["customATSCandidateID"]: r for r in app(sb).created.values()}
 
 
+def letters() -> dict[str, DeadLetter]:
+    """Waiting dead letters (the store of $HRSYNC_DLQ_PATH, one per test), by record key."""
+    return {letter.record_key: letter for letter in DeadLetterStore().list()}
+
+
 def test_new_hires_arrive_byte_for_byte(sb: Sandbox, tmp_path: Path) -> None:
     audit = tmp_path / "audit.jsonl"
     run(config(sb, audit_log_path=str(audit)), [hire(*h) for h in HARD])
@@ -157,25 +163,65 @@ def test_429_and_503_are_retried_and_each_hire_written_once(sb: Sandbox) -> None
     assert sb.faults.injected == {"429": 1, "503": 1, "drop": 1, "500": 1}
 
 
-def test_faults_past_the_budget_fail_with_a_specific_error(sb: Sandbox) -> None:
+def test_a_record_past_the_retry_budget_is_a_dead_letter_and_the_run_goes_on(
+    sb: Sandbox,
+) -> None:
+    sb.faults.retry_after = 0
+    sb.faults.paths = "/employees$"
+    sb.faults.script[:] = ["503", "503", "503"]  # the first create's three attempts
+    run(config(sb, max_retries=3), [hire(*h) for h in HARD[:3]])
+    assert sorted(by_candidate(sb)) == [h[0] for h in HARD[1:3]]
+    (letter,) = letters().values()
+    assert letter.record_key == HARD[0][0] and letter.plugin == "target-bamboohr"
+    assert "POST /api/v1/employees failed after 3 attempts" in letter.error
+    assert letter.error_class == "RetryBudgetExhausted"
+    assert letter.record == hire(*HARD[0])  # as it arrived: replayable
+    assert letter.key_properties == ["ats_candidate_id"]
+    # delivered on a later run (the fault gone): the letter resolves itself, no duplicate
+    run(config(sb), [hire(*HARD[0])])
+    assert letters() == {}
+    assert sorted(by_candidate(sb)) == [h[0] for h in HARD[:3]]
+
+
+def test_bamboohr_down_for_several_records_stops_the_run(sb: Sandbox) -> None:
     sb.faults.retry_after = 0
     sb.faults.rate_5xx = 1.0
     sb.faults.paths = "/employees$"
-    with pytest.raises(Exception, match=r"POST /api/v1/employees failed after 3 attempts"):
-        run(config(sb, max_retries=3), [hire(*HARD[0])])
+    with pytest.raises(Exception, match=r"3 records in a row failed after every retry"):
+        run(config(sb, max_retries=2), [hire(*h) for h in HARD])
+    assert len(letters()) == 3
 
 
 def test_missing_last_name_names_the_candidate_and_keeps_earlier_hires(sb: Sandbox) -> None:
-    records = [hire(*HARD[0]), hire("4100000099", "Cher", "")]
-    with pytest.raises(RecordError, match=r"record 4100000099: field lastName: BambooHR requires"):
-        run(config(sb), records)
-    assert list(by_candidate(sb)) == [HARD[0][0]]
+    records = [hire(*HARD[0]), hire("4100000099", "Cher", ""), hire(*HARD[1])]
+    run(config(sb), records)
+    assert list(by_candidate(sb)) == [HARD[0][0], HARD[1][0]]
+    error = letters()["4100000099"].error
+    assert "record 4100000099: field lastName: BambooHR requires" in error
 
 
 def test_bad_date_names_the_candidate(sb: Sandbox) -> None:
-    with pytest.raises(RecordError, match=r"record 4100000001: field hireDate: not a valid date"):
-        run(config(sb), [hire(*HARD[0], hireDate="2026-13-45")])
+    run(config(sb), [hire(*HARD[0], hireDate="2026-13-45")])
     assert app(sb).writes == []
+    letter = letters()["4100000001"]
+    assert "record 4100000001: field hireDate: not a valid date" in letter.error
+    assert letter.record["hireDate"] == "2026-13-45"  # kept as it came, to be fixed
+
+
+def test_a_schema_violation_is_a_dead_letter_naming_the_field_not_the_value(sb: Sandbox) -> None:
+    run(config(sb), [hire(*HARD[0], jobTitle=42), hire(*HARD[1])])
+    assert list(by_candidate(sb)) == [HARD[1][0]]
+    letter = letters()[HARD[0][0]]
+    assert "field jobTitle: does not match the stream's schema (type:" in letter.error
+    assert "42" not in letter.error and letter.error_class == "invalid_record"
+
+
+def test_records_without_candidate_id_are_dead_letters_each(sb: Sandbox) -> None:
+    run(config(sb), [hire("", "Cher", "Sarkisian"), hire("", "Prince", "Nelson")])
+    found = list(letters().values())
+    assert len(found) == 2 and all(x.record_key.startswith("<missing:") for x in found)
+    assert all("the ATS candidate id is required" in x.error for x in found)
+    assert {x.record["firstName"] for x in found} == {"Cher", "Prince"}
 
 
 def test_vendor_rejection_carries_the_error_header(sb: Sandbox) -> None:
@@ -183,11 +229,12 @@ def test_vendor_rejection_carries_the_error_header(sb: Sandbox) -> None:
     schema = {"type": "object", "properties": {**SCHEMA["properties"], "originalHireDate": {}}}
     text = lines([hire(*HARD[0], originalHireDate="14/12/2026")])
     text = text.replace(json.dumps(SCHEMA), json.dumps(schema), 1)
-    with pytest.raises(RecordError) as err:
-        TargetBambooHR(config=config(sb)).listen(io.StringIO(text))
-    message = str(err.value)
-    assert "record 4100000001" in message and "Invalid date for originalHireDate" in message
-    assert err.value.field == "originalHireDate"
+    TargetBambooHR(config=config(sb)).listen(io.StringIO(text))
+    letter = letters()["4100000001"]
+    assert "record 4100000001: field originalHireDate" in letter.error
+    assert "Invalid date for originalHireDate" in letter.error
+    assert letter.error_class.startswith("http_4")  # a refusal, not a transient fault
+    assert letter.schema == schema
 
 
 def test_legacy_gateway_base(sb: Sandbox) -> None:
@@ -198,8 +245,10 @@ def test_legacy_gateway_base(sb: Sandbox) -> None:
 
 def test_dry_run_writes_nothing(sb: Sandbox, tmp_path: Path) -> None:
     audit = tmp_path / "a.jsonl"
-    run(config(sb, dry_run=True, audit_log_path=str(audit)), [hire(*h) for h in HARD])
+    bad = hire("4100000099", "Cher", "")
+    run(config(sb, dry_run=True, audit_log_path=str(audit)), [*(hire(*h) for h in HARD), bad])
     assert app(sb).writes == []
+    assert letters() == {}  # not even a dead letter: the real run keeps it
     assert {e["outcome"] for e in AuditLog.read(audit)} == {"planned-created"}
 
 

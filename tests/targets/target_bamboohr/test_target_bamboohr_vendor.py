@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hrsync.audit import AuditLog
-from hrsync.errors import RecordError
+from hrsync.deadletter import DeadLetterStore
 from sandbox.bamboohr import CANDIDATE_FIELD, BambooHR
 from sandbox.server import Sandbox
 from target_bamboohr.target import TargetBambooHR
@@ -79,10 +79,10 @@ def test_duplicate_work_email_is_a_specific_error_and_earlier_hires_stay(
         {"ats_candidate_id": "4300000012", "firstName": "Jean-Luc", "lastName": "Picard",
          "workEmail": taken},
     ]  # fmt: skip
-    with pytest.raises(RecordError) as err:
-        run(sb, records, audit_log_path=str(audit))
-    assert err.value.record_key == "4300000012" and err.value.field == "workEmail"
-    assert "409" in err.value.reason and "Duplicate value for workEmail" in err.value.reason
+    run(sb, records, audit_log_path=str(audit))
+    (letter,) = DeadLetterStore().list()
+    assert letter.record_key == "4300000012" and letter.error_class == "http_409"
+    assert "field workEmail" in letter.error and "Duplicate value for workEmail" in letter.error
     assert len(app(sb).created) == 1
     outcomes = [(e["record_key"], e["outcome"]) for e in AuditLog.read(audit)]
     assert outcomes == [("4300000011", "created"), ("4300000012", "failed")]

@@ -81,7 +81,6 @@ def openldap_config(server: Slapd, tmp_path: Path, **overrides: Any) -> dict[str
             {"group": f"cn=all-staff,{GROUPS}", "match": {}},
             {"group": f"cn=managers,{GROUPS}", "match": {"title": ["Engineering Manager"]}},
         ],
-        "retry_file": str(tmp_path / "retry.jsonl"),
         "max_connections": 2,
     }
     config.update(overrides)

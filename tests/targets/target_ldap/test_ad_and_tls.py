@@ -36,7 +36,6 @@ def ad_config(server: Slapd, tmp_path: Path, **overrides: Any) -> dict[str, Any]
         "upn_domain": "corp.example.com",
         "dn_template": "CN={uid},OU={department},OU=People,DC=example,DC=com",
         "group_rules": {ENG: {"department": "Engineering"}, ALL: {}},
-        "retry_file": str(tmp_path / "retry.jsonl"),
         "allow_mass_deactivation": True,
     }
     config.update(overrides)

@@ -28,7 +28,8 @@ from ldap_testkit import (
     today,
 )
 
-from target_ldap.provision import MassDeactivationRefused, ProvisioningIncomplete
+from hrsync.deadletter import DeadLetterStore
+from target_ldap.provision import MassDeactivationRefused
 
 ENG = f"cn=engineering,{GROUPS}"
 SALES = f"cn=sales,{GROUPS}"
@@ -262,7 +263,7 @@ def test_dry_run_prints_plan_and_writes_nothing(
     target = run_target(dict(config, dry_run=True), records)
     err = capsys.readouterr().err
     assert slapd.write_count() == before
-    assert not Path(config["retry_file"]).exists()
+    assert DeadLetterStore().list() == []
     assert "DRY RUN" in err
     assert "create   employee 7002: uid=bruno.costa,ou=Engineering" in err
     assert "update   employee 7001: uid=ana.silva,ou=Engineering" in err
@@ -307,7 +308,7 @@ def test_guard_stops_truncated_feed(
     assert len(slapd.entries(DISABLED)) == 25
 
 
-def test_directory_rejections_go_to_retry_file(
+def test_directory_rejections_become_dead_letters(
     slapd: Slapd, tmp_path: Path, run_target: RunTarget
 ) -> None:
     config = openldap_config(
@@ -330,29 +331,35 @@ def test_directory_rejections_go_to_retry_file(
         person("9006", "Bad", "Date", termination_date="next tuesday"),
         person("9007", "No", "Department", department=None),
     ]
-    with pytest.raises(ProvisioningIncomplete, match="6 employee"):
-        run_target(config, records)
+    target = run_target(config, records)  # the run succeeds: the failures are dead letters
+    assert len(target.summary.failures) == 6
     # the rest was provisioned
     managed = {a["employeeNumber"][0] for a in slapd.entries().values() if "employeeNumber" in a}
     assert managed == {"9002", "9004"}
-    lines = [json.loads(x) for x in Path(config["retry_file"]).read_text().splitlines()]
-    by_key = {x["record_key"]: x for x in lines}
-    assert set(by_key) == {"9001", "9003", "9008", "?", "9006", "9007"}
-    assert by_key["9001"]["field"] == "mail"
-    assert "invalidAttributeSyntax" in by_key["9001"]["reason"]
-    assert by_key["9001"]["record"]["employee_id"] == "9001"  # the record, for a retry
-    assert by_key["9003"]["field"] == "cn"
-    assert "is also the DN of employee 9002" in by_key["9003"]["reason"]
-    assert by_key["9008"]["field"] == "cn"
-    assert (
-        "already exists and belongs to an entry without employeeNumber" in by_key["9008"]["reason"]
-    )
-    assert "entryAlreadyExists" in by_key["9008"]["ldap_result"]
-    assert by_key["?"]["field"] == "employee_id"
-    assert by_key["9006"]["field"] == "termination_date"
-    assert "next tuesday" in by_key["9006"]["reason"]
-    assert by_key["9007"]["field"] == "department"
-    assert "dn_template" in by_key["9007"]["reason"]
+    by_key = {x.record_key: x for x in DeadLetterStore().list()}
+    keyless = [k for k in by_key if k.startswith("<missing:")]  # its own letter, by content
+    assert set(by_key) == {"9001", "9003", "9008", *keyless, "9006", "9007"}
+    assert len(keyless) == 1
+    assert {x.plugin for x in by_key.values()} == {"target-ldap"}
+    assert "failed on mail" in by_key["9001"].error
+    assert "invalidAttributeSyntax" in by_key["9001"].error
+    assert by_key["9001"].error_class == "ldap_21_invalidAttributeSyntax"
+    assert by_key["9001"].record["employee_id"] == "9001"  # the record, for a replay
+    assert by_key["9001"].key_properties == ["employee_id"]
+    assert "failed on cn" in by_key["9003"].error
+    assert "is also the DN of employee 9002" in by_key["9003"].error
+    assert "failed on cn" in by_key["9008"].error
+    assert "already exists and belongs to an entry without employeeNumber" in by_key["9008"].error
+    assert by_key["9008"].error_class == "ldap_68_entryAlreadyExists"
+    assert "failed on employee_id" in by_key[keyless[0]].error
+    assert "failed on termination_date" in by_key["9006"].error
+    assert "next tuesday" in by_key["9006"].error
+    assert by_key["9006"].error_class == "invalid_record"
+    assert "failed on department" in by_key["9007"].error
+    assert "dn_template" in by_key["9007"].error
+    # fixed at the source and sent again: delivered, and the letter resolves itself
+    run_target(config, [person("9007", "No", "Department")])
+    assert "9007" not in {x.record_key for x in DeadLetterStore().list()}
     failed = [a for a in audit_lines() if a["outcome"] == "failed"]
     assert {a["record_key"] for a in failed} == {"9001", "9008"}
     # the hand-made entry was not touched
@@ -436,3 +443,16 @@ def test_new_managers_first_and_reporting_cycles(
         assert slapd.by_eid(f"C{i}")[1]["manager"][0].lower().startswith(f"uid=level.no{i - 1},")
     assert slapd.by_eid("L1")[1]["manager"][0].lower().startswith("uid=loop.two,")
     assert slapd.by_eid("L2")[1]["manager"][0].lower().startswith("uid=loop.one,")
+
+
+def test_a_dead_letter_replay_never_disables_the_accounts_it_does_not_carry(
+    slapd: Slapd, tmp_path: Path, run_target: RunTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = openldap_config(slapd, tmp_path, allow_mass_deactivation=True)
+    staff = [person(f"80{i:02d}", "Given", f"Family{i}") for i in range(5)]
+    run_target(config, staff)
+    monkeypatch.setenv("HRSYNC_REPLAY", "1")  # what `hrsync dlq replay` sets
+    target = run_target(dict(config, deactivate_missing_users=True), staff[:1])
+    assert target.settings.deactivate_missing_users is False
+    assert target.summary.outcomes.get("disabled", 0) == 0
+    assert slapd.entries(DISABLED) == {}

@@ -22,6 +22,7 @@ import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_models import EnterpriseUser, SearchRequest, User
 
+from hrsync.deadletter import DeadLetter, DeadLetterStore
 from sandbox.directories import ScimServer, start_scim_server
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -191,7 +192,6 @@ class Scim:
         cfg: dict[str, Any] = {
             "base_url": self.base_url,
             "bearer_token": TOKEN,
-            "retry_file": str(self.tmp / "retry.jsonl"),
             "max_concurrency": 4,
             "organization": "Acme Corp",
         }
@@ -228,11 +228,9 @@ class Scim:
         """Run TargetSCIM in-process; returns the target (``.summary``, ``.plan_text``)."""
         return run_target(self.config(**overrides), records)
 
-    def retry_lines(self) -> list[dict[str, Any]]:
-        path = self.tmp / "retry.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    def dead_letters(self) -> list[DeadLetter]:
+        """The waiting dead letters ($HRSYNC_DLQ_PATH: one store per test)."""
+        return DeadLetterStore().list()
 
 
 @pytest.fixture

@@ -289,6 +289,14 @@ def test_guard_counts_terminations_too(scim, make_person):
     assert all(u.active for u in scim.users().values())
 
 
+def test_a_missing_account_that_cannot_be_deactivated_fails_the_run(scim, make_person):
+    people = _seed(scim, make_person, 30)
+    scim.fault(**_error_fault(400, "invalidValue", "refused", '"active"'))
+    with pytest.raises(ProvisioningIncomplete, match="E029, E030"):
+        scim.run(people[:-2], deactivate_missing_users=True)
+    assert scim.dead_letters() == []  # no record to replay: the next full feed retries
+
+
 def test_full_feed_deactivates_missing_within_the_guard(scim, make_person):
     people = _seed(scim, make_person, 30)
     preview = scim.run(people[:-2], deactivate_missing_users=True, dry_run=True)
@@ -320,40 +328,49 @@ def test_dry_run_prints_the_plan_and_writes_nothing(scim, make_person):
 # -- errors -----------------------------------------------------------------------------------
 
 
-def test_conflict_409_is_reported_kept_for_retry_and_the_rest_goes_on(scim, make_person, audit):
+def test_conflict_409_is_a_dead_letter_and_the_rest_goes_on(scim, make_person, audit):
     # two employees claim the same userName: the server answers 409 uniqueness for one
     a = make_person("E1", user_name="shared@example.com")
     b = make_person("E2", user_name="shared@example.com")
     others = [make_person(f"E{i}") for i in range(3, 8)]
-    with pytest.raises(ProvisioningIncomplete) as stopped:
-        scim.run([a, b, *others])
-    assert "1 user(s)" in str(stopped.value)
+    target = scim.run([a, b, *others])
+    assert len(target.summary.failures) == 1
     users = scim.users()
     assert {"E3", "E4", "E5", "E6", "E7"} <= set(users)
     assert len([u for u in users.values() if u.user_name == "shared@example.com"]) == 1
 
-    [line] = scim.retry_lines()
-    assert line["employee_id"] in {"E1", "E2"}
-    assert line["field"] == "userName"
-    assert line["status"] == 409
-    assert line["scimType"] == "uniqueness"
-    assert line["detail"]
-    assert line["record"]["employee_id"] == line["employee_id"]
+    [letter] = scim.dead_letters()
+    assert letter.record_key in {"E1", "E2"}
+    assert letter.plugin == "target-scim" and letter.stream == "iam_users"
+    assert "failed on userName" in letter.error and "scimType=uniqueness" in letter.error
+    assert letter.error_class == "http_409_uniqueness"
+    assert letter.record is not None and letter.record["employee_id"] == letter.record_key
+    assert letter.schema is not None and "employee_id" in letter.schema["properties"]
+    assert letter.key_properties == ["employee_id"]
     [failed] = [a for a in audit() if a["outcome"] == "failed"]
     assert (failed["record_key"], failed["fields"], failed["detail"]) == (
-        line["employee_id"],
+        letter.record_key,
         ["userName"],
         "409 uniqueness",
     )
 
 
+def test_a_dead_letter_resolves_when_the_user_is_delivered(scim, make_person):
+    scim.fault(**_error_fault(400, "invalidValue", "Attribute 'title' is bad", "E1"))
+    scim.run([make_person("E1"), make_person("E2")])
+    assert [letter.record_key for letter in scim.dead_letters()] == ["E1"]
+    scim.proxy.faults.clear()
+    scim.run([make_person("E1")])  # the cause is gone: delivered now, the letter resolved
+    assert scim.dead_letters() == []
+    assert set(scim.users()) == {"E1", "E2"}
+
+
 def test_existing_account_of_another_employee_is_not_hijacked(scim, make_person):
     scim.run([make_person("OTHER", user_name="taken@example.com")])
-    with pytest.raises(ProvisioningIncomplete):
-        scim.run([make_person("E1", user_name="taken@example.com"), make_person("E2")])
-    [line] = scim.retry_lines()
-    assert (line["employee_id"], line["field"]) == ("E1", "userName")
-    assert "OTHER" in line["reason"]
+    scim.run([make_person("E1", user_name="taken@example.com"), make_person("E2")])
+    [letter] = scim.dead_letters()
+    assert letter.record_key == "E1" and "failed on userName" in letter.error
+    assert "OTHER" in letter.error
     assert scim.users()["OTHER"].user_name == "taken@example.com"
     assert "E2" in scim.users()
 
@@ -361,15 +378,10 @@ def test_existing_account_of_another_employee_is_not_hijacked(scim, make_person)
 def test_schema_violation_400_names_employee_field_and_detail(scim, make_person):
     detail = "Attribute 'title' exceeds 64 characters"
     scim.fault(**_error_fault(400, "invalidValue", detail, "E400"))
-    with pytest.raises(ProvisioningIncomplete):
-        scim.run([make_person("E400", title="x" * 70), make_person("E401")])
-    [line] = scim.retry_lines()
-    assert (line["employee_id"], line["field"], line["scimType"]) == (
-        "E400",
-        "title",
-        "invalidValue",
-    )
-    assert line["detail"] == "Attribute 'title' exceeds 64 characters"
+    scim.run([make_person("E400", title="x" * 70), make_person("E401")])
+    [letter] = scim.dead_letters()
+    assert letter.record_key == "E400" and letter.error_class == "http_400_invalidValue"
+    assert "failed on title: Attribute 'title' exceeds 64 characters" in letter.error
     assert "E401" in scim.users()
 
 
@@ -484,12 +496,12 @@ def test_bad_records_get_specific_errors_and_the_rest_goes_on(scim, make_person)
     no_user_name = make_person("E1", user_name=None)
     bad_date = make_person("E2", termination_date="31/12/2024")
     fine = make_person("E3")
-    with pytest.raises(ProvisioningIncomplete):
-        scim.run([no_user_name, bad_date, fine])
-    lines = {line["employee_id"]: line for line in scim.retry_lines()}
-    assert lines["E1"]["field"] == "user_name"
-    assert "required" in lines["E1"]["reason"]
-    assert lines["E2"]["field"] == "termination_date"
+    scim.run([no_user_name, bad_date, fine])
+    letters = {letter.record_key: letter for letter in scim.dead_letters()}
+    assert "failed on user_name: required" in letters["E1"].error
+    assert "failed on termination_date" in letters["E2"].error
+    assert letters["E2"].error_class == "invalid_record"
+    assert letters["E2"].record["termination_date"] == "31/12/2024"
     assert list(scim.users()) == ["E3"]
 
 
@@ -553,18 +565,19 @@ def test_cli_guard_exits_non_zero_with_the_reason(scim, make_person, tmp_path):
     assert done.stdout.strip() == ""  # no state: nothing was done
 
 
-def test_cli_conflict_exits_non_zero_after_the_rest(scim, make_person, tmp_path):
+def test_cli_conflict_is_a_dead_letter_and_the_run_succeeds(scim, make_person, tmp_path):
     records = [
         make_person("E1", user_name="dup@example.com"),
         make_person("E2", user_name="dup@example.com"),
         make_person("E3"),
     ]
     done = _cli(scim.config(), scim.lines(records), tmp_path)
-    assert done.returncode == 1
-    assert "kept for retry" in done.stderr
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "kept as dead letters" in done.stderr
     assert "uniqueness" in done.stderr
     assert set(scim.users()) >= {"E3"}
-    assert len(scim.retry_lines()) == 1
+    assert len(scim.dead_letters()) == 1
+    assert json.loads(done.stdout.strip().splitlines()[-1])["bookmarks"]  # state emitted
 
 
 def test_cli_about_marks_secrets(tmp_path):
@@ -587,3 +600,33 @@ def test_cli_about_marks_secrets(tmp_path):
     assert props["bearer_token"].get("secret") is True
     assert props["oauth_client_secret"].get("secret") is True
     assert props["max_deactivation_share"]["default"] == 0.1
+
+
+def test_dlq_replay_through_the_real_target_delivers_once_and_never_deprovisions(
+    scim, make_person, tmp_path, monkeypatch
+):
+    """`hrsync dlq replay --command` pipes the letter into target-scim itself (no Meltano):
+    delivered once, and a full-feed config does not deactivate everyone absent from the
+    replay (HRSYNC_REPLAY keeps full-feed mode off)."""
+    from hrsync.cli import main
+
+    people = [make_person(f"E{i}") for i in range(1, 6)]
+    scim.fault(**_error_fault(400, "invalidValue", "Attribute 'title' is bad", "E5"))
+    scim.run(people)
+    [letter] = scim.dead_letters()
+    assert letter.record_key == "E5"
+    scim.proxy.faults.clear()
+
+    cfg = tmp_path / "scim.json"
+    cfg.write_text(
+        json.dumps(scim.config(deactivate_missing_users=True, allow_mass_deactivation=True))
+    )
+    monkeypatch.setenv("HRSYNC_INTEGRATION", "ignored-by-replay")
+    command = f"{sys.executable} -m target_scim --config {cfg}"
+    assert main(["dlq", "replay", "--command", command]) == 0
+    assert scim.dead_letters() == []
+    users = scim.users()
+    assert set(users) == {"E1", "E2", "E3", "E4", "E5"}
+    assert all(u.active for u in users.values())  # nobody deactivated by the 1-user replay
+    assert main(["dlq", "replay", "--command", command]) == 0  # nothing left: no-op
+    assert len(scim.users()) == 5

@@ -1,0 +1,228 @@
+"""The run ledger: one row per ``hrsync run <job>`` (SQLite, ``$HRSYNC_RUNS_PATH``, else
+``.hrsync/runs.sqlite``).
+
+Each row: job, start, end, duration, outcome (``running`` -> ``success`` | ``failed``), the
+exit code, records moved (the writes the job's targets audited in the run window, by outcome)
+and the dead letters the run added. ``consecutive_failures`` counts the failed runs since the
+last success (what alerts fire on); ``last_success`` is what staleness is judged on.
+A run that was killed stays ``running``; the next run of the job marks it ``failed``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hrsync.audit import AuditLog
+
+DEFAULT_PATH = Path(".hrsync/runs.sqlite")
+ENV_PATH = "HRSYNC_RUNS_PATH"
+#: audit outcomes that are not a write to the destination
+NOT_MOVED = frozenset({"unchanged", "failed", "skipped", "refused", "rejected"})
+
+__all__ = ["Run", "RunLedger", "moved_records"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    duration_s REAL,
+    outcome TEXT NOT NULL,
+    exit_code INTEGER,
+    records_moved INTEGER,
+    moved_by_outcome TEXT,
+    dead_letters INTEGER,
+    args TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
+"""
+
+
+def default_path() -> Path:
+    return Path(os.environ.get(ENV_PATH) or DEFAULT_PATH)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    job: str
+    started_at: str
+    ended_at: str | None
+    duration_s: float | None
+    outcome: str
+    exit_code: int | None
+    records_moved: int | None
+    moved_by_outcome: dict[str, int]
+    dead_letters: int | None
+    args: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class RunLedger:
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_path()
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def start(self, job: str, args: list[str], started: datetime | None = None) -> int:
+        """A new ``running`` row; an earlier run of the job still ``running`` was killed."""
+        with self._db() as db:
+            db.execute("UPDATE runs SET outcome='failed' WHERE job=? AND outcome='running'", (job,))
+            cur = db.execute(
+                "INSERT INTO runs (job, started_at, outcome, args) VALUES (?,?,'running',?)",
+                (job, (started or now()).isoformat(), json.dumps(args)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish(
+        self,
+        run_id: int,
+        *,
+        outcome: str,
+        exit_code: int | None,
+        moved: Mapping[str, int],
+        dead_letters: int,
+        ended: datetime | None = None,
+    ) -> Run:
+        ended = ended or now()
+        with self._db() as db:
+            row = db.execute("SELECT started_at FROM runs WHERE id=?", (run_id,)).fetchone()
+            duration = (ended - datetime.fromisoformat(row["started_at"])).total_seconds()
+            db.execute(
+                "UPDATE runs SET ended_at=?, duration_s=?, outcome=?, exit_code=?, "
+                "records_moved=?, moved_by_outcome=?, dead_letters=? WHERE id=?",
+                (
+                    ended.isoformat(),
+                    round(duration, 3),
+                    outcome,
+                    exit_code,
+                    sum(moved.values()),
+                    json.dumps(dict(moved), sort_keys=True),
+                    dead_letters,
+                    run_id,
+                ),
+            )
+        run = self.get(run_id)
+        assert run is not None
+        return run
+
+    def get(self, run_id: int) -> Run | None:
+        if not self.path.exists():
+            return None
+        with self._db() as db:
+            row = db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        return _run(row) if row else None
+
+    def history(self, job: str, limit: int = 50) -> list[Run]:
+        """The job's runs, newest first."""
+        if not self.path.exists():
+            return []
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT * FROM runs WHERE job=? ORDER BY id DESC LIMIT ?", (job, limit)
+            ).fetchall()
+        return [_run(r) for r in rows]
+
+    def last(self, job: str) -> Run | None:
+        runs = self.history(job, 1)
+        return runs[0] if runs else None
+
+    def last_success(self, job: str) -> Run | None:
+        if not self.path.exists():
+            return None
+        with self._db() as db:
+            row = db.execute(
+                "SELECT * FROM runs WHERE job=? AND outcome='success' ORDER BY id DESC LIMIT 1",
+                (job,),
+            ).fetchone()
+        return _run(row) if row else None
+
+    def consecutive_failures(self, job: str) -> int:
+        if not self.path.exists():
+            return 0
+        with self._db() as db:
+            row = db.execute(
+                "SELECT COUNT(*) FROM runs WHERE job=? AND outcome='failed' AND id > "
+                "COALESCE((SELECT MAX(id) FROM runs WHERE job=? AND outcome='success'), 0)",
+                (job, job),
+            ).fetchone()
+        return int(row[0])
+
+
+def _run(row: sqlite3.Row) -> Run:
+    return Run(
+        id=row["id"],
+        job=row["job"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        duration_s=row["duration_s"],
+        outcome=row["outcome"],
+        exit_code=row["exit_code"],
+        records_moved=row["records_moved"],
+        moved_by_outcome=json.loads(row["moved_by_outcome"] or "{}"),
+        dead_letters=row["dead_letters"],
+        args=json.loads(row["args"]),
+    )
+
+
+def audit_offset(path: Path | None = None) -> int:
+    """Where the audit log ends now: a run's events are the ones written after it."""
+    target = path or AuditLog(integration="-").path
+    return target.stat().st_size if target.exists() else 0
+
+
+def moved_records(job: str, since_offset: int, path: Path | None = None) -> dict[str, int]:
+    """Writes the job's targets audited after ``since_offset`` (bytes into the audit log), by
+    outcome (``created``, ``updated``, ``deactivated`` ...); dry-run plans and unchanged,
+    failed or refused records are not moved."""
+    target = path or AuditLog(integration="-").path
+    counts: dict[str, int] = {}
+    if not target.exists():
+        return counts
+    with target.open("rb") as fh:
+        fh.seek(since_offset)
+        for line in fh:
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line being written by another process right now
+            outcome = str(event.get("outcome"))
+            if event.get("integration") != job or outcome in NOT_MOVED:
+                continue
+            if outcome.startswith("planned-"):
+                continue
+            counts[outcome] = counts.get(outcome, 0) + 1
+    return counts

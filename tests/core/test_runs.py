@@ -1,0 +1,265 @@
+"""``hrsync run`` and ``hrsync status`` over a small Meltano project whose ``meltano`` is a
+stand-in script ($HRSYNC_MELTANO): it audits writes, adds dead letters and exits as told, the
+way the real targets do under ``meltano run``. (tests/e2e/test_operations.py runs the real
+thing.) Alerts go to a real local HTTP receiver."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import textwrap
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hrsync.cli import main
+from hrsync.ops import MeltanoProject, cron_period
+from hrsync.runs import RunLedger
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from opskit import WebhookReceiver
+
+FAKE_MELTANO = """
+import json, os, sys
+from hrsync.audit import AuditLog
+from hrsync.deadletter import DeadLetterStore
+
+with open(os.environ["FAKE_ARGV"], "a") as fh:
+    fh.write(json.dumps([sys.argv[1:], os.environ.get("HRSYNC_INTEGRATION"), os.getcwd()]) + "\\n")
+audit = AuditLog()
+for i, outcome in enumerate(os.environ.get("FAKE_OUTCOMES", "").split()):
+    audit.record(stream="s", record_key=str(i), fields=["a"], destination="d", outcome=outcome)
+audit.record(stream="s", record_key="x", fields=["a"], destination="d", outcome="created",
+             integration="another-job")
+store = DeadLetterStore()
+for i in range(int(os.environ.get("FAKE_LETTERS", "0"))):
+    store.add(plugin="target-b", stream="s", record_key=f"k{i}", record={"name": "Zoë"},
+              error="field name: refused", error_class="http_400")
+sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
+"""
+
+MELTANO_YML = """
+default_environment: dev
+plugins: {}
+jobs:
+  - name: job-a
+    tasks:
+      - tap-a map-x target-b
+  - name: job-b
+    tasks: [tap-c target-d, tap-c target-e]
+schedules:
+  - name: job-a-hourly
+    job: job-a
+    interval: "@hourly"
+  - name: job-b-daily
+    job: job-b
+    interval: "0 6 * * *"
+"""
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hook: WebhookReceiver) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "meltano.yml").write_text(MELTANO_YML)
+    (root / "hrsync.yml").write_text(
+        textwrap.dedent(
+            """
+            jobs:
+              job-a: {owner: team-a, critical: true, alert_after_failures: 2}
+            alerts:
+              channels: [{type: webhook, url_env: TEST_ALERT_URL}]
+            """
+        )
+    )
+    script = tmp_path / "fake_meltano.py"
+    script.write_text(FAKE_MELTANO)
+    monkeypatch.setenv("HRSYNC_MELTANO", f"{sys.executable} {script}")
+    monkeypatch.setenv("FAKE_ARGV", str(tmp_path / "argv.jsonl"))
+    monkeypatch.setenv("TEST_ALERT_URL", hook.url)
+    # the project's own files (not the isolated test ones): hrsync run points plugins at them
+    for name in ("HRSYNC_AUDIT_LOG", "HRSYNC_DLQ_PATH", "HRSYNC_RUNS_PATH", "HRSYNC_OPS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("MELTANO_DATABASE_URI", raising=False)
+    return root
+
+
+def run(project: Path, monkeypatch: pytest.MonkeyPatch, *args: str, **fake: Any) -> int:
+    for key in ("FAKE_EXIT", "FAKE_OUTCOMES", "FAKE_LETTERS"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in fake.items():
+        monkeypatch.setenv(f"FAKE_{key.upper()}", str(value))
+    return main(["run", "--project-root", str(project), *args])
+
+
+def status(project: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    code = main(["status", "--project-root", str(project), "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    return code, {j["job"]: j for j in doc["jobs"]}
+
+
+def test_run_records_the_run_moved_records_and_passes_arguments(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    outcomes = "created created updated unchanged"
+    code = run(project, monkeypatch, "job-a", "--full-refresh", outcomes=outcomes)
+    assert code == 0
+    argv, integration, cwd = json.loads((tmp_path / "argv.jsonl").read_text())
+    assert argv == ["run", "--full-refresh", "job-a"]
+    assert integration == "job-a" and cwd == str(project)
+    (last,) = RunLedger(project / ".hrsync/runs.sqlite").history("job-a")
+    assert (last.outcome, last.exit_code, last.args) == ("success", 0, ["--full-refresh"])
+    # unchanged is not moved; another job's events in the same window are not this job's
+    assert last.records_moved == 3
+    assert last.moved_by_outcome == {"created": 2, "updated": 1}
+    assert last.duration_s is not None and last.ended_at is not None
+
+
+def test_failures_alert_after_the_configured_count_and_a_success_resets(
+    project: Path, monkeypatch: pytest.MonkeyPatch, hook: WebhookReceiver
+) -> None:
+    assert run(project, monkeypatch, "job-a", exit=1) == 1
+    assert hook.bodies == []
+    assert run(project, monkeypatch, "job-a", exit=1) == 1
+    (alert,) = hook.bodies
+    assert alert["hrsync"]["kind"] == "failures"
+    assert alert["hrsync"]["consecutive_failures"] == 2
+    assert alert["hrsync"]["owner"] == "team-a"
+    assert run(project, monkeypatch, "job-a", exit=1) == 1  # 3: not a multiple of 2
+    assert len(hook.bodies) == 1
+    assert run(project, monkeypatch, "job-a") == 0
+    assert RunLedger(project / ".hrsync/runs.sqlite").consecutive_failures("job-a") == 0
+    # a job without alert settings gets the default (3)
+    for _ in range(3):
+        run(project, monkeypatch, "job-b", exit=2)
+    assert [b["hrsync"]["job"] for b in hook.bodies] == ["job-a", "job-b"]
+
+
+def test_dead_letters_of_a_critical_job_alert_without_personal_data(
+    project: Path, monkeypatch: pytest.MonkeyPatch, hook: WebhookReceiver
+) -> None:
+    assert run(project, monkeypatch, "job-a", letters=2) == 0
+    (alert,) = hook.bodies
+    assert alert["hrsync"]["kind"] == "dead_letters"
+    assert alert["hrsync"]["new_dead_letters"] == 2
+    assert alert["hrsync"]["error_classes"] == {"http_400": 2}
+    assert "Zoë" not in hook.raw[0].decode() and "refused" not in hook.raw[0].decode()
+    (last,) = RunLedger(project / ".hrsync/runs.sqlite").history("job-a")
+    assert last.dead_letters == 2
+    # the same letters failing again on the next run are news again (attempts grow)
+    run(project, monkeypatch, "job-a", letters=2)
+    assert len(hook.bodies) == 2
+    run(project, monkeypatch, "job-b", letters=1)  # job-b is not critical
+    assert len(hook.bodies) == 2
+
+
+def test_unknown_job_and_a_missing_meltano(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "--project-root", str(project), "nope"]) == 2
+    assert "no job 'nope' in meltano.yml (jobs: job-a, job-b)" in capsys.readouterr().err
+    monkeypatch.setenv("HRSYNC_MELTANO", "/nonexistent/meltano")
+    assert main(["run", "--project-root", str(project), "job-a"]) == 127
+    (last,) = RunLedger(project / ".hrsync/runs.sqlite").history("job-a")
+    assert last.outcome == "failed"
+
+
+def test_a_killed_run_counts_as_failed_on_the_next_start(tmp_path: Path) -> None:
+    ledger = RunLedger(tmp_path / "runs.sqlite")
+    ledger.start("job-a", [])  # never finished: the process was killed
+    second = ledger.start("job-a", [])
+    ledger.finish(second, outcome="failed", exit_code=1, moved={}, dead_letters=0)
+    assert [r.outcome for r in ledger.history("job-a")] == ["failed", "failed"]
+    assert ledger.consecutive_failures("job-a") == 2
+
+
+# --- status -----------------------------------------------------------------------------------
+
+
+def write_state(project: Path, state_id: str, saved: datetime) -> None:
+    db = project / ".meltano" / "meltano.db"
+    db.parent.mkdir(exist_ok=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS state (state_id TEXT PRIMARY KEY, updated_at DATETIME, "
+            "partial_state JSON, completed_state JSON)"
+        )
+        state = {"singer_state": {"bookmarks": {"s": {"replication_key_value": "2020-01-01"}}}}
+        conn.execute(
+            "INSERT OR REPLACE INTO state VALUES (?, ?, '{}', ?)",
+            (state_id, saved.replace(tzinfo=None).isoformat(sep=" "), json.dumps(state)),
+        )
+
+
+def test_status_reports_each_job_and_flags_what_needs_a_person(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, jobs = status(project, capsys)
+    assert code == 1  # nothing has ever succeeded: both jobs are stale
+    assert jobs["job-a"]["stale"] and jobs["job-b"]["stale"]
+    assert jobs["job-a"]["expected_interval_from"] == "schedule '@hourly'"
+    assert jobs["job-a"]["expected_interval_s"] == 3600 * 1.25
+
+    write_state(project, "dev:tap-a-to-target-b", datetime.now(UTC) - timedelta(hours=3))
+    run(project, monkeypatch, "job-a", outcomes="created")
+    run(project, monkeypatch, "job-b", outcomes="updated updated")
+    code, jobs = status(project, capsys)
+    assert code == 0, jobs
+    a = jobs["job-a"]
+    assert (a["last_outcome"], a["records_moved"], a["owner"], a["ok"]) == (
+        "success", 1, "team-a", True,
+    )  # fmt: skip
+    assert a["bookmark"]["state_ids"] == ["dev:tap-a-to-target-b"]
+    assert 3 * 3600 - 60 < a["bookmark"]["age_s"] < 3 * 3600 + 600
+    b_ids = ["dev:tap-c-to-target-d", "dev:tap-c-to-target-e"]
+    assert jobs["job-b"]["bookmark"]["state_ids"] == b_ids
+    assert jobs["job-b"]["bookmark"]["age_s"] is None  # no state saved for its tasks yet
+
+    run(project, monkeypatch, "job-b", exit=1, letters=1)
+    code, jobs = status(project, capsys)
+    assert code == 1
+    assert jobs["job-b"]["problems"] == [
+        "last run failed (exit 1)",
+        "1 dead letter(s) waiting",
+    ]
+    assert jobs["job-a"]["ok"]
+
+    # a success older than the expected interval: stale
+    ledger = RunLedger(project / ".hrsync/runs.sqlite")
+    old = datetime.now(UTC) - timedelta(hours=5)
+    rid = ledger.start("job-a", [], old)
+    ledger.finish(rid, outcome="success", exit_code=0, moved={}, dead_letters=0, ended=old)
+    monkeypatch.setattr("hrsync.runs.RunLedger.last_success", lambda self, job: ledger.get(rid))
+    code, jobs = status(project, capsys)
+    assert jobs["job-a"]["stale"] and "stale: no success since" in jobs["job-a"]["problems"][0]
+
+    capsys.readouterr()
+    assert main(["status", "--project-root", str(project)]) == 1
+    table = capsys.readouterr().out
+    assert "job-a" in table and "stale" in table and "last run failed" in table
+
+
+def test_expected_interval_from_hrsync_yml_wins_over_the_schedule(tmp_path: Path) -> None:
+    from hrsync.ops import JobOps
+
+    (tmp_path / "meltano.yml").write_text(MELTANO_YML)
+    project = MeltanoProject.load(tmp_path)
+    interval, source = project.expected_interval(JobOps("job-b", expected_interval=timedelta(3)))
+    assert (interval, source) == (timedelta(days=3), "hrsync.yml")
+    interval, source = project.expected_interval(JobOps("job-b"))
+    assert interval == timedelta(days=1.25) and source == "schedule '0 6 * * *'"
+    assert cron_period("*/15 * * * *") == timedelta(minutes=15)
+    assert cron_period("0 6 * * 1-5") == timedelta(days=3)  # Friday to Monday
+    assert cron_period("0 0 1 * *") is None  # day-of-month: say it in hrsync.yml
