@@ -1,0 +1,152 @@
+"""SurveyMonkey API v3 plumbing: bearer token, ``links.next`` and keyset paging, error bodies.
+
+Responses are read per survey, oldest change first (``sort_by=date_modified&sort_order=ASC``),
+within a window fixed when the run starts: ``[bookmark, run start)`` (``start_modified_at`` /
+``end_modified_at``, second precision). Page numbers alone would skip a response whenever
+another one leaves the window while the run pages (every later response shifts up a place),
+so the tap pages by key instead: after each page it asks again from the last ``date_modified``
+it saw (minus a second, whichever way the API treats the bound) and drops the responses it
+already has; only within one second does it fall back to the next page number. Responses at or
+before the bookmark were emitted by the run that set it, and are dropped (singer-sdk does not).
+"""
+
+from __future__ import annotations
+
+import typing as t
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import orjson
+import requests
+from singer_sdk import SchemaDirectory, StreamSchema
+from singer_sdk.authenticators import BearerTokenAuthenticator
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.pagination import BaseAPIPaginator, BaseHATEOASPaginator
+
+from hrsync.http import HRRESTStream, require_secure_url
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+SCHEMAS = Path(__file__).parent / "schemas"
+MAX_PER_PAGE = 100
+_SECOND = timedelta(seconds=1)
+
+
+def parse_stamp(value: str) -> datetime:
+    """SurveyMonkey date-times (``2024-01-10T20:33:48+00:00``) as aware UTC datetimes."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def format_bound(value: datetime) -> str:
+    """``start_modified_at`` / ``end_modified_at`` as documented: ``YYYY-MM-DDTHH:MM:SS`` (UTC)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def parse_json(response: requests.Response) -> t.Any:
+    """The body as JSON, parsed once per response (the paginator reads it again)."""
+    cached = getattr(response, "_sm_json", None)
+    if cached is not None:
+        return cached
+    try:
+        data = orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        raise RuntimeError(
+            f"SurveyMonkey sent a body that is not JSON for {response.request.method} "
+            f"{response.request.path_url}: {exc} (first bytes: {response.content[:80]!r})"
+        ) from exc
+    response._sm_json = data  # type: ignore[attr-defined]
+    return data
+
+
+class LinksNextPaginator(BaseHATEOASPaginator):
+    """Follows ``links.next`` of a list body; a repeated link fails instead of looping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[str] = set()
+
+    def get_next_url(self, response: requests.Response) -> str | None:
+        body = parse_json(response)
+        url = (body.get("links") or {}).get("next") if isinstance(body, dict) else None
+        if not url or not body.get("data"):
+            return None
+        if url in self._seen:
+            raise RuntimeError(f"SurveyMonkey returned the same next link twice: {url}")
+        self._seen.add(url)
+        return str(url)
+
+
+class Keyset(t.NamedTuple):
+    """Where the next responses page starts: ``start_modified_at`` and the page number."""
+
+    start: datetime | None
+    page: int
+
+
+class KeysetPaginator(BaseAPIPaginator[Keyset]):
+    """Ask again from the last ``date_modified`` seen (see the module docstring)."""
+
+    def __init__(self, start: datetime | None, on_start: Callable[[datetime], None]) -> None:
+        super().__init__(Keyset(start, 1))
+        self._on_start = on_start
+
+    def get_next(self, response: requests.Response) -> Keyset | None:
+        body = parse_json(response)
+        data = body.get("data") or []
+        if not data or not (body.get("links") or {}).get("next"):
+            return None
+        current = self.current_value
+        newest = max(parse_stamp(str(r["date_modified"])) for r in data)
+        start = newest - _SECOND
+        if current.start is None or start > current.start:
+            self._on_start(start)
+            return Keyset(start, 1)
+        return Keyset(current.start, current.page + 1)
+
+    def has_more(self, response: requests.Response) -> bool:
+        return self.get_next(response) is not None
+
+
+class SurveyMonkeyStream(HRRESTStream[t.Any]):
+    """Shared behaviour: base URL, bearer token, SurveyMonkey's error bodies, JSON once."""
+
+    schema = StreamSchema(SchemaDirectory(SCHEMAS))  # schemas/<stream name>.json
+    is_sorted = False
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
+    records_jsonpath = "$.data[*]"
+
+    @property
+    def url_base(self) -> str:
+        return require_secure_url(str(self.config["api_url"]).rstrip("/"))
+
+    @property
+    def authenticator(self) -> BearerTokenAuthenticator:
+        return BearerTokenAuthenticator(token=str(self.config["access_token"]))
+
+    @property
+    def http_headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.config.get("user_agent"):
+            headers["User-Agent"] = str(self.config["user_agent"])
+        return headers
+
+    def vendor_error_message(self, response: requests.Response) -> str:
+        """``{"error": {"id", "name", "message", ...}}`` -> ``Rate limit reached (1040): ...``."""
+        try:
+            error = orjson.loads(response.content).get("error") or {}
+        except (orjson.JSONDecodeError, AttributeError):
+            return super().vendor_error_message(response)
+        if not isinstance(error, dict) or not error.get("message"):
+            return super().vendor_error_message(response)
+        return f"{error.get('name') or 'Error'} ({error.get('id')}): {error['message']}"
+
+    def page_size(self) -> int:
+        return min(MAX_PER_PAGE, max(1, int(self.config.get("page_size") or MAX_PER_PAGE)))
+
+    @staticmethod
+    def next_link_params(token: t.Any) -> dict[str, t.Any]:
+        """The query of a ``links.next`` URL (it carries every parameter of the first page)."""
+        return dict(parse_qsl(token.query)) if token is not None else {}

@@ -1,0 +1,354 @@
+"""SurveyMonkey streams: surveys, questions, responses and answers (schemas in schemas/).
+
+surveys -> questions (one row per question of ``/details``) and responses (``/responses/bulk``,
+incremental per survey); then answers (one row per answer, no request of its own: the answers of
+the responses emitted in this run, with the choice's position, weight and text from the survey's
+details).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import typing as t
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from singer_sdk import SchemaDirectory, StreamSchema
+from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.pagination import BaseAPIPaginator
+from singer_sdk.streams import Stream
+
+from hrsync.errors import ConfigError
+from tap_surveymonkey.client import (
+    SCHEMAS,
+    Keyset,
+    KeysetPaginator,
+    LinksNextPaginator,
+    SurveyMonkeyStream,
+    format_bound,
+    parse_json,
+    parse_stamp,
+)
+
+_SECOND = timedelta(seconds=1)
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import requests
+    from singer_sdk.helpers.types import Context
+
+
+class SurveysStream(SurveyMonkeyStream):
+    """``GET /v3/surveys`` (``include=...`` for counts and dates); ``survey_ids`` narrows it."""
+
+    name = "surveys"
+    path = "/surveys"
+    primary_keys: t.ClassVar[list[str]] = ["id"]
+
+    def get_new_paginator(self) -> BaseAPIPaginator:
+        return LinksNextPaginator()
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
+        if next_page_token is not None:
+            return self.next_link_params(next_page_token)
+        return {
+            "per_page": 100,
+            "include": "response_count,date_created,date_modified,language,question_count",
+        }
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        wanted = self.config.get("survey_ids")
+        if wanted and str(row["id"]) not in {str(s) for s in wanted}:
+            return None
+        return {k: row.get(k) for k in self.schema["properties"]}
+
+    def generate_child_contexts(
+        self, record: dict, context: Context | None
+    ) -> Iterable[dict | None]:
+        yield {"survey_id": str(record["id"])}
+
+
+class QuestionsStream(SurveyMonkeyStream):
+    """``GET /v3/surveys/{id}/details``: one row per question, choices with position/weight."""
+
+    name = "questions"
+    path = "/surveys/{survey_id}/details"
+    parent_stream_type = SurveysStream
+    primary_keys: t.ClassVar[list[str]] = ["survey_id", "id"]
+    state_partitioning_keys: t.ClassVar[list[str]] = []
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        details = parse_json(response)
+        survey_id = str(details["id"])
+        rows = list(question_rows(details))
+        survey_questions(self._tap)[survey_id] = {r["id"]: r for r in rows}
+        yield from rows
+
+
+def question_rows(details: dict[str, t.Any]) -> Iterable[dict[str, t.Any]]:
+    """The questions of a ``/details`` body as flat rows."""
+    for page in details.get("pages") or []:
+        for q in page.get("questions") or []:
+            answers = q.get("answers") or {}
+            headings = q.get("headings") or [{}]
+            yield {
+                "survey_id": str(details["id"]),
+                "id": str(q["id"]),
+                "page_id": str(page["id"]),
+                "page_position": page.get("position"),
+                "position": q.get("position"),
+                "heading": headings[0].get("heading"),
+                "family": q.get("family"),
+                "subtype": q.get("subtype"),
+                "display_type": (q.get("display_options") or {}).get("display_type"),
+                "choices": [
+                    {
+                        "id": str(c["id"]),
+                        "position": c.get("position"),
+                        "text": c.get("text"),
+                        "weight": c.get("weight"),
+                    }
+                    for c in answers.get("choices") or []
+                ],
+                "rows": [
+                    {"id": str(r["id"]), "position": r.get("position"), "text": r.get("text")}
+                    for r in answers.get("rows") or []
+                ],
+            }
+
+
+def survey_questions(tap: t.Any) -> dict[str, dict[str, dict[str, t.Any]]]:
+    """survey id -> question id -> question row (filled from ``/details``), one per tap."""
+    cache: dict[str, dict[str, dict[str, t.Any]]] | None = getattr(tap, "_sm_questions", None)
+    if cache is None:
+        cache = {}
+        tap._sm_questions = cache
+    return cache
+
+
+class ResponsesStream(SurveyMonkeyStream):
+    """``GET /v3/surveys/{id}/responses/bulk``, incremental on ``date_modified`` per survey.
+
+    Emits the link fields only: ``employee_id`` from the custom variable named by
+    ``employee_id_variable`` (null when absent or empty: such respondents are kept, unlinked),
+    ``respondent_email`` only with ``include_respondent_email``. IP addresses and edit links are
+    never emitted. The answers go to the ``answers`` stream.
+    """
+
+    name = "responses"
+    path = "/surveys/{survey_id}/responses/bulk"
+    parent_stream_type = SurveysStream
+    primary_keys: t.ClassVar[list[str]] = ["id"]
+    replication_key = "date_modified"
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # rows are built in post_process
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: survey id -> (low, high, bookmark) of this run
+        self._windows: dict[str, tuple[datetime | None, datetime, datetime | None]] = {}
+        #: ids already emitted at or after the current keyset start (re-served by design)
+        self._seen: dict[str, datetime] = {}
+        self._drift_reported: set[str] = set()
+
+    def window(self, context: Context | None) -> tuple[datetime | None, datetime, datetime | None]:
+        survey_id = str((context or {}).get("survey_id"))
+        if survey_id not in self._windows:
+            value = self.get_context_state(context).get("replication_key_value")
+            bookmark = parse_stamp(str(value)) if value else None
+            low = bookmark
+            if low is None and self.config.get("start_date"):
+                low = parse_stamp(str(self.config["start_date"]))
+            high = datetime.now(UTC).replace(microsecond=0)
+            self._windows[survey_id] = (low, high, bookmark)
+            self._seen = {}
+        return self._windows[survey_id]
+
+    def get_new_paginator(self) -> BaseAPIPaginator:
+        return KeysetPaginator(None, self._new_start)
+
+    def _new_start(self, start: datetime) -> None:
+        self._seen = {k: v for k, v in self._seen.items() if v >= start}
+
+    def _report_drift(self, row: dict[str, t.Any]) -> None:
+        """Warn once per field SurveyMonkey sends that this tap does not know (vendor drift)."""
+        for key in row.keys() - KNOWN_RESPONSE_FIELDS:
+            if key not in self._drift_reported:
+                self._drift_reported.add(key)
+                self.logger.warning(
+                    "Schema drift in stream 'responses': SurveyMonkey sent field '%s', which "
+                    "this tap does not map (not emitted)",
+                    key,
+                )
+
+    def get_url_params(self, context: Context | None, next_page_token: Keyset | None) -> dict:
+        low, high, _ = self.window(context)
+        start = next_page_token.start if next_page_token and next_page_token.start else low
+        params: dict[str, t.Any] = {
+            "per_page": self.page_size(),
+            "page": next_page_token.page if next_page_token else 1,
+            "sort_by": "date_modified",
+            "sort_order": "ASC",
+            # the window's upper bound: responses changed from the run start on are the next run's
+            "end_modified_at": format_bound(high - _SECOND),
+        }
+        if start is not None:
+            params["start_modified_at"] = format_bound(start)
+        return params
+
+    def post_process(self, row: dict, context: Context | None = None) -> dict | None:
+        low, high, bookmark = self.window(context)
+        modified = parse_stamp(str(row["date_modified"]))
+        if str(row["id"]) in self._seen:
+            return None  # re-served by the keyset paging
+        if bookmark is not None and modified <= bookmark:
+            return None  # emitted by the run that set the bookmark
+        if low is not None and modified < low:
+            return None  # before start_date
+        if modified >= high:
+            return None  # the next run's
+        self._seen[str(row["id"])] = modified
+        self._report_drift(row)
+        variables = row.get("custom_variables") or {}
+        name = str(self.config.get("employee_id_variable") or "employee_id")
+        employee_id = str(variables.get(name) or "").strip() or None
+        email = (row.get("email_address") or "").strip().lower() or None
+        out = {
+            "id": str(row["id"]),
+            "survey_id": str(row.get("survey_id") or (context or {}).get("survey_id")),
+            "collector_id": row.get("collector_id"),
+            "recipient_id": row.get("recipient_id") or None,
+            "response_status": row.get("response_status"),
+            "collection_mode": row.get("collection_mode"),
+            "custom_variables": {str(k): str(v) for k, v in variables.items()},
+            "employee_id": employee_id,
+            "respondent_email": email if self.config.get("include_respondent_email") else None,
+            "date_created": row.get("date_created"),
+            "date_modified": row["date_modified"],
+            "total_time": row.get("total_time"),
+        }
+        if self._tap.streams["answers"].selected:
+            spool = answers_spool(self._tap)
+            spool.write(orjson.dumps([out, row.get("pages") or []]) + b"\n")
+        return out
+
+
+#: every field SurveyMonkey documents on a bulk response; others are reported once (drift)
+KNOWN_RESPONSE_FIELDS = frozenset(
+    {
+        "id",
+        "recipient_id",
+        "collection_mode",
+        "response_status",
+        "custom_value",
+        "first_name",
+        "last_name",
+        "email_address",
+        "ip_address",
+        "logic_path",
+        "metadata",
+        "page_path",
+        "collector_id",
+        "survey_id",
+        "custom_variables",
+        "edit_url",
+        "analyze_url",
+        "total_time",
+        "date_modified",
+        "date_created",
+        "href",
+        "pages",
+    }
+)
+
+
+def answers_spool(tap: t.Any) -> t.IO[bytes]:
+    """The responses emitted in this run, with their pages, for the answers stream (on disk:
+    memory stays flat however many responses there are)."""
+    spool: t.IO[bytes] | None = getattr(tap, "_sm_spool", None)
+    if spool is None:
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the tap
+        tap._sm_spool = spool
+    return spool
+
+
+class AnswersStream(Stream):
+    """One row per response x question x answer, with the choice's position, weight and text.
+
+    No request of its own: it explodes the responses the responses stream emitted in this run
+    (spooled to disk), after them. The choice details come from the survey's ``/details`` (read
+    by the questions stream, or here if that stream is not selected). A response that changes
+    is emitted again with all its answers: consumers replace the answers of a ``response_id``
+    as a whole. (Not a singer-sdk child stream: one child sync per response costs more than
+    the answers themselves, and logs a line and two metrics each.)
+    """
+
+    name = "answers"
+    primary_keys: t.ClassVar[list[str]] = ["response_id", "question_id", "answer_position"]
+    schema = StreamSchema(SchemaDirectory(SCHEMAS))
+    #: rows are built here with the schema's types: singer-sdk's per-field pass is pure cost
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        if not self._tap.streams["responses"].selected:
+            raise ConfigError(
+                "tap-surveymonkey: the answers stream is read from the responses of the same "
+                "run; select the responses stream too"
+            )
+        spool = answers_spool(self._tap)
+        spool.seek(0)
+        for line in spool:
+            response, pages = orjson.loads(line)
+            yield from self._explode(response, pages)
+        spool.seek(0)
+        spool.truncate()
+
+    def _explode(self, response: dict[str, t.Any], pages: list[t.Any]) -> Iterable[dict]:
+        questions = self._questions(str(response["survey_id"]))
+        for page in pages:
+            for q in page.get("questions") or []:
+                qid = str(q["id"])
+                meta = questions.get(qid) or {}
+                choices = {c["id"]: c for c in meta.get("choices") or []}
+                rows = {r["id"]: r for r in meta.get("rows") or []}
+                for position, answer in enumerate(q.get("answers") or [], start=1):
+                    cid = str(answer["choice_id"]) if answer.get("choice_id") else None
+                    rid = str(answer["row_id"]) if answer.get("row_id") else None
+                    choice = choices.get(cid or "") or {}
+                    yield {
+                        "response_id": response["id"],
+                        "survey_id": response["survey_id"],
+                        "page_id": str(page.get("id")),
+                        "question_id": qid,
+                        "answer_position": position,
+                        "question_family": meta.get("family"),
+                        "question_subtype": meta.get("subtype"),
+                        "row_id": rid,
+                        "row_text": (rows.get(rid or "") or {}).get("text"),
+                        "choice_id": cid,
+                        "choice_position": choice.get("position"),
+                        "choice_weight": choice.get("weight"),
+                        "choice_text": choice.get("text"),
+                        "other_id": str(answer["other_id"]) if answer.get("other_id") else None,
+                        "text": answer.get("text"),
+                        "date_modified": response["date_modified"],
+                    }
+
+    def _questions(self, survey_id: str) -> dict[str, dict[str, t.Any]]:
+        cache = survey_questions(self._tap)
+        if survey_id not in cache:
+            # the questions stream is not selected: read the details ourselves (once)
+            questions = t.cast(SurveyMonkeyStream, self._tap.streams["questions"])
+            cache[survey_id] = {
+                r["id"]: r for r in questions.request_records({"survey_id": survey_id})
+            }
+        return cache[survey_id]
+
+
+#: Emission order (singer-sdk syncs children right after each parent record).
+STREAM_TYPES: tuple[type[Stream], ...] = (
+    SurveysStream,
+    QuestionsStream,
+    ResponsesStream,
+    AnswersStream,
+)
