@@ -1,0 +1,6 @@
+"""Chaos tests: the helpers live next to them (chaos_kit.py)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
