@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from hrsync import pii
 from map_hr import paths
 from map_hr.profile import (
     Profile,
@@ -244,12 +245,19 @@ def _flows(chain: list[tuple[Profile, dict[str, Any]]], source_system: str) -> l
                         srcs.append(s)
             if not srcs:
                 srcs = ["(constant)" if "const" in fspec else "(computed)"]
+            cls = field_pii_class(last, out_name, fspec, canonical)
+            if not pii.is_sensitive(cls):  # the source's stream can say more: compensation.rate
+                for src in srcs:
+                    by_source = pii.classify_name(src)
+                    if pii.is_sensitive(by_source):
+                        cls = by_source
+                        break
             flows.append(
                 FieldFlow(
                     destination=f"{out_stream}.{out_name}",
                     sources=tuple(srcs),
                     via=_via(fspec),
-                    pii=field_pii_class(last, out_name, fspec, canonical),
+                    pii=cls,
                     system_of_record=str(owners.get(out_name, source_system)),
                 )
             )

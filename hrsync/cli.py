@@ -14,7 +14,12 @@ import sys
 #: subcommand modules, in the order ``hrsync --help`` lists them
 COMMANDS: tuple[str, ...] = (
     "hrsync.commands.audit",
+    "hrsync.commands.dlq",
+    "hrsync.commands.run",
+    "hrsync.commands.status",
     "hrsync.commands.docs",
+    "hrsync.commands.report",
+    "hrsync.webhooks.cli",
 )
 
 

@@ -26,17 +26,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
 import re
 import threading
 import xml.etree.ElementTree as ET
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from sandbox import benefits as benefits_api
 from sandbox.httpbase import App, HTTPError, Request, Response
-from sandbox.seed import Person, World
+from sandbox.seed import Employment, Person, World
+from sandbox.webhooks import WebhookSender, add_routes
 
 CANDIDATE_FIELD = "customATSCandidateID"
 MAX_FIELDS = 400
@@ -84,6 +88,12 @@ FIELDS: dict[str, tuple[int, str, str]] = {
     "exempt": (4024, "FLSA Code", "list"),
     "lastChanged": (1359, "Last Changed", "timestamp"),
     CANDIDATE_FIELD: (4500, "ATS Candidate ID", "text"),
+    # payroll tax: custom fields (BambooHR's API exposes no withholding fields of its own)
+    "customFederalFilingStatus": (4510, "Federal Filing Status", "list"),
+    "customFederalExtraWithholding": (4511, "Federal Extra Withholding", "currency"),
+    "customW4MultipleJobs": (4512, "W-4 Multiple Jobs", "checkbox"),
+    "customW4DependentsAmount": (4513, "W-4 Dependents Amount", "currency"),
+    "customWorkState": (4514, "Work State (Withholding)", "state"),
 }
 WRITABLE = set(FIELDS) - {"id", "displayName", "lastChanged", "status"}
 #: BambooHR's field list names "paidPer"; "payPer" is the same field under its older name
@@ -118,6 +128,14 @@ TABLE_COLUMNS: dict[str, tuple[tuple[str, int, str, str], ...]] = {
         ("terminationRehireId", 1106, "list", "Eligible For Re-hire"),
     ),
 }
+DEDUCTIONS_TABLE = "customPayrollDeductions"  # payroll deductions: a custom table
+TABLE_COLUMNS[DEDUCTIONS_TABLE] = (
+    ("date", 4601, "date", "Effective Date"),
+    ("deductionType", 4602, "list", "Deduction"),
+    ("amount", 4603, "text", "Amount"),
+    ("amountType", 4604, "list", "Amount Type"),
+    ("endDate", 4605, "date", "End Date"),
+)
 TABLES = tuple(TABLE_COLUMNS)
 JOB_FIELDS = ("location", "department", "division", "jobTitle")
 PAY_FIELDS = ("payRate", "payType", "payPer", "paidPer", "paySchedule", "exempt")
@@ -182,7 +200,53 @@ def person_fields(p: Person) -> dict[str, Any]:
         "exempt": "Exempt" if primary.exempt else "Non-exempt",
         "lastChanged": _stamp(p.updated_at),
         CANDIDATE_FIELD: str(p.candidate_id) if p.candidate_id else None,
+        **payroll_tax_fields(p),
     }
+
+
+def _payroll_rng(p: Person, what: str) -> random.Random:
+    return random.Random(zlib.crc32(f"{what}:{p.employee_id}:{p.employee_number}".encode()))
+
+
+def _us_payroll(p: Person, employment: Employment) -> bool:
+    """W-2 payroll applies to US-located employees (not contractors)."""
+    return employment.employment_type != "Contractor" and employment.positions[0].currency == "USD"
+
+
+def payroll_tax_fields(p: Person) -> dict[str, Any]:
+    """Federal W-4 and work-state custom fields (US payroll only; null for everyone else)."""
+    if not _us_payroll(p, p.current):
+        return dict.fromkeys(("customFederalFilingStatus", "customFederalExtraWithholding",
+                              "customW4MultipleJobs", "customW4DependentsAmount",
+                              "customWorkState"))  # fmt: skip
+    rng = _payroll_rng(p, "tax")
+    state = {"San Francisco": "CA", "New York": "NY", "Austin": "TX"}.get(
+        p.positions[0].location, "CO"
+    )
+    return {
+        "customFederalFilingStatus": rng.choice(("Single", "Married", "Head of Household")),
+        "customFederalExtraWithholding": f"{rng.choice((0, 0, 0, 25, 50)):.2f} USD",
+        "customW4MultipleJobs": "Yes" if p.employee_id % 6 == 0 else "No",
+        "customW4DependentsAmount": f"{rng.choice((0, 0, 2000, 4000)):.2f} USD",
+        "customWorkState": state,
+    }
+
+
+def _deduction_rows(p: Person, e_index: int, employment: Employment) -> list[dict[str, Any]]:
+    """401(k) percent and benefit premiums per pay period, for each US payroll employment."""
+    if not _us_payroll(p, employment):
+        return []
+    rng = _payroll_rng(p, f"deductions-{e_index}")
+    start, end = _day(employment.hire_date), _day(employment.termination_date)
+    rows = []
+    if rng.random() < 0.7:
+        rows.append(("401(k)", str(rng.randint(3, 10)), "Percent"))
+    if rng.random() < 0.6:
+        rows.append(("Medical", f"{rng.randint(8000, 35000) / 100:.2f}", "Amount"))
+    if rng.random() < 0.3:
+        rows.append(("Dental", f"{rng.randint(1000, 4000) / 100:.2f}", "Amount"))
+    return [{"date": start, "deductionType": kind, "amount": amount, "amountType": unit,
+             "endDate": end} for kind, amount, unit in rows]  # fmt: skip
 
 
 def table_rows(p: Person, table: str) -> list[dict[str, Any]]:
@@ -193,6 +257,9 @@ def table_rows(p: Person, table: str) -> list[dict[str, Any]]:
 def _seeded_rows(p: Person, table: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for e_index, employment in enumerate(p.employments):
+        if table == DEDUCTIONS_TABLE:
+            rows.extend(_deduction_rows(p, e_index, employment))
+            continue
         if table == "employmentStatus":
             rows.append(
                 {
@@ -346,9 +413,14 @@ class BambooHR(App):
         self.history: dict[int, list[tuple[str, dict[str, Any]]]] = {}  # rows added by writes
         self.emails: dict[str, int] = {}  # work e-mails written through the API -> employee
         self.writes: list[tuple[str, int, list[str]]] = []  # (method, id, field names)
+        self.benefits = benefits_api.Benefits(world)  # dependants, elections, life events
         for prefix in ("/api/v1", "/api/gateway.php/{company}/v1"):
             self._register(prefix)
         self._register_admin()
+        benefits_api.register_admin(self)
+        #: event-based webhooks (sandbox/webhooks.py): employee.created/updated/deleted
+        self.webhooks = WebhookSender("bamboohr")
+        add_routes(self, self.webhooks)
 
     # --- vendor-shaped errors -----------------------------------------------------------
 
@@ -417,6 +489,7 @@ class BambooHR(App):
             if not self.exists(eid):
                 raise KeyError(eid)
             self.deleted[eid] = datetime.now(UTC)
+            self.webhooks.employee_deleted(eid)
 
     def find(self, field: str, value: str) -> list[int]:
         """Ids whose ``field`` equals ``value`` (a scan: for tests and small worlds)."""
@@ -489,12 +562,13 @@ class BambooHR(App):
             else date.today().isoformat()  # fmt: skip
         for table in TABLES:
             touched = {"jobInfo": JOB_FIELDS, "compensation": PAY_FIELDS,
-                       "employmentStatus": ("employmentHistoryStatus",)}[table]  # fmt: skip
+                       "employmentStatus": ("employmentHistoryStatus",)}.get(table, ())  # fmt: skip
             if any(k in body for k in touched):
                 for row in rows_from_fields(full, table, when):
                     self.history.setdefault(eid, []).append((table, row))
         self.changed_at[eid] = now
         self.writes.append(("POST", eid, sorted(body)))
+        self.webhooks.employee_changed(eid, list(body), created=self.inserted_at.get(eid) == now)
 
     # --- routes -------------------------------------------------------------------------
 
@@ -537,6 +611,8 @@ class BambooHR(App):
                 return self.route(method, prefix + path)(guarded)
 
             return wrap
+
+        benefits_api.register(self, route)  # employeedependents, benefitcoverages, benefit/*
 
         @route("GET", "/meta/fields")
         def meta_fields(req: Request) -> Response:

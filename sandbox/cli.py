@@ -32,6 +32,27 @@ def env_lines(info: dict) -> list[str]:
                 f"{prefix}_API_KEY={bhr['api_key']}",
                 f"{prefix}_COMPANY_DOMAIN={bhr['company_domain']}",
             ]
+    if lever := info.get("lever"):
+        lines += [f"TAP_LEVER_API_URL={lever['api_url']}", f"TAP_LEVER_API_KEY={lever['api_key']}"]
+    if survey := info.get("surveymonkey"):
+        lines += [
+            f"TAP_SURVEYMONKEY_API_URL={survey['api_url']}",
+            f"TAP_SURVEYMONKEY_ACCESS_TOKEN={survey['access_token']}",
+        ]
+    if moodle := info.get("moodle"):
+        lines += [
+            f"TARGET_MOODLE_BASE_URL={moodle['base_url']}",
+            f"TARGET_MOODLE_TOKEN={moodle['token']}",
+        ]
+    if gusto := info.get("gusto"):
+        lines += [
+            f"TARGET_PAYROLL_API_API_URL={gusto['api_url']}",
+            f"TARGET_PAYROLL_API_TOKEN_URL={gusto['token_url']}",
+            f"TARGET_PAYROLL_API_CLIENT_ID={gusto['client_id']}",
+            f"TARGET_PAYROLL_API_CLIENT_SECRET={gusto['client_secret']}",
+            f"TARGET_PAYROLL_API_REFRESH_TOKEN={gusto['refresh_token']}",
+            f"TARGET_PAYROLL_API_COMPANY_UUID={gusto['company_uuid']}",
+        ]
     return lines
 
 

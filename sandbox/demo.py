@@ -16,10 +16,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from hrsync.audit import AuditLog
+from sandbox.benefits import carrier_env
 from sandbox.cli import env_lines
 from sandbox.directories import (
     ADMIN,
@@ -33,6 +35,7 @@ from sandbox.directories import (
     start_slapd,
 )
 from sandbox.server import Sandbox
+from sandbox.sftp import FileDrop, start_file_drop
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,18 @@ class Job:
 
 JOBS = (
     Job("ats-to-hris", "accepted offers in Greenhouse -> new employees in BambooHR"),
+    Job("lever-to-hris", "signed offers in Lever -> new employees in BambooHR"),
     Job(
         "hris-to-iam", "BambooHR joiners/movers/leavers -> SCIM 2.0 (scim2-server) and LDAP (slapd)"
+    ),
+    Job("hris-to-lms", "BambooHR workers -> Moodle users + compliance courses by rules"),
+    Job(
+        "hris-to-benefits",
+        "BambooHR enrolments, dependants, life events -> X12 834 (pyx12-valid), PGP + SFTP",
+    ),
+    Job(
+        "survey-to-analytics",
+        "SurveyMonkey responses + BambooHR segments (pseudonymised) -> DuckDB warehouse",
     ),
 )
 
@@ -59,7 +72,6 @@ def iam_env(scim: ScimServer, slapd: Slapd, workdir: Path) -> dict[str, str]:
     return {
         "TARGET_SCIM_BASE_URL": scim.url("hrsync"),
         "TARGET_SCIM_BEARER_TOKEN": scim.token,
-        "TARGET_SCIM_RETRY_FILE": str((workdir / "target-scim-retry.jsonl").resolve()),
         "TARGET_LDAP_URL": slapd.url,
         "TARGET_LDAP_BIND_DN": ADMIN,
         "TARGET_LDAP_BIND_PASSWORD": PASSWORD,
@@ -68,7 +80,6 @@ def iam_env(scim: ScimServer, slapd: Slapd, workdir: Path) -> dict[str, str]:
         "TARGET_LDAP_DN_TEMPLATE": f"uid={{uid}},ou={{department}},{PEOPLE}",
         "TARGET_LDAP_DISABLED_OU": DISABLED,
         "TARGET_LDAP_GROUP_RULES": json.dumps(rules),
-        "TARGET_LDAP_RETRY_FILE": str((workdir / "target-ldap-retry.jsonl").resolve()),
     }
 
 
@@ -83,7 +94,12 @@ def meltano_env(sandbox: Sandbox, workdir: Path) -> dict[str, str]:
             "MELTANO_DATABASE_URI": f"sqlite:///{(workdir / 'meltano.db').resolve()}",
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "HRSYNC_AUDIT_LOG": str((workdir / "audit.jsonl").resolve()),
+            "HRSYNC_DLQ_PATH": str((workdir / "deadletters.sqlite").resolve()),
+            "TARGET_WAREHOUSE_DATABASE": str((workdir / "warehouse.duckdb").resolve()),
+            # e-mail collectors link respondents by address (pseudonymised by map-hr at once)
+            "TAP_SURVEYMONKEY_INCLUDE_RESPONDENT_EMAIL": "true",
             "MAP_HR_STATE_DIR": str((workdir / "map-hr").resolve()),
+            "TARGET_MOODLE_STATE_PATH": str((workdir / "target-moodle-state.sqlite").resolve()),
             # demo-only key; a real deployment sets its own secret in .env
             "MAP_HR_HMAC_KEY": env.get("MAP_HR_HMAC_KEY", "hrsync-demo-key-not-for-production"),
         }
@@ -142,6 +158,49 @@ def _iam_summary(scim: ScimServer, slapd: Slapd) -> list[str]:
     ]
 
 
+def _lms_summary(sandbox: Sandbox) -> list[str]:
+    """Moodle users and course enrolments, read back through Moodle's web services."""
+    url = f"{sandbox.url('moodle')}/webservice/rest/server.php"
+    token = sandbox.credentials["moodle"]["token"]
+
+    def call(function: str, **args: str) -> Any:
+        data = {"wstoken": token, "wsfunction": function, "moodlewsrestformat": "json", **args}
+        return requests.post(url, data=data, timeout=30).json()
+
+    criteria = {"criteria[0][key]": "auth", "criteria[0][value]": "manual"}
+    users = [u for u in call("core_user_get_users", **criteria)["users"] if u.get("idnumber")]
+    suspended = sum(1 for u in users if u.get("suspended"))
+    lines = [f"  Moodle users: {len(users)} ({suspended} suspended)"]
+    for course in call("core_course_get_courses"):
+        if course["id"] == 1:
+            continue
+        enrolled = call(
+            "core_enrol_get_enrolled_users",
+            courseid=str(course["id"]),
+            **{"options[0][name]": "onlyactive", "options[0][value]": "1"},
+        )
+        if enrolled:
+            lines.append(f"    {len(enrolled):>5}  {course['fullname']}")
+    return lines
+
+
+def _engagement_summary(workdir: Path) -> str:
+    """``hrsync report engagement`` by department on what the job loaded."""
+    from hrsync.report import ReportError, engagement, to_markdown, write_outputs
+
+    database = workdir / "warehouse.duckdb"
+    if not database.exists():
+        return "  engagement report: no warehouse (the job did not load anything)"
+    try:
+        reports = engagement(database, [("department",)])
+    except ReportError as exc:
+        return f"  engagement report: {exc}"
+    write_outputs(reports, workdir / "reports")
+    table = to_markdown(reports[0]).rstrip().splitlines()
+    lines = [f"  {line}" if line else "" for line in table]
+    return "\n".join([*lines, f"  (table, CSV and chart in {workdir}/reports)"])
+
+
 def run_demo(*, employees: int, seed: int, workdir: Path) -> int:
     if shutil.which("meltano") is None:
         print("meltano is not on PATH: run scripts/demo (it installs everything)", file=sys.stderr)
@@ -150,18 +209,24 @@ def run_demo(*, employees: int, seed: int, workdir: Path) -> int:
     workdir.mkdir(parents=True)
     scim = start_scim_server()
     slapd = start_slapd(workdir / "slapd")
+    drop = start_file_drop(workdir / "sftp")  # a real sshd + PGP recipient for file feeds
     try:
-        return _run_jobs(employees, seed, workdir, scim, slapd)
+        return _run_jobs(employees, seed, workdir, scim, slapd, drop)
     finally:
         scim.stop()
         slapd.stop()
+        drop.stop()
 
 
-def _run_jobs(employees: int, seed: int, workdir: Path, scim: ScimServer, slapd: Slapd) -> int:
+def _run_jobs(
+    employees: int, seed: int, workdir: Path, scim: ScimServer, slapd: Slapd, drop: FileDrop
+) -> int:
     audit_path = workdir / "audit.jsonl"
     failed = False
     with Sandbox(employees=employees, seed=seed) as sandbox:
         env = meltano_env(sandbox, workdir) | iam_env(scim, slapd, workdir)
+        env |= drop.env("TARGET_PAYROLL_FILE", "payroll")
+        env |= drop.env("TARGET_BENEFITS_834", "benefits") | carrier_env(workdir)
         world = sandbox.world
         print(
             f"hrsync demo — sandbox with {world.employees} employees, {world.candidates} "
@@ -182,6 +247,14 @@ def _run_jobs(employees: int, seed: int, workdir: Path, scim: ScimServer, slapd:
                 failed |= code != 0
             if job.name == "hris-to-iam":
                 print("\n".join(_iam_summary(scim, slapd)))
+            if job.name == "hris-to-payroll":
+                print("\n".join(drop.summary("payroll")))
+            if job.name == "hris-to-benefits":
+                print("\n".join(drop.summary("benefits")))
+            if job.name == "survey-to-analytics":
+                print(_engagement_summary(workdir))
+            if job.name == "hris-to-lms":
+                print("\n".join(_lms_summary(sandbox)))
             if job.name == "ats-to-hris":
                 hires = _hris_new_hires(sandbox)
                 print(f"  new employees now in BambooHR: {len(hires)}")

@@ -37,6 +37,7 @@ from typing import Any
 
 from sandbox.httpbase import App, HTTPError, Request, Response
 from sandbox.seed import Application, Candidate, Department, Job, Offer, Office, User, World
+from sandbox.webhooks import WebhookSender, add_routes
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 100
@@ -267,6 +268,9 @@ class GreenhouseApp(App):
         self._ref_stamp = world.base_updated_at("candidates", 0) - timedelta(days=1000)
         self._users = {u.id for u in world.users}
         self._routes_for_world()
+        #: outgoing web hooks (sandbox/webhooks.py): hire_candidate, offer_created, offer_updated
+        self.webhooks = WebhookSender("greenhouse")
+        add_routes(self, self.webhooks)
 
     # --- vendor-shaped errors -------------------------------------------------------------
 
@@ -401,8 +405,58 @@ class GreenhouseApp(App):
 
     # --- listing ----------------------------------------------------------------------------
 
+    # --- changes that send web hooks (what a recruiter does in the UI) ----------------------
+
+    def update_offer(self, offer_id: int, **changes: Any) -> Offer:
+        """Change an offer; sends ``offer_updated`` (and ``hire_candidate`` once accepted)."""
+        before = self.world.offer(offer_id)
+        offer = self.world.update_offer(offer_id, **changes)
+        self.webhooks.emit("offer_updated", self.offer(offer))
+        if offer.status == "Accepted" and before.status != "Accepted":
+            self.webhooks.emit("hire_candidate", self.hire_payload(offer))
+        return offer
+
+    def accept_offer(self, offer_id: int) -> Offer:
+        """The candidate accepts and is marked hired."""
+        return self.update_offer(offer_id, status="Accepted", sent_on=self.world.as_of)
+
+    def hire_payload(self, offer: Offer) -> dict[str, Any]:
+        """``hire_candidate`` payload: the application with its candidate, jobs and offer."""
+        application = self.application(self.world.application(offer.application_id))
+        job = self.world.job(offer.job_id)
+        return {
+            "application": {
+                **application,
+                "status": "hired",
+                "candidate": self.candidate(self.world.candidate(offer.candidate_id)),
+                "jobs": [self.job(job)],
+                "offer": self.offer(offer),
+            }
+        }
+
     def _routes_for_world(self) -> None:
         self.route("POST", "/token")(self.token)
+
+        @self.route("POST", "/_sandbox/greenhouse/offers/{ident}")
+        def change_offer(req: Request, ident: str) -> Response:
+            changes = dict(req.json() or {})
+            for name in ("starts_on", "sent_on"):
+                if isinstance(changes.get(name), str):
+                    changes[name] = date.fromisoformat(changes[name])
+            try:
+                offer = self.update_offer(int(ident), **changes)
+            except (KeyError, ValueError, TypeError) as exc:
+                raise HTTPError(400, {"message": f"cannot change offer {ident}: {exc}"}) from None
+            return Response(200, self.offer(offer))
+
+        @self.route("POST", "/_sandbox/greenhouse/offers/{ident}/accept")
+        def accept(req: Request, ident: str) -> Response:
+            try:
+                offer = self.accept_offer(int(ident))
+            except (KeyError, ValueError) as exc:
+                raise HTTPError(404, {"message": f"no offer {ident}: {exc}"}) from None
+            return Response(200, self.offer(offer))
+
         for resource in (*_LARGE, *_SMALL):
             self.route("GET", f"/v3/{resource}")(self._lister(resource))
 

@@ -21,6 +21,20 @@ DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
     },
     "bamboohr": {"api_key": "sandbox-bamboohr-key", "company_domain": "acme"},
 }
+VENDORS["gusto"] = "sandbox.gusto"
+DEFAULT_CREDENTIALS["gusto"] = {
+    "client_id": "hrsync-sandbox-gusto",
+    "client_secret": "sandbox-gusto-secret",
+    "refresh_token": "sandbox-gusto-refresh-token",
+    "company_uuid": "c0a8e8e2-5e1f-4f3b-9a3e-6b1d2c3e4f50",
+}
+VENDORS["lever"] = "sandbox.lever"
+DEFAULT_CREDENTIALS["lever"] = {"api_key": "sandbox-lever-key"}
+VENDORS["surveymonkey"] = "sandbox.surveymonkey"
+DEFAULT_CREDENTIALS["surveymonkey"] = {"access_token": "sandbox-surveymonkey-token"}
+
+VENDORS["moodle"] = "sandbox.moodle"
+DEFAULT_CREDENTIALS["moodle"] = {"token": "sandbox-moodle-wstoken"}
 
 _FAULT_FIELDS = {f.name for f in dataclasses.fields(Faults) if not f.name.startswith("_")}
 
@@ -103,6 +117,25 @@ class Sandbox:
                 **self.credentials["bamboohr"],
             }
             if "bamboohr" in self._running
+            else None,
+            "gusto": {
+                "api_url": self.url("gusto"),
+                "token_url": f"{self.url('gusto')}/oauth/token",
+                **self.credentials["gusto"],
+            }
+            if "gusto" in self._running
+            else None,
+            "moodle": {"base_url": self.url("moodle"), **self.credentials["moodle"]}
+            if "moodle" in self._running
+            else None,
+            "lever": {"api_url": f"{self.url('lever')}/v1", **self.credentials["lever"]}
+            if "lever" in self._running
+            else None,
+            "surveymonkey": {
+                "api_url": f"{self.url('surveymonkey')}/v3",
+                **self.credentials["surveymonkey"],
+            }
+            if "surveymonkey" in self._running
             else None,
         }
 

@@ -30,3 +30,12 @@ def _isolated_audit_log(
 ) -> None:
     """Never write the audit log into the repository from a test."""
     monkeypatch.setenv("HRSYNC_AUDIT_LOG", str(tmp_path_factory.mktemp("audit") / "audit.jsonl"))
+    # ... nor the dead-letter store
+    monkeypatch.setenv("HRSYNC_DLQ_PATH", str(tmp_path_factory.mktemp("dlq") / "dl.sqlite"))
+    monkeypatch.delenv("HRSYNC_DLQ_KEY", raising=False)
+    # ... nor the run ledger of `hrsync run`
+    monkeypatch.setenv("HRSYNC_RUNS_PATH", str(tmp_path_factory.mktemp("runs") / "runs.sqlite"))
+    # ... nor the file-transfer ledger (hrsync.transfer)
+    monkeypatch.setenv(
+        "HRSYNC_TRANSFER_LEDGER", str(tmp_path_factory.mktemp("ledger") / "transfers.sqlite")
+    )

@@ -10,6 +10,7 @@ from singer_sdk.pagination import BaseAPIPaginator
 
 from hrsync.errors import ConfigError
 from hrsync.http import require_secure_url
+from tap_bamboohr.benefit_streams import BENEFIT_STREAMS
 from tap_bamboohr.client import (
     EPOCH,
     BambooHRStream,
@@ -56,6 +57,12 @@ DEFAULT_FIELDS: tuple[str, ...] = (
     "payType",
     "payPer",
     "exempt",
+    # payroll tax custom fields (W-4 and work state); unknown fields are left out by BambooHR
+    "customFederalFilingStatus",
+    "customFederalExtraWithholding",
+    "customW4MultipleJobs",
+    "customW4DependentsAmount",
+    "customWorkState",
     "lastChanged",
 )
 DEFAULT_CANDIDATE_FIELD = "customATSCandidateID"
@@ -333,6 +340,14 @@ class EmploymentStatusStream(TableStream):
     table = "employmentStatus"
 
 
+class PayrollDeductionsStream(TableStream):
+    """``customPayrollDeductions``: a custom table of effective-dated payroll deductions
+    (401(k) percent, benefit premiums per pay period)."""
+
+    name = "payroll_deductions"
+    table = "customPayrollDeductions"
+
+
 #: Emission order: people first, then deletions, then the history tables.
 STREAM_TYPES: tuple[type[BambooHRStream], ...] = (
     EmployeesStream,
@@ -340,4 +355,6 @@ STREAM_TYPES: tuple[type[BambooHRStream], ...] = (
     JobInfoStream,
     CompensationStream,
     EmploymentStatusStream,
+    PayrollDeductionsStream,
+    *BENEFIT_STREAMS,  # coverages, plans, dependants, elections
 )

@@ -190,7 +190,7 @@ def test_tables_two_positions_rehire_termination(sb: Sandbox, api: Client) -> No
     assert {r["employeeId"] for r in everyone} >= {"13", "26"}  # terminated ones included
     assert api.get("/employees/1/tables/noSuchTable").status_code == 404
     tables = {t["alias"] for t in api.get("/meta/tables").json()}
-    assert tables == {"jobInfo", "compensation", "employmentStatus"}
+    assert tables == {"jobInfo", "compensation", "employmentStatus", "customPayrollDeductions"}
 
 
 def test_newer_employee_list_pages_with_a_cursor(sb: Sandbox, api: Client, app: BambooHR) -> None:
