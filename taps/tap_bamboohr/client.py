@@ -21,13 +21,13 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-import orjson
 import requests
 from singer_sdk.authenticators import BasicAuthenticator
 from singer_sdk.pagination import BaseAPIPaginator
 
 from hrsync.errors import RecordError
 from hrsync.http import HRRESTStream, require_secure_url
+from hrsync.shapes import expect, read_json
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -38,6 +38,7 @@ LEGACY_BASE = "https://api.bamboohr.com/api/gateway.php/{company}/v1"
 #: BambooHR started recording last-changed stamps on 2011-06-05: "since" this is "ever"
 EPOCH = datetime(2011, 6, 5, tzinfo=UTC)
 ERROR_HEADER = "X-BambooHR-Error-Message"
+VENDOR = "BambooHR"
 SEEN_AT_BOOKMARK = "seen_at_bookmark"
 #: values BambooHR uses for "no value" (empty text, the zero date of classic endpoints)
 _EMPTY = ("", "0000-00-00", "0000-00-00T00:00:00+00:00")
@@ -90,22 +91,21 @@ def server_time_at_send(response: requests.Response) -> datetime:
 
 
 def parse_json(response: requests.Response) -> t.Any:
-    """The body as JSON, parsed once per response (the paginator reads it again)."""
-    cached = getattr(response, "_bamboohr_json", _MISSING)
-    if cached is not _MISSING:
-        return cached
-    try:
-        data = orjson.loads(response.content)
-    except orjson.JSONDecodeError as exc:
-        raise RuntimeError(
-            f"BambooHR sent a body that is not JSON for {response.request.method} "
-            f"{response.request.path_url}: {exc} (first bytes: {response.content[:80]!r})"
-        ) from exc
-    response._bamboohr_json = data  # type: ignore[attr-defined]
-    return data
+    """The body as JSON, parsed once per response (the paginator reads it again); a body that
+    is not JSON fails naming the endpoint."""
+    return read_json(response, VENDOR)
 
 
-_MISSING = object()
+def expect_object(response: requests.Response, value: t.Any, what: str) -> dict[str, t.Any]:
+    """``value`` if it is a JSON object, else fail naming the endpoint (never a short extract)."""
+    return expect(response, VENDOR, value, dict, what)
+
+
+def expect_map(response: requests.Response, value: t.Any, what: str) -> dict[str, t.Any]:
+    """An object keyed by employee id; PHP sends an empty one as ``[]``."""
+    if isinstance(value, list) and not value:
+        return {}
+    return expect_object(response, value, what)
 
 
 class CursorPaginator(BaseAPIPaginator[str | None]):

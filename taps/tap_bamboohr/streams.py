@@ -10,11 +10,15 @@ from singer_sdk.pagination import BaseAPIPaginator
 
 from hrsync.errors import ConfigError
 from hrsync.http import require_secure_url
+from hrsync.shapes import expect_rows
 from tap_bamboohr.benefit_streams import BENEFIT_STREAMS
 from tap_bamboohr.client import (
     EPOCH,
+    VENDOR,
     BambooHRStream,
     CursorPaginator,
+    expect_map,
+    expect_object,
     format_since,
     server_time_at_send,
 )
@@ -186,15 +190,14 @@ class EmployeesStream(BambooHRStream):
     # --- records --------------------------------------------------------------------------
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        data = self.parse_json(response)
-        if not isinstance(data, dict):
-            return
+        data = expect_object(response, self.parse_json(response), 'an object with "data"')
         if "employees" in data:  # the custom report
-            yield from data["employees"] or []
+            yield from expect_rows(response, VENDOR, data["employees"] or [], '"employees"')
             return
+        rows = expect_rows(response, VENDOR, data.get("data"), '"data"')
         if self._snapshot_at is None:
             self._snapshot_at = server_time_at_send(response)
-        for row in data.get("data") or []:
+        for row in rows:
             row["id"] = row.pop("employeeId", row.get("id"))
             restricted = row.pop("_restrictedFields", None) or []
             for key in self.LIST_ONLY:
@@ -241,11 +244,10 @@ class EmployeeDeletionsStream(BambooHRStream):
         return {"since": format_since(self.since(context) or EPOCH), "type": "deleted"}
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        data = self.parse_json(response)
-        employees = data.get("employees") if isinstance(data, dict) else None
-        if not isinstance(employees, dict):
-            return
+        data = expect_object(response, self.parse_json(response), 'an object with "employees"')
+        employees = expect_map(response, data.get("employees"), '"employees" keyed by id')
         for key, entry in employees.items():
+            entry = expect_object(response, entry, f'"employees"."{key}"')
             if str(entry.get("action", "")).lower() == "deleted":
                 yield {"id": entry.get("id", key), **entry}
 
@@ -279,13 +281,16 @@ class TableStream(BambooHRStream):
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         data = self.parse_json(response)
         if isinstance(data, list):  # all/tables: a bare list of rows
+            rows = expect_rows(response, VENDOR, data, "table rows")
             self._snapshot_at = server_time_at_send(response)
-            for row in data:
+            for row in rows:
                 yield self.shape({**row, "lastChanged": None})
             return
-        employees = data.get("employees") if isinstance(data, dict) else None
-        for eid, entry in (employees or {}).items():
-            for row in entry.get("rows") or []:
+        data = expect_object(response, data, 'table rows, or an object with "employees"')
+        employees = expect_map(response, data.get("employees"), '"employees" keyed by id')
+        for eid, entry in employees.items():
+            entry = expect_object(response, entry, f'"employees"."{eid}"')
+            for row in expect_rows(response, VENDOR, entry.get("rows") or [], f'"{eid}".rows'):
                 stamp = entry.get("lastChanged")
                 row = {**row, "employeeId": row.get("employeeId", eid), "lastChanged": stamp}
                 yield self.shape(row)
