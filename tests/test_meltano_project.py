@@ -13,9 +13,19 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
-PLUGINS = [p for kind in PROJECT["plugins"].values() for p in kind]
+ALL_PLUGINS = [p for kind in PROJECT["plugins"].values() for p in kind]
+#: plugins declared in full; the others inherit one of them (a job's own stream selection)
+PLUGINS = [p for p in ALL_PLUGINS if "inherit_from" not in p]
 SECRET_WORDS = ("secret", "password", "api_key", "token", "hmac_key")
 BIN = Path(sys.executable).parent
+
+
+def test_inherited_plugins_only_narrow_a_declared_one() -> None:
+    names = {p["name"] for p in PLUGINS}
+    for plugin in ALL_PLUGINS:
+        if "inherit_from" in plugin:
+            assert plugin["inherit_from"] in names, plugin["name"]
+            assert set(plugin) <= {"name", "inherit_from", "annotations", "select", "config"}
 
 
 def test_every_plugin_is_declared_in_full() -> None:
@@ -60,7 +70,7 @@ def test_declared_settings_exist_in_the_plugin(plugin: dict[str, Any]) -> None:
 
 def test_jobs_reference_declared_plugins_and_mappings() -> None:
     mappings = {m["name"] for p in PLUGINS for m in p.get("mappings", [])}
-    plugins = {p["name"] for p in PLUGINS}
+    plugins = {p["name"] for p in ALL_PLUGINS}
     assert not mappings & {j["name"] for j in PROJECT["jobs"]}, "a job named like a mapping"
     for job in PROJECT["jobs"]:
         for task in job["tasks"]:

@@ -25,7 +25,6 @@ MELTANO = str(Path(sys.executable).parent / "meltano")
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, dict[str, str], Path]]:
-    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
     workdir = tmp_path_factory.mktemp("e2e")
     with Sandbox(employees=60) as sb:
         yield sb, meltano_env(sb, workdir), workdir / "audit.jsonl"

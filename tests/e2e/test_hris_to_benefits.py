@@ -30,7 +30,6 @@ Env = tuple[Sandbox, dict[str, str], Sshd, Recipient]
 
 @pytest.fixture(scope="module")
 def benefits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
     workdir = tmp_path_factory.mktemp("benefits-e2e")
     sshd = start_sshd(workdir / "sshd")
     recipient = Recipient.create("enrolments@carrier.example")

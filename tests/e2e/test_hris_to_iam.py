@@ -28,7 +28,6 @@ Env = tuple[Sandbox, dict[str, str], ScimServer, Slapd]
 
 @pytest.fixture(scope="module")
 def iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
     workdir = tmp_path_factory.mktemp("iam")
     scim, slapd = start_scim_server(), start_slapd(workdir / "slapd")
     try:

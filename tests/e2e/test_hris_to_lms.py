@@ -28,7 +28,6 @@ Env = tuple[Sandbox, dict[str, str]]
 
 @pytest.fixture(scope="module")
 def lms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
     workdir = tmp_path_factory.mktemp("lms")
     with Sandbox(employees=60, vendors=("bamboohr", "moodle")) as sb:
         env = meltano_env(sb, workdir) | private_run_dir(workdir)

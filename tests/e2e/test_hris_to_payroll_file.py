@@ -31,7 +31,6 @@ Env = tuple[Sandbox, dict[str, str], Sshd, Recipient, Path]
 
 @pytest.fixture(scope="module")
 def feed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
     workdir = tmp_path_factory.mktemp("payroll-file")
     sshd = start_sshd(workdir / "sshd")
     recipient = Recipient.create()

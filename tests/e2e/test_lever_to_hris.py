@@ -27,7 +27,6 @@ JOB = "lever-to-hris"
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, dict[str, str], Path]]:
-    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
     workdir = tmp_path_factory.mktemp("e2e-lever")
     with Sandbox(employees=60, vendors=("lever", "bamboohr")) as sb:
         # meltano_env points tap-lever and target-bamboohr at the sandbox (sandbox/cli.py)

@@ -34,7 +34,6 @@ MELTANO, HRSYNC = str(BIN / "meltano"), str(BIN / "hrsync")
 def ops(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Sandbox, dict[str, str], WebhookReceiver]]:
-    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
     workdir = tmp_path_factory.mktemp("ops")
     hook = WebhookReceiver()
     ops_file = workdir / "hrsync.yml"

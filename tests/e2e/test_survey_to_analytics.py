@@ -32,7 +32,6 @@ Env = tuple[Sandbox, dict[str, str], Path]
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
     workdir = tmp_path_factory.mktemp("analytics")
     with Sandbox(employees=60, vendors=("bamboohr", "surveymonkey")) as sb:
         # meltano_env (the demo's) points the taps at the sandbox, target-warehouse at

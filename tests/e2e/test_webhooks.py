@@ -29,7 +29,6 @@ Env = tuple[Sandbox, dict[str, str], ReceiverProcess]
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    subprocess.run([MELTANO, "install"], cwd=ROOT, check=True, capture_output=True)
     workdir = tmp_path_factory.mktemp("webhooks-e2e")
     with Sandbox(employees=60) as sb:
         env = meltano_env(sb, workdir) | {
