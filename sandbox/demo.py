@@ -52,6 +52,10 @@ JOBS = (
     ),
     Job("hris-to-lms", "BambooHR workers -> Moodle users + compliance courses by rules"),
     Job(
+        "hris-to-payroll",
+        "BambooHR pay, tax, deductions, terminations -> Gusto API and a PGP file over SFTP",
+    ),
+    Job(
         "hris-to-benefits",
         "BambooHR enrolments, dependants, life events -> X12 834 (pyx12-valid), PGP + SFTP",
     ),
@@ -228,6 +232,8 @@ def _run_jobs(
         env |= drop.env("TARGET_PAYROLL_FILE", "payroll")
         env |= drop.env("TARGET_BENEFITS_834", "benefits") | carrier_env(workdir)
         world = sandbox.world
+        # one full payroll refresh is a few reads per employee: more than Gusto's 200 per minute
+        sandbox.apps["gusto"].rate_limit = 100_000  # type: ignore[attr-defined]
         print(
             f"hrsync demo — sandbox with {world.employees} employees, {world.candidates} "
             f"candidates, {len(world.pending_hires())} accepted offers not yet in the HRIS"
