@@ -19,6 +19,7 @@ import orjson
 
 from hrsync.errors import ConfigError, RecordError
 from hrsync.pseudonym import DEFAULT_ENV, Pseudonymizer, PseudonymKeyError
+from hrsync.shapes import json_kind
 
 from .lookups import LookupStore
 from .plan import FieldFailure, StreamPlan, compile_profile, runtime_pii_violations
@@ -111,6 +112,22 @@ class Engine:
         self.stored: Counter[str] = Counter()
         self.sor_dropped: Counter[tuple[str, str, str]] = Counter()
         self._fast_counts: list[tuple[StreamPlan, list[int]]] = []
+        self.line: int | None = None  # the input line being handled (run_stream sets it)
+
+    def _at(self) -> str:
+        return f"line {self.line}: " if self.line is not None else ""
+
+    def _on_line(self) -> str:
+        return f" (input line {self.line})" if self.line is not None else ""
+
+    def _stream(self, msg: dict[str, Any]) -> str:
+        stream = msg.get("stream")
+        if not isinstance(stream, str) or not stream:
+            raise ConfigError(
+                f'{self._at()}{msg.get("type")} message without a "stream" name '
+                f"(got {json_kind(stream)}); every Singer {msg.get('type')} names its stream"
+            )
+        return stream
 
     # --- dispatch ---------------------------------------------------------------------------
 
@@ -125,12 +142,16 @@ class Engine:
         elif kind == "ACTIVATE_VERSION":
             self.on_activate_version(msg, raw, emit)
         elif kind == "BATCH":
-            stream = msg.get("stream", "")
+            stream = self._stream(msg)
             if stream in self.plans or stream in self.lookups:
                 raise ConfigError(f"map-hr cannot map BATCH messages (stream {stream!r})")
             self._unknown(stream, msg, raw, emit)
         else:
-            raise ConfigError(f"unknown Singer message type {kind!r}")
+            what = 'no "type" key' if kind is None else f"unknown type {kind!r}"
+            raise ConfigError(
+                f"{self._at()}Singer message with {what} (expected RECORD, SCHEMA, STATE, "
+                "ACTIVATE_VERSION or BATCH)"
+            )
 
     def _control(self, message: Any, emit: Emit) -> None:
         if self.held or (self.store is not None and self.store.pending_count):
@@ -156,8 +177,13 @@ class Engine:
     # --- SCHEMA -------------------------------------------------------------------------------
 
     def on_schema(self, msg: dict[str, Any], raw: bytes | None, emit: Emit) -> None:
-        stream = msg["stream"]
+        stream = self._stream(msg)
         schema = msg.get("schema") or {}
+        if not isinstance(schema, dict):
+            raise ConfigError(
+                f'{self._at()}SCHEMA of stream {stream!r}: "schema" must be a JSON object, '
+                f"got {json_kind(schema)}"
+            )
         self.schemas[stream] = schema
         self.keys[stream] = list(msg.get("key_properties") or [])
         plans = self.plans.get(stream)
@@ -207,14 +233,32 @@ class Engine:
     # --- RECORD -------------------------------------------------------------------------------
 
     def on_record(self, msg: dict[str, Any], raw: bytes | None, emit: Emit) -> None:
-        stream = msg["stream"]
+        stream = self._stream(msg)
         refs = self.lookups.get(stream)
-        if refs is not None:
-            self._store_reference(stream, refs, msg["record"])
         plans = self.plans.get(stream)
+        if plans is None and refs is None:
+            self._unknown(stream, msg, raw, emit)
+            return
+        rec = msg.get("record")
+        if not isinstance(rec, dict):
+            raise RecordError(
+                stream,
+                "<none>",
+                None,
+                f'RECORD message whose "record" is {json_kind(rec)}, not a JSON object'
+                f"{self._on_line()}",
+            )
+        if stream not in self.schemas:
+            raise RecordError(
+                stream,
+                self.record_key(stream, rec),
+                None,
+                f"RECORD before any SCHEMA message of stream {stream!r}{self._on_line()}: a tap "
+                "must send a stream's SCHEMA before its records (is the input cut or reordered?)",
+            )
+        if refs is not None:
+            self._store_reference(stream, refs, rec)
         if plans is None:
-            if refs is None:
-                self._unknown(stream, msg, raw, emit)
             return
         self.records_in[stream] += 1
         for i, plan in enumerate(plans):
@@ -263,8 +307,7 @@ class Engine:
             raise RecordError(
                 plan.input_stream, self.record_key(plan.input_stream, rec), exc.field, exc.reason
             ) from exc
-        if plan.output_stream not in self.schema_sent:
-            # RECORD before SCHEMA upstream: the profile alone defines the output schema
+        if plan.output_stream not in self.schema_sent:  # e.g. a SCHEMA that came mid-stream
             emit(self._schema_message(plan, self.schemas.get(plan.input_stream), None))
         message: dict[str, Any] = {"type": "RECORD", "stream": plan.output_stream, "record": out}
         if "version" in msg:
@@ -284,7 +327,11 @@ class Engine:
         sor_counts = self.sor_dropped
 
         def fast(msg: dict[str, Any]) -> dict[str, Any] | None:
-            rec = msg["record"]
+            rec = msg.get("record")
+            if type(rec) is not dict:
+                raise RecordError(
+                    in_stream, "<none>", None, f'RECORD whose "record" is {json_kind(rec)}'
+                )
             counts[0] += 1
             if (pre is not None and not pre(rec)) or (post is not None and not post(rec)):
                 counts[2] += 1
@@ -364,7 +411,7 @@ class Engine:
     # --- ACTIVATE_VERSION ---------------------------------------------------------------------
 
     def on_activate_version(self, msg: dict[str, Any], raw: bytes | None, emit: Emit) -> None:
-        stream = msg["stream"]
+        stream = self._stream(msg)
         plans = self.plans.get(stream)
         if plans is None:
             if stream not in self.lookups:
@@ -468,26 +515,32 @@ def run_stream(engine: Engine, source: IO[bytes], sink: IO[bytes]) -> Counter[st
     outputs = {s: engine.plans[s][0].output_stream for s in fast}
     n_records = 0
     try:
-        for line in source:
+        for n, line in enumerate(source, 1):
             try:
                 msg = loads(line)
             except orjson.JSONDecodeError as exc:
                 if not line.strip():
                     continue
-                raise ConfigError(f"input line is not JSON: {line[:200]!r}") from exc
-            kind = msg.get("type")
+                raise ConfigError(f"line {n}: input is not JSON ({exc}): {line[:200]!r}") from exc
+            if type(msg) is not dict:
+                raise ConfigError(
+                    f"line {n}: a Singer message must be a JSON object, got {json_kind(msg)}: "
+                    f"{line[:200]!r}"
+                )
+            kind: Any = msg.get("type")
             if kind == "RECORD":
                 n_records += 1
-                stream = msg.get("stream")
-                fn = fast.get(stream)
+                stream: Any = msg.get("stream")
+                fn = fast.get(stream) if type(stream) is str else None
                 if fn is not None and outputs[stream] in schema_sent:
                     out_msg = fn(msg)
                     if out_msg is not None:
                         write(dumps(out_msg, default=_default, option=opt))
                     continue
-            else:
-                counts[kind] += 1
+            engine.line = n
             engine.handle(msg, line, emit)
+            if kind != "RECORD":
+                counts[kind] += 1
         engine.finish(emit)
     finally:
         counts["RECORD"] += n_records

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import requests
 from singer_sdk.authenticators import BasicAuthenticator
+from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.pagination import BaseAPIPaginator
 
 from hrsync.errors import RecordError
 from hrsync.http import HRRESTStream, require_secure_url
-from hrsync.shapes import expect, read_json
+from hrsync.shapes import expect, expect_rows, read_json
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -182,6 +183,18 @@ class BambooHRStream(HRRESTStream[t.Any]):
 
     def parse_json(self, response: requests.Response) -> t.Any:
         return parse_json(response)
+
+    def parse_response(self, response: requests.Response) -> t.Iterable[dict]:
+        """The records at ``records_jsonpath``; the array it ends in must be there, so that a
+        null body or a missing key fails naming the endpoint instead of reading as no rows."""
+        data, path = self.parse_json(response), self.records_jsonpath
+        if not path.endswith("[*]"):
+            yield from extract_jsonpath(path, data)
+            return
+        container = path.removesuffix("[*]")
+        found = list(extract_jsonpath(container, data)) if isinstance(data, dict | list) else []
+        rows = found[0] if len(found) == 1 else None
+        yield from expect_rows(response, VENDOR, rows, f"records at {container}")
 
     # --- bookmarks ----------------------------------------------------------------------
 

@@ -15,8 +15,11 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator, HeaderLinkPaginator
 
 from hrsync.http import ClientCredentialsAuthenticator, HRRESTStream, require_secure_url
+from hrsync.shapes import expect_rows, read_json
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from singer_sdk.helpers.types import Context
 
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -114,7 +117,6 @@ class GreenhouseStream(HRRESTStream[ParseResult]):
     primary_keys: t.ClassVar[list[str]] = ["id"]
     replication_key = "updated_at"
     is_sorted = False
-    records_jsonpath = "$[*]"
     # report_drift() already walks every record against the schema (and drops unknown fields
     # after warning once), so singer-sdk's own recursive pass would only repeat the work.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
@@ -184,6 +186,11 @@ class GreenhouseStream(HRRESTStream[ParseResult]):
             bounds = f"{op}|{format_timestamp(window.low)}|{bounds}"
         page_size = min(500, max(1, int(self.config.get("page_size") or 500)))
         return {"per_page": page_size, "updated_at": bounds}
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        """A JSON array of record objects; anything else (null, an object, HTML, a cut body)
+        fails naming the endpoint instead of ending the stream short."""
+        yield from expect_rows(response, "Greenhouse", read_json(response, "Greenhouse"), "records")
 
     # --- incremental window ---------------------------------------------------------------
 

@@ -25,9 +25,10 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator, BaseHATEOASPaginator
 
 from hrsync.http import HRRESTStream, require_secure_url
+from hrsync.shapes import expect, expect_rows, read_json
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
 SCHEMAS = Path(__file__).parent / "schemas"
 MAX_PER_PAGE = 100
@@ -46,19 +47,15 @@ def format_bound(value: datetime) -> str:
 
 
 def parse_json(response: requests.Response) -> t.Any:
-    """The body as JSON, parsed once per response (the paginator reads it again)."""
-    cached = getattr(response, "_sm_json", None)
-    if cached is not None:
-        return cached
-    try:
-        data = orjson.loads(response.content)
-    except orjson.JSONDecodeError as exc:
-        raise RuntimeError(
-            f"SurveyMonkey sent a body that is not JSON for {response.request.method} "
-            f"{response.request.path_url}: {exc} (first bytes: {response.content[:80]!r})"
-        ) from exc
-    response._sm_json = data  # type: ignore[attr-defined]
-    return data
+    """The body as JSON, parsed once per response (the paginator reads it again); a body that
+    is not JSON fails naming the endpoint."""
+    return read_json(response, "SurveyMonkey")
+
+
+def parse_list(response: requests.Response) -> list[dict[str, t.Any]]:
+    """The ``data`` array of a list body; any other shape fails naming the endpoint."""
+    body = expect(response, "SurveyMonkey", parse_json(response), dict, 'an object with "data"')
+    return expect_rows(response, "SurveyMonkey", body.get("data"), '"data"')
 
 
 class LinksNextPaginator(BaseHATEOASPaginator):
@@ -116,7 +113,9 @@ class SurveyMonkeyStream(HRRESTStream[t.Any]):
     schema = StreamSchema(SchemaDirectory(SCHEMAS))  # schemas/<stream name>.json
     is_sorted = False
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.ROOT_ONLY
-    records_jsonpath = "$.data[*]"
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        yield from parse_list(response)
 
     @property
     def url_base(self) -> str:

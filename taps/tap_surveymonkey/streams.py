@@ -19,6 +19,7 @@ from singer_sdk.pagination import BaseAPIPaginator
 from singer_sdk.streams import Stream
 
 from hrsync.errors import ConfigError
+from hrsync.shapes import UnexpectedPage, expect, expect_rows
 from tap_surveymonkey.client import (
     SCHEMAS,
     Keyset,
@@ -79,7 +80,16 @@ class QuestionsStream(SurveyMonkeyStream):
     state_partitioning_keys: t.ClassVar[list[str]] = []
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        details = parse_json(response)
+        details = expect(
+            response, "SurveyMonkey", parse_json(response), dict, "the survey's details object"
+        )
+        if details.get("id") is None:
+            raise UnexpectedPage("SurveyMonkey", response, 'survey details without an "id"')
+        pages = details.get("pages")
+        for page in expect_rows(
+            response, "SurveyMonkey", [] if pages is None else pages, '"pages"'
+        ):
+            expect_rows(response, "SurveyMonkey", page.get("questions") or [], '"questions"')
         survey_id = str(details["id"])
         rows = list(question_rows(details))
         survey_questions(self._tap)[survey_id] = {r["id"]: r for r in rows}

@@ -11,12 +11,14 @@ from singer_sdk.target_base import Target
 from hrsync.audit import AuditLog
 from hrsync.deadletter import TargetDeadLetters
 from hrsync.http import HTTP_SETTINGS
+from hrsync.singer_input import SingerObjectReader
 from target_bamboohr.client import BambooHRClient
 from target_bamboohr.sinks import NewHireSink
 
 
 class TargetBambooHR(Target):
     name = "target-bamboohr"
+    message_reader_class = SingerObjectReader  # a non-object line fails naming it
     default_sink_class = NewHireSink
     config_jsonschema = th.PropertiesList(
         th.Property("api_key", th.StringType, required=True, secret=True,

@@ -14,6 +14,7 @@ from singer_sdk.target_base import Target
 from hrsync.audit import AuditLog
 from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.errors import ConfigError as HRSyncConfigError
+from hrsync.singer_input import SingerObjectReader
 from target_ldap.config import MODES, parse_settings
 from target_ldap.directory import Directory, DirectoryError
 from target_ldap.provision import (
@@ -34,6 +35,7 @@ class TargetLDAP(Target):
     memberships in line with department/role rules."""
 
     name = "target-ldap"
+    message_reader_class = SingerObjectReader  # a non-object line fails naming it
     default_sink_class = LDAPUserSink
 
     config_jsonschema = th.PropertiesList(

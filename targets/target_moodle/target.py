@@ -12,6 +12,7 @@ from hrsync.audit import AuditLog
 from hrsync.deadletter import TargetDeadLetters
 from hrsync.errors import ConfigError
 from hrsync.http import HTTP_SETTINGS
+from hrsync.singer_input import SingerObjectReader
 from target_moodle.client import MoodleClient
 from target_moodle.rules import Rules, load_rules
 from target_moodle.sinks import LmsUserSink
@@ -30,6 +31,7 @@ REQUIRED_FUNCTIONS = (
 
 class TargetMoodle(Target):
     name = "target-moodle"
+    message_reader_class = SingerObjectReader  # a non-object line fails naming it
     default_sink_class = LmsUserSink
     #: one sink at a time: the state store and the end-of-run re-evaluation are sequential
     max_parallelism = 1

@@ -10,6 +10,7 @@ from singer_sdk.target_base import Target
 from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore
 from hrsync.http import HTTP_SETTINGS
+from hrsync.singer_input import SingerObjectReader
 from target_payroll_api.client import (
     DEFAULT_API_URL,
     DEFAULT_API_VERSION,
@@ -24,6 +25,7 @@ class TargetPayrollAPI(Target):
     """Loads the hris_to_payroll streams into Gusto, idempotent on the HRIS employee id."""
 
     name = "target-payroll-api"
+    message_reader_class = SingerObjectReader  # a non-object line fails naming it
     default_sink_class = PayrollSink
     config_jsonschema = th.PropertiesList(
         th.Property(

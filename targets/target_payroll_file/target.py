@@ -11,6 +11,7 @@ from typing import Any
 from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
+from hrsync.singer_input import SingerObjectReader
 from hrsync.transfer import SFTP_SETTINGS
 from target_payroll_file.feed import DEFAULT_NAME_TEMPLATE, Outcome, PayrollFeed
 from target_payroll_file.layout import load_layout
@@ -21,6 +22,7 @@ class TargetPayrollFile(Target):
     """Writes the payroll change file and delivers it to the provider's SFTP drop."""
 
     name = "target-payroll-file"
+    message_reader_class = SingerObjectReader  # a non-object line fails naming it
     default_sink_class = PayrollLineSink
 
     config_jsonschema = th.PropertiesList(

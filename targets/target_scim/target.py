@@ -12,6 +12,7 @@ from singer_sdk.target_base import Target
 from hrsync.audit import AuditLog
 from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.http import HTTP_SETTINGS
+from hrsync.singer_input import SingerObjectReader
 from target_scim.auth import build_auth
 from target_scim.client import SCIMClient, SCIMError
 from target_scim.provision import (
@@ -30,6 +31,7 @@ class TargetSCIM(Target):
     """Creates, updates, deactivates and reactivates SCIM users from identity records."""
 
     name = "target-scim"
+    message_reader_class = SingerObjectReader  # a non-object line fails naming it
     default_sink_class = SCIMUserSink
 
     config_jsonschema = th.PropertiesList(

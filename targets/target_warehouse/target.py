@@ -15,6 +15,7 @@ from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore, TargetDeadLetters
+from hrsync.singer_input import SingerObjectReader
 from target_warehouse.sinks import WarehouseSink
 from target_warehouse.warehouse import Warehouse
 
@@ -23,6 +24,7 @@ DEFAULT_DATABASE = ".hrsync/warehouse.duckdb"
 
 class TargetWarehouse(Target):
     name = "target-warehouse"
+    message_reader_class = SingerObjectReader  # a non-object line fails naming it
     default_sink_class = WarehouseSink
     config_jsonschema = th.PropertiesList(
         th.Property("database", th.StringType, default=DEFAULT_DATABASE,

@@ -313,15 +313,7 @@ def judge_record(
 #: (plugin, case kind) -> what is wrong: bugs in plugins this suite found (reported to their
 #: owners). A case of these kinds that goes wrong makes the test xfail with the reason; any
 #: other problem fails it; once fixed, the test simply passes.
-KNOWN: dict[tuple[str, str], str] = {
-    ("map-hr", "not_object"): "map-hr crashes with AttributeError on a JSON line that is not an "
-    "object (engine.run_stream calls msg.get without checking the type)",
-    ("map-hr", "record_before_schema"): "map-hr maps a RECORD that came before any SCHEMA of "
-    "its stream instead of refusing it",
-    # every singer-sdk target: the SDK's message reader does `requires.issubset(line_dict)`
-    ("*", "not_object"): "singer-sdk 0.54's message reader crashes with a bare TypeError on a "
-    "line that is a JSON number or boolean (assert_line_requires iterates it)",
-}
+KNOWN: dict[tuple[str, str], str] = {}  # none today (map-hr and target bugs fixed)
 
 
 def verdict(plugin: str, problems: list[tuple[str, str, Outcome]]) -> None:

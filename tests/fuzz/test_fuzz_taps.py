@@ -108,19 +108,7 @@ def tap_config(plugin: str, exe: Path, url: str, workdir: Path) -> dict[str, Any
 #: (tap, first kind of garbage) -> what goes wrong: bugs this suite found (reported to the
 #: owners). A failing case whose first page is of such a kind makes the test xfail with the
 #: reason; any other problem fails it; once fixed, the test simply passes.
-_CRASH = "crashes with a bare {} on a page of the wrong shape instead of naming the endpoint"
-_SILENT = "exits 0 with no records when a page has the wrong shape (silently short extract)"
-KNOWN: dict[tuple[str, str], str] = {
-    ("tap-greenhouse", "object_for_list"): _CRASH.format("AttributeError (report_drift)"),
-    ("tap-greenhouse", "list_for_object"): _CRASH.format("AttributeError (report_drift)"),
-    ("tap-greenhouse", "null"): _SILENT,
-    ("tap-bamboohr", "object_for_list"): _CRASH.format("AttributeError (parse_response)"),
-    ("tap-bamboohr", "list_for_object"): _CRASH.format("TypeError (parse_response)"),
-    ("tap-bamboohr", "null"): _SILENT,
-    ("tap-surveymonkey", "object_for_list"): _SILENT,
-    ("tap-surveymonkey", "list_for_object"): _SILENT,
-    ("tap-surveymonkey", "null"): _SILENT,
-}
+KNOWN: dict[tuple[str, str], str] = {}  # none today (the tap bugs found are fixed)
 
 
 def judge(out: Outcome) -> str | None:

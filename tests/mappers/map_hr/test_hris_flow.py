@@ -69,15 +69,30 @@ def test_hris_to_canonical_to_lms(world: World, run_inprocess: Run, h: Any) -> N
     lms = run_inprocess({"profile": "hris_to_lms"}, canonical)
     schema = next(m for m in lms if m["type"] == "SCHEMA")
     allowed = set(schema["schema"]["properties"])
+    # leavers reach the LMS too (to be suspended): status and termination date, no username or
+    # display name (the LMS builds those); manager_id only for the target's manager flag
     assert allowed == {
-        "worker_id", "first_name", "last_name", "display_name", "email", "username",
-        "department", "role", "location", "country", "is_manager", "hire_date",
+        "worker_id", "first_name", "last_name", "email", "department", "role", "location",
+        "country", "state", "is_manager", "manager_id", "hire_date", "employment_status",
+        "termination_date",
     }  # fmt: skip
     users = [m["record"] for m in lms if m["type"] == "RECORD"]
-    assert len(users) == sum(p.status == "Active" for p in people)
+    assert len(users) == len(people)  # no status filter: every worker, leavers included
     for u in users:
         assert set(u) <= allowed
         assert u["is_manager"] in (True, False)
     by_id = {u["worker_id"]: u for u in users}
+    for p in people:
+        u = by_id[str(p.employee_id)]
+        assert u["employment_status"] == p.status.lower()
+        if p.termination_date is not None:
+            assert u["termination_date"] == p.termination_date.isoformat()
+        else:
+            assert u.get("termination_date") is None
+    leavers = [p for p in people if p.status != "Active"]
+    assert leavers and all(
+        by_id[str(p.employee_id)]["employment_status"] != "active" for p in leavers
+    )
     madonna = next(p for p in people if p.first_name == "Madonna" and p.status == "Active")
-    assert by_id[str(madonna.employee_id)]["display_name"] == "Madonna"
+    mononym = by_id[str(madonna.employee_id)]
+    assert mononym["first_name"] == mononym["last_name"] == "Madonna"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hrsync.errors import RecordError
+from hrsync.errors import ConfigError, RecordError
 
 PROFILE = """\
 name: proto
@@ -113,11 +113,33 @@ def test_output_schema_is_exactly_what_is_emitted(
     assert set(out[1]["record"]) <= set(out_schema["properties"])
 
 
-def test_record_before_schema_still_gets_a_schema_first(
-    cfg: dict[str, Any], run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
+def test_record_before_schema_is_refused_naming_line_and_stream(
+    cfg: dict[str, Any], run_cli: Callable[..., subprocess.CompletedProcess[bytes]], h: Any
 ) -> None:
-    out = run_inprocess(cfg, [h.record("employees", emp(1))])
-    assert [m["type"] for m in out] == ["SCHEMA", "RECORD"]
+    state = {"type": "STATE", "value": {"x": 1}}
+    proc = run_cli(cfg, [state, h.record("employees", emp(1))])
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert "stream employees, record id=1" in err
+    assert "RECORD before any SCHEMA message of stream 'employees' (input line 2)" in err
+    assert b"lms_users" not in proc.stdout  # nothing mapped from it
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [(b"42", "number"), (b"true", "boolean"), (b"[1, 2]", "array"), (b'"x"', "string")],
+)
+def test_a_line_that_is_not_an_object_is_refused_naming_the_line(
+    cfg: dict[str, Any], state_dir: Path, line: bytes, kind: str, h: Any
+) -> None:
+    from map_hr.engine import build_engine, run_stream
+
+    engine = build_engine({"state_dir": str(state_dir), **cfg})
+    data = h.to_bytes([h.schema_msg("employees", EMP_PROPS)]) + line + b"\n"
+    with pytest.raises(
+        ConfigError, match=f"line 2: a Singer message must be a JSON object, got {kind}"
+    ):
+        run_stream(engine, io.BytesIO(data), io.BytesIO())
 
 
 def test_unknown_streams_denied_by_default_or_passed(
@@ -151,10 +173,11 @@ def test_untransformable_value_fails_the_run_with_key_and_field(
 def test_missing_required_value_and_unmapped_code(
     cfg: dict[str, Any], run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
 ) -> None:
+    schema = h.schema_msg("employees", EMP_PROPS)
     with pytest.raises(RecordError, match=r"first_name.*required value is missing"):
-        run_inprocess(cfg, [h.record("employees", emp(8, firstName="  "))])
+        run_inprocess(cfg, [schema, h.record("employees", emp(8, firstName="  "))])
     with pytest.raises(RecordError, match="'Seasonal' is not in the value map"):
-        run_inprocess(cfg, [h.record("employees", emp(9, employmentType="Seasonal"))])
+        run_inprocess(cfg, [schema, h.record("employees", emp(9, employmentType="Seasonal"))])
 
 
 def test_schema_annotation_blocks_an_unacknowledged_sensitive_field(

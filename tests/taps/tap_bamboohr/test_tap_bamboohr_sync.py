@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from singer_sdk.exceptions import FatalAPIError
 
 from hrsync.errors import RecordError
 from hrsync.http import InsecureURLError
+from hrsync.shapes import UnexpectedPage
 from sandbox.bamboohr import BambooHR, person_fields, table_rows
 from sandbox.seed import HARD_NAMES
 from sandbox.server import Sandbox
@@ -320,6 +323,48 @@ def test_a_non_numeric_id_names_the_record_and_field(sb: Sandbox) -> None:
     stream = EmployeesStream(tap=TapBambooHR(config=config_for(sb), parse_env_config=False))
     with pytest.raises(RecordError, match=r"stream employees, record E-7: field id: 'E-7'"):
         stream.clean({"id": "E-7", "firstName": "Ana"})
+
+
+def page(body: bytes, url: str) -> requests.Response:
+    """A 200 response with ``body``, as the session would hand it to parse_response."""
+    response = requests.Response()
+    response.status_code, response._content, response.url = 200, body, url
+    response.headers["Content-Type"] = "application/json"
+    response.request = requests.Request("GET", url).prepare()
+    return response
+
+
+@pytest.mark.parametrize(
+    ("stream", "path", "body", "problem"),
+    [
+        ("employees", "/employees", b"null", 'expected an object with "data", got null'),
+        ("employees", "/employees", b'{"data": [1]}', '"data": item 0 is number'),
+        ("employees", "/reports/custom", b'{"employees": {"a": 1}}', '"employees" (an array'),
+        ("employee_deletions", "/employees/changed", b"null", "got null"),
+        ("employee_deletions", "/employees/changed", b'{"employees": [3]}', "got array"),
+        ("employee_deletions", "/employees/changed", b'{"employees": {"7": 1}}', '"7"'),
+        ("job_info", "/employees/all/tables/jobInfo", b"null", "got null"),
+        ("job_info", "/employees/all/tables/jobInfo", b"[1, 2]", "item 0 is number"),
+        ("job_info", "/employees/changed/tables/jobInfo", b'{"employees": "x"}', "got string"),
+        ("job_info", "/employees/changed/tables/jobInfo", b'{"employees": {"4": []}}', '"4"'),
+        ("job_info", "/employees/changed/tables/jobInfo", b"<html>", "not JSON"),
+    ],
+)
+def test_a_page_of_the_wrong_shape_fails_naming_the_endpoint(
+    sb: Sandbox, stream: str, path: str, body: bytes, problem: str
+) -> None:
+    tap = TapBambooHR(config=config_for(sb), parse_env_config=False)
+    response = page(body, f"{sb.bamboohr_url}/api/v1{path}")
+    want = f"BambooHR .* GET /api/v1{path} .*{re.escape(problem)}"
+    with pytest.raises(UnexpectedPage, match=want):
+        list(tap.streams[stream].parse_response(response))
+
+
+def test_an_empty_change_map_is_no_rows(sb: Sandbox) -> None:
+    """PHP encodes an empty ``employees`` object as ``[]``: nothing changed, not an error."""
+    tap = TapBambooHR(config=config_for(sb), parse_env_config=False)
+    url = f"{sb.bamboohr_url}/api/v1/employees/changed/tables/jobInfo"
+    assert list(tap.streams["job_info"].parse_response(page(b'{"employees": []}', url))) == []
 
 
 def test_money_shapes() -> None:

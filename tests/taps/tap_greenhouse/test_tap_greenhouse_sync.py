@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import logging
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
+from hrsync.shapes import UnexpectedPage
 from sandbox.greenhouse import GreenhouseApp, iso_ms, opening_id
 from sandbox.seed import CANDIDATE_BASE
 from sandbox.server import Sandbox
@@ -312,3 +315,28 @@ def test_unknown_fields_are_reported_once_per_stream_and_field(
     assert text.count("field 'email_addresses.verified'") == 1
     assert text.count("field 'company' arrived as int") == 1
     assert all("pronouns" not in r for r in records(msgs, "candidates"))
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"null", "expected records (an array of objects), got null"),
+        (b'{"unexpected": true}', "got object"),
+        (b"[1, 2, 3]", "item 0 is number"),
+        (b"<!DOCTYPE html>", "not JSON"),
+        (b"", "an empty body"),
+    ],
+)
+def test_a_page_of_the_wrong_shape_fails_naming_the_endpoint(
+    sb: Sandbox, body: bytes, problem: str
+) -> None:
+    """Never a silently short extract: a null, a wrong shape or HTML names the endpoint."""
+    tap = TapGreenhouse(config=config_for(sb), parse_env_config=False)
+    url = f"{sb.greenhouse_url}/v3/offers?cursor=abc"
+    response = requests.Response()
+    response.status_code, response._content, response.url = 200, body, url
+    response.request = requests.Request("GET", url).prepare()
+    want = f"Greenhouse .* GET /v3/offers .*{re.escape(problem)}"
+    with pytest.raises(UnexpectedPage, match=want) as info:
+        list(tap.streams["offers"].parse_response(response))
+    assert "cursor=abc" not in str(info.value)  # no query string (cursors, filters) in logs

@@ -5,13 +5,16 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 
+from hrsync.shapes import UnexpectedPage
 from sandbox.server import Sandbox
 from sandbox.surveymonkey import SURVEYS, SurveyMonkeyApp
 from tap_surveymonkey.tap import TapSurveyMonkey
@@ -168,3 +171,29 @@ def test_a_new_vendor_field_is_reported_once(
     run_tap(config_for(sb))
     drift = [r for r in caplog.records if "quiz_results" in r.getMessage()]
     assert len(drift) == 1
+
+
+@pytest.mark.parametrize(
+    ("stream", "path", "body", "problem"),
+    [
+        ("surveys", "/surveys", b"null", 'expected an object with "data", got null'),
+        ("surveys", "/surveys", b'{"data": null, "links": {}}', '"data" (an array'),
+        ("responses", "/surveys/1/responses/bulk", b"[1, 2, 3]", "got array"),
+        ("responses", "/surveys/1/responses/bulk", b'{"data": ["x"]}', "item 0 is string"),
+        ("questions", "/surveys/1/details", b"null", "details object, got null"),
+        ("questions", "/surveys/1/details", b'{"id": "1", "pages": {}}', '"pages"'),
+        ("surveys", "/surveys", b"<!DOCTYPE html>", "not JSON"),
+    ],
+)
+def test_a_page_of_the_wrong_shape_fails_naming_the_endpoint(
+    sb: Sandbox, stream: str, path: str, body: bytes, problem: str
+) -> None:
+    """Never a silently short extract: a null, a wrong shape or HTML names the endpoint."""
+    tap = TapSurveyMonkey(config=config_for(sb), parse_env_config=False)
+    url = f"{sb.url('surveymonkey')}/v3{path}"
+    response = requests.Response()
+    response.status_code, response._content, response.url = 200, body, url
+    response.request = requests.Request("GET", url).prepare()
+    want = f"SurveyMonkey .* GET /v3{path} .*{re.escape(problem)}"
+    with pytest.raises(UnexpectedPage, match=want):
+        list(tap.streams[stream].parse_response(response))

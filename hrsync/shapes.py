@@ -1,0 +1,84 @@
+"""JSON bodies of the wrong shape: errors that name the endpoint, what was expected and got.
+
+No singer-sdk import (map-hr's fast command line uses :func:`json_kind` too).
+"""
+
+from __future__ import annotations
+
+import typing as t
+from urllib.parse import urlsplit
+
+import orjson
+
+if t.TYPE_CHECKING:
+    import requests
+
+__all__ = ["UnexpectedPage", "endpoint", "expect", "expect_rows", "json_kind", "read_json"]
+
+_JSON_KINDS = {bool: "boolean", int: "number", float: "number", str: "string", list: "array"}
+_CACHE = "_hrsync_json"
+_MISSING = object()
+
+
+def json_kind(value: t.Any) -> str:
+    """The JSON name of a parsed value's type: ``null``, ``number``, ``array``, ``object``..."""
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "object"
+    return _JSON_KINDS.get(type(value), type(value).__name__)
+
+
+def endpoint(response: requests.Response) -> str:
+    """``GET /v3/users`` (no query string: cursors and filters stay out of logs)."""
+    request = response.request
+    return f"{request.method} {urlsplit(response.url or request.url or '').path}"
+
+
+class UnexpectedPage(RuntimeError):
+    """An API page the tap cannot read: ``<vendor> sent <what> for <endpoint>: <problem>``."""
+
+    def __init__(self, vendor: str, response: requests.Response, problem: str) -> None:
+        self.vendor, self.endpoint, self.problem = vendor, endpoint(response), problem
+        super().__init__(
+            f"{vendor} sent an unreadable page for {self.endpoint} (HTTP {response.status_code}, "
+            f"Content-Type {response.headers.get('Content-Type') or 'none'}): {problem} "
+            f"(first bytes: {response.content[:80]!r}); the extract stops here rather than "
+            "come out short"
+        )
+
+
+def read_json(response: requests.Response, vendor: str) -> t.Any:
+    """The body as JSON, parsed once per response (paginators read it again)."""
+    cached = getattr(response, _CACHE, _MISSING)
+    if cached is not _MISSING:
+        return cached
+    try:
+        data = orjson.loads(response.content)
+    except orjson.JSONDecodeError as exc:
+        what = "an empty body" if not response.content.strip() else "a body that is not JSON"
+        raise UnexpectedPage(vendor, response, f"{what} ({exc})") from exc
+    setattr(response, _CACHE, data)
+    return data
+
+
+_T = t.TypeVar("_T")
+
+
+def expect(response: requests.Response, vendor: str, value: t.Any, kind: type[_T], what: str) -> _T:
+    """``value`` if it is a ``kind`` (dict: a JSON object, list: an array), else fail naming
+    the endpoint, ``what`` the tap expected there and the JSON type it got."""
+    if isinstance(value, kind):
+        return value
+    raise UnexpectedPage(vendor, response, f"expected {what}, got {json_kind(value)}")
+
+
+def expect_rows(response: requests.Response, vendor: str, rows: t.Any, what: str) -> list[dict]:
+    """``rows`` if it is a JSON array of objects, else fail naming the endpoint."""
+    expect(response, vendor, rows, list, f"{what} (an array of objects)")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise UnexpectedPage(
+                vendor, response, f"{what}: item {i} is {json_kind(row)}, expected an object"
+            )
+    return t.cast(list[dict], rows)
