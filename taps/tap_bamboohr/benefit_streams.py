@@ -16,7 +16,8 @@ from collections.abc import Iterable
 
 import requests
 
-from tap_bamboohr.client import BambooHRStream
+from hrsync.shapes import expect_rows
+from tap_bamboohr.client import BambooHRStream, expect_object
 
 if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
@@ -102,10 +103,13 @@ class EmployeeBenefitsStream(FullTableStream):
         return {"filters": {"companyBenefitId": (context or {}).get("companyBenefitId")}}
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        data = self.parse_json(response)
-        groups = data.get("employeeBenefits") if isinstance(data, dict) else None
-        for group in groups or []:
-            for row in group.get("employeeBenefit") or []:
+        data = expect_object(
+            response, self.parse_json(response), 'an object with "employeeBenefits"'
+        )
+        groups = expect_rows(response, "BambooHR", data.get("employeeBenefits") or [], "groups")
+        for group in groups:
+            rows = expect_rows(response, "BambooHR", group.get("employeeBenefit") or [], "rows")
+            for row in rows:
                 yield {"employeeId": group.get("employeeId"), **row}
 
 

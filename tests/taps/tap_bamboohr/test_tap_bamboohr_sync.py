@@ -348,6 +348,14 @@ def page(body: bytes, url: str) -> requests.Response:
         ("job_info", "/employees/changed/tables/jobInfo", b'{"employees": "x"}', "got string"),
         ("job_info", "/employees/changed/tables/jobInfo", b'{"employees": {"4": []}}', '"4"'),
         ("job_info", "/employees/changed/tables/jobInfo", b"<html>", "not JSON"),
+        ("employee_benefits", "/benefit/employee_benefit", b"null", "got null"),
+        ("employee_benefits", "/benefit/employee_benefit", b'{"employeeBenefits": 3}', "number"),
+        (
+            "employee_benefits",
+            "/benefit/employee_benefit",
+            b'{"employeeBenefits": [{"employeeId": 1, "employeeBenefit": "x"}]}',
+            "string",
+        ),
     ],
 )
 def test_a_page_of_the_wrong_shape_fails_naming_the_endpoint(
