@@ -29,6 +29,7 @@ import json
 import os
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -151,14 +152,7 @@ class DeadLetterStore:
         conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         try:
             if not self._ready:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(dead_letters)")}
-                if "error_class" not in columns:  # a store written before error classes
-                    conn.execute(
-                        "ALTER TABLE dead_letters ADD COLUMN error_class TEXT NOT NULL "
-                        "DEFAULT 'error'"
-                    )
+                _initialise(conn)
                 self._ready = True
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -458,6 +452,35 @@ def _error_class(value: str | None) -> str:
     """A short token (letters, digits, ``_.-``), never free text that could carry data."""
     token = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value or "error")).strip("_")[:60]
     return token or "error"
+
+
+def _initialise(conn: sqlite3.Connection) -> None:
+    """WAL mode, tables and the error_class column, safe when several writers start at once.
+
+    Switching to WAL and creating tables need a lock SQLite does not wait for through the busy
+    timeout (it answers "database is locked" at once), so a writer that loses the race retries.
+    """
+    for attempt in range(100):
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(dead_letters)")}
+            if "error_class" not in columns:  # a store written before error classes
+                conn.execute(
+                    "ALTER TABLE dead_letters ADD COLUMN error_class TEXT NOT NULL DEFAULT 'error'"
+                )
+            return
+        except sqlite3.OperationalError as exc:
+            message = str(exc)
+            if "duplicate column" in message:  # another writer migrated it just now
+                return
+            if "locked" not in message and "busy" not in message:
+                raise
+            time.sleep(min(0.01 * (attempt + 1), 0.2))
+    raise sqlite3.OperationalError(
+        "dead-letter store: the database stayed locked while setting it up (another process "
+        "holds it?)"
+    )
 
 
 def _fernet(passphrase: str) -> Any:

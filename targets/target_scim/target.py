@@ -211,7 +211,7 @@ class TargetSCIM(Target):
         if lost:
             raise ProvisioningIncomplete(
                 f"{len(lost)} account(s) absent from the feed could not be deactivated "
-                f"({', '.join(f.employee_id for f in lost[:20])}); the next full-feed run "
+                f"({', '.join(sorted(f.employee_id for f in lost)[:20])}); the next full-feed run "
                 "tries again"
             )
 
