@@ -6,7 +6,7 @@ One definition, so SCIM, LDAP and any later directory agree on who has an accoun
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from singer_sdk.sinks import RecordSink
@@ -81,3 +81,51 @@ class PlanningSink(RecordSink):
             super()._parse_timestamps_in_record(record, schema, treatment)
         except ValueError:
             return
+
+
+def settle_failures(
+    letters: Any,
+    failures: Iterable[Any],
+    batch: Iterable[tuple[str, str]],
+    error_class: Callable[[Any], str],
+    logger: Any,
+    plugin: str,
+) -> list[Any]:
+    """End of an IAM target's run: failures with a record become dead letters (one per person
+    and run: the first failure says why); every other person of the batch is now what the HRIS
+    says, so its waiting letter (if any) is resolved. Returns the failures that have no record
+    to keep (a full feed's missing accounts).
+
+    ``letters`` is the target's :class:`hrsync.deadletter.TargetDeadLetters`; a failure has
+    ``stream``, ``employee_id``, ``record`` and ``message()``; ``batch`` yields
+    ``(stream, employee_id)`` of everyone planned.
+    """
+    lost: list[Any] = []
+    failed: set[tuple[str, str]] = set()
+    for failure in failures:
+        if (failure.stream, failure.employee_id) in failed:
+            continue
+        failed.add((failure.stream, failure.employee_id))
+        if not failure.record:
+            lost.append(failure)
+            continue
+        letters.dead(
+            stream=failure.stream,
+            record_key=failure.employee_id,
+            record=failure.record,
+            error=failure.message(),
+            error_class=error_class(failure),
+        )
+    for stream, employee_id in batch:
+        if (stream, employee_id) not in failed:
+            letters.delivered(stream, [employee_id])
+    letters.flush()
+    if letters.added:
+        logger.warning(
+            "%s: %d employee(s) could not be provisioned, kept as dead letters in %s "
+            "(hrsync dlq list; hrsync dlq replay once the cause is fixed)",
+            plugin,
+            len(letters.added),
+            letters.store.path,
+        )
+    return lost

@@ -14,6 +14,7 @@ from singer_sdk.target_base import Target
 from hrsync.audit import AuditLog
 from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.errors import ConfigError as HRSyncConfigError
+from hrsync.identity import settle_failures
 from hrsync.singer_input import SingerObjectReader
 from target_ldap.config import MODES, parse_settings
 from target_ldap.directory import Directory, DirectoryError
@@ -263,38 +264,15 @@ class TargetLDAP(Target):
             )
 
     def _settle(self, failures: list[Failure]) -> list[Failure]:
-        """Failures with a record become dead letters; every other employee of the batch is
-        now what the HRIS says, so its waiting letter (if any) is resolved. Returns the
-        failures that have no record to keep (a full feed's missing accounts)."""
-        lost: list[Failure] = []
-        failed: set[tuple[str, str]] = set()
-        for failure in failures:
-            if (failure.stream, failure.employee_id) in failed:
-                continue  # one letter per employee and run: the first failure says why
-            failed.add((failure.stream, failure.employee_id))
-            if not failure.record:
-                lost.append(failure)
-                continue
-            code = re.match(r"LDAP result (-?\d+) (\w*)", failure.result or "")
-            self.letters.dead(
-                stream=failure.stream,
-                record_key=failure.employee_id,
-                record=failure.record,
-                error=failure.message(),
-                error_class=f"ldap_{code[1]}_{code[2]}" if code else "invalid_record",
-            )
-        for person in self.provisioner.people.values():
-            if (person.stream, person.employee_id) not in failed:
-                self.letters.delivered(person.stream, [person.employee_id])
-        self.letters.flush()
-        if self.letters.added:
-            self.logger.warning(
-                "target-ldap: %d employee(s) could not be provisioned, kept as dead letters in "
-                "%s (hrsync dlq list; hrsync dlq replay once the cause is fixed)",
-                len(self.letters.added),
-                self.letters.store.path,
-            )
-        return lost
+        """Dead letters for the failures, resolved letters for everyone else of the batch."""
+        return settle_failures(
+            self.letters,
+            failures,
+            ((p.stream, p.employee_id) for p in self.provisioner.people.values()),
+            _ldap_error_class,
+            self.logger,
+            "target-ldap",
+        )
 
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
@@ -305,6 +283,11 @@ class TargetLDAP(Target):
             cls.logger.error("target-ldap stopped: %s", error)
             print(f"target-ldap: {error}", file=sys.stderr)
             sys.exit(1)
+
+
+def _ldap_error_class(failure: Failure) -> str:
+    code = re.match(r"LDAP result (-?\d+) (\w*)", failure.result or "")
+    return f"ldap_{code[1]}_{code[2]}" if code else "invalid_record"
 
 
 if __name__ == "__main__":

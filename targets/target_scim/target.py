@@ -12,6 +12,7 @@ from singer_sdk.target_base import Target
 from hrsync.audit import AuditLog
 from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.http import HTTP_SETTINGS
+from hrsync.identity import settle_failures
 from hrsync.singer_input import SingerObjectReader
 from target_scim.auth import build_auth
 from target_scim.client import SCIMClient, SCIMError
@@ -216,38 +217,15 @@ class TargetSCIM(Target):
             )
 
     def _settle(self, failures: list[Failure]) -> list[Failure]:
-        """Failures with a record become dead letters; every other user of the batch is now
-        what the HRIS says, so its waiting letter (if any) is resolved. Returns the failures
-        that have no record to keep (a full feed's missing accounts)."""
-        lost = []
-        failed = set()
-        for failure in failures:
-            if (failure.stream, failure.employee_id) in failed:
-                continue  # one letter per user and run: the first failure says why
-            failed.add((failure.stream, failure.employee_id))
-            if not failure.record:
-                lost.append(failure)
-                continue
-            kind = "_".join(str(x) for x in (failure.status, failure.scim_type) if x)
-            self.letters.dead(
-                stream=failure.stream,
-                record_key=failure.employee_id,
-                record=failure.record,
-                error=failure.message(),
-                error_class=f"http_{kind}" if failure.status else "invalid_record",
-            )
-        for user in self.provisioner.desired.values():
-            if (user.stream, user.employee_id) not in failed:
-                self.letters.delivered(user.stream, [user.employee_id])
-        self.letters.flush()
-        if self.letters.added:
-            self.logger.warning(
-                "target-scim: %d user(s) could not be provisioned, kept as dead letters in %s "
-                "(hrsync dlq list; hrsync dlq replay once the cause is fixed)",
-                len(self.letters.added),
-                self.letters.store.path,
-            )
-        return lost
+        """Dead letters for the failures, resolved letters for everyone else of the batch."""
+        return settle_failures(
+            self.letters,
+            failures,
+            ((u.stream, u.employee_id) for u in self.provisioner.desired.values()),
+            _scim_error_class,
+            self.logger,
+            "target-scim",
+        )
 
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
@@ -258,6 +236,11 @@ class TargetSCIM(Target):
             cls.logger.error("target-scim stopped: %s", error)
             print(f"target-scim: {error}", file=sys.stderr)
             sys.exit(1)
+
+
+def _scim_error_class(failure: Failure) -> str:
+    kind = "_".join(str(x) for x in (failure.status, failure.scim_type) if x)
+    return f"http_{kind}" if failure.status else "invalid_record"
 
 
 if __name__ == "__main__":
