@@ -29,13 +29,13 @@ import json
 import os
 import re
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hrsync import sqlite
 from hrsync.audit import default_integration
 
 DEFAULT_PATH = Path(".hrsync/deadletters.sqlite")
@@ -144,23 +144,16 @@ class DeadLetterStore:
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600)
-                os.close(fd)
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        if self._ready:
+            conn = sqlite.connect(self.path, name="dead-letter store")
+        else:
+            conn = sqlite.connect(
+                self.path, schema=_SCHEMA, migrate=_migrate, name="dead-letter store"
+            )
+            self._ready = True
         try:
-            if not self._ready:
-                _initialise(conn)
-                self._ready = True
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with sqlite.transaction(conn):
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         finally:
             conn.close()
 
@@ -454,33 +447,18 @@ def _error_class(value: str | None) -> str:
     return token or "error"
 
 
-def _initialise(conn: sqlite3.Connection) -> None:
-    """WAL mode, tables and the error_class column, safe when several writers start at once.
-
-    Switching to WAL and creating tables need a lock SQLite does not wait for through the busy
-    timeout (it answers "database is locked" at once), so a writer that loses the race retries.
-    """
-    for attempt in range(100):
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(dead_letters)")}
-            if "error_class" not in columns:  # a store written before error classes
-                conn.execute(
-                    "ALTER TABLE dead_letters ADD COLUMN error_class TEXT NOT NULL DEFAULT 'error'"
-                )
-            return
-        except sqlite3.OperationalError as exc:
-            message = str(exc)
-            if "duplicate column" in message:  # another writer migrated it just now
-                return
-            if "locked" not in message and "busy" not in message:
-                raise
-            time.sleep(min(0.01 * (attempt + 1), 0.2))
-    raise sqlite3.OperationalError(
-        "dead-letter store: the database stayed locked while setting it up (another process "
-        "holds it?)"
-    )
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the error_class column to a store written before error classes."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(dead_letters)")}
+    if "error_class" in columns:
+        return
+    try:
+        conn.execute(
+            "ALTER TABLE dead_letters ADD COLUMN error_class TEXT NOT NULL DEFAULT 'error'"
+        )
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):  # else another writer migrated it just now
+            raise
 
 
 def _fernet(passphrase: str) -> Any:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hrsync import sqlite
 from hrsync.audit import AuditLog
 
 DEFAULT_PATH = Path(".hrsync/runs.sqlite")
@@ -79,19 +80,11 @@ class RunLedger:
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn = sqlite.connect(self.path, schema=_SCHEMA, private=False, name="run ledger")
         conn.row_factory = sqlite3.Row
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with sqlite.transaction(conn):
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         finally:
             conn.close()
 

@@ -85,6 +85,7 @@ from typing import Any
 import paramiko
 from singer_sdk import typing as th
 
+from hrsync import sqlite
 from hrsync.audit import AuditLog
 from hrsync.errors import ConfigError
 from hrsync.http import RetryPolicy
@@ -471,18 +472,13 @@ class SentItems:
         """Record (item_key, item_sha256) pairs as sent in ``file_name``; one transaction."""
         now = _now()
         count = 0
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with sqlite.transaction(self._conn):
             for key, sha in items:
                 self._conn.execute(
                     "INSERT OR IGNORE INTO transfer_items VALUES (?,?,?,?,?)",
                     (self.destination, key, sha, file_name, now),
                 )
                 count += 1
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
         return count
 
 
@@ -499,14 +495,10 @@ class TransferLedger:
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        schema = "" if self._ready else _LEDGER_SCHEMA
+        conn = sqlite.connect(self.path, schema=schema, private=False, name="transfer ledger")
+        self._ready = True
         try:
-            if not self._ready:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_LEDGER_SCHEMA)
-                self._ready = True
             conn.row_factory = sqlite3.Row
             yield conn
         finally:

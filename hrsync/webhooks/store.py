@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hrsync import sqlite
+
 DEFAULT_PATH = Path(".hrsync/webhooks.sqlite")
 ENV_PATH = "HRSYNC_WEBHOOK_DB"
 
@@ -69,32 +71,20 @@ class Stored:
 class EventStore:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
-        with self._db() as db:
-            db.executescript(_SCHEMA)
+        sqlite.connect(self.path, schema=_SCHEMA, name="webhook inbox").close()
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        conn = sqlite.connect(self.path, synchronous="FULL", name="webhook inbox")
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")  # the WAL is fsync'd at every commit
-            yield conn
+            yield conn  # synchronous=FULL: the WAL is fsync'd at every commit
         finally:
             conn.close()
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._db() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._db() as db, sqlite.transaction(db):
+            yield db
 
     def add(
         self, source: str, event_key: str, event_type: str, body: bytes, jobs: Iterable[str]

@@ -7,7 +7,6 @@ reference has not arrived yet wait in a table, not in memory: memory stays flat.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,27 +14,32 @@ from typing import Any
 
 import orjson
 
+from hrsync import sqlite
+
 COMMIT_EVERY = 5_000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS refs (
+    lookup TEXT NOT NULL, k TEXT NOT NULL, v BLOB NOT NULL, PRIMARY KEY (lookup, k));
+DROP TABLE IF EXISTS pending;  -- parked records lived here before they moved to a TEMP table
+"""
 CACHE_SIZE = 20_000
 
 
 class LookupStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS refs ("
-            " lookup TEXT NOT NULL, k TEXT NOT NULL, v BLOB NOT NULL, PRIMARY KEY (lookup, k))"
+        # Reference records are shared by every run of the profile; parked records are this
+        # run's own (a TEMP table: another run of the same profile never sees or clears them).
+        self._db = sqlite.connect(
+            path,
+            schema=_SCHEMA,
+            synchronous="NORMAL",
+            private=True,
+            name=f"map-hr lookup store {self.path.name}",
         )
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS pending (seq INTEGER PRIMARY KEY, stream TEXT, msg BLOB)"
+            "CREATE TEMP TABLE pending (seq INTEGER PRIMARY KEY, stream TEXT, msg BLOB)"
         )
-        self._db.execute("DELETE FROM pending")  # a previous run that failed left them
-        self._db.execute("BEGIN")
         self._writes = 0
         self._cache: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self.pending_count = 0
@@ -48,6 +52,7 @@ class LookupStore:
 
     def put(self, lookup: str, key: Any, record: dict[str, Any]) -> None:
         k = self.key(key)
+        self._begin()
         self._db.execute(
             "INSERT OR REPLACE INTO refs (lookup, k, v) VALUES (?, ?, ?)",
             (lookup, k, orjson.dumps(record)),
@@ -76,6 +81,7 @@ class LookupStore:
 
     def defer(self, stream: str, message: dict[str, Any]) -> None:
         """Park a record message until the end of input (its reference may still come)."""
+        self._begin()
         self._db.execute(
             "INSERT INTO pending (stream, msg) VALUES (?, ?)", (stream, orjson.dumps(message))
         )
@@ -99,6 +105,11 @@ class LookupStore:
         self._db.execute("DELETE FROM pending")
         self.pending_count = 0
 
+    def _begin(self) -> None:
+        """Writes go in batches of COMMIT_EVERY; a batch holds the write lock only while open."""
+        if not self._db.in_transaction:
+            self._db.execute("BEGIN IMMEDIATE")  # waits for another run's batch, never fails it
+
     def _tick(self) -> None:
         self._writes += 1
         if self._writes >= COMMIT_EVERY:
@@ -107,10 +118,8 @@ class LookupStore:
     def commit(self) -> None:
         if self._db.in_transaction:
             self._db.execute("COMMIT")
-        self._db.execute("BEGIN")
         self._writes = 0
 
     def close(self) -> None:
-        if self._db.in_transaction:
-            self._db.execute("COMMIT")
+        self.commit()
         self._db.close()

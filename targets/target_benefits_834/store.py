@@ -14,7 +14,6 @@ with the same care as the files themselves.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -23,20 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from hrsync import sqlite
 from target_benefits_834.members import DEPENDENTS, ELECTIONS, STREAM_KEYS, SUBSCRIBERS
 
 if TYPE_CHECKING:
     from target_benefits_834.plan import MemberLoop
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    db = sqlite3.connect(str(path), timeout=60, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    return db
+def _connect(path: Path, schema: str) -> sqlite3.Connection:
+    return sqlite.connect(path, schema=schema, synchronous="NORMAL", name=f"834 store {path.name}")
 
 
 def _json(value: Any) -> bytes:
@@ -48,8 +42,8 @@ class Spool:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.db = _connect(path)
-        self.db.executescript(
+        self.db = _connect(
+            path,
             """
             CREATE TABLE IF NOT EXISTS records (
                 stream TEXT NOT NULL, k TEXT NOT NULL, employee_id TEXT, v BLOB NOT NULL,
@@ -62,7 +56,7 @@ class Spool:
             CREATE TABLE IF NOT EXISTS delivered_keys (
                 stream TEXT NOT NULL, record_key TEXT NOT NULL, PRIMARY KEY (stream, record_key));
             CREATE TABLE IF NOT EXISTS streams (stream TEXT PRIMARY KEY);
-            """
+            """,
         )
         self.db.execute("BEGIN")
         self._rows: list[tuple[str, str, str | None, bytes]] = []
@@ -149,14 +143,14 @@ class Ledger:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.db = _connect(self.path)
-        self.db.executescript(
+        self.db = _connect(
+            self.path,
             """
             CREATE TABLE IF NOT EXISTS members (
                 member TEXT PRIMARY KEY, employee_id TEXT NOT NULL, snapshot BLOB NOT NULL,
                 digest TEXT NOT NULL, status TEXT NOT NULL, sent_at TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS members_employee ON members (employee_id);
-            """
+            """,
         )
 
     def family(self, employee_id: str) -> dict[str, tuple[dict[str, Any], str, str]]:
@@ -179,18 +173,13 @@ class Ledger:
         """Apply the staged rows of a delivered file in one transaction; returns how many."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         n = 0
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with sqlite.transaction(self.db):
             for member, employee_id, snapshot, digest, status, *_ in spool.staged():
                 self.db.execute(
                     "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?, ?, ?)",
                     (member, employee_id, snapshot, digest, status, now),
                 )
                 n += 1
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
         return n
 
     def close(self) -> None:

@@ -14,12 +14,12 @@ reads the active enrolments back from Moodle and rebuilds it.
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import typing as t
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from hrsync import sqlite
 
 DEFAULT_PATH = Path(".hrsync/target-moodle-state.sqlite")
 
@@ -70,14 +70,10 @@ class Enrolment:
 class StateStore:
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else DEFAULT_PATH
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         # drains run in worker threads (one at a time: the target sets max_parallelism = 1)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.executescript(_SCHEMA)
+        self.db = sqlite.connect(
+            self.path, schema=_SCHEMA, check_same_thread=False, name="Moodle state"
+        )
 
     def close(self) -> None:
         self.db.close()
