@@ -22,7 +22,6 @@ Statuses: ``waiting`` -> ``delivered`` (resolved) or ``discarded`` (by an operat
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import json
@@ -37,10 +36,11 @@ from typing import Any
 
 from hrsync import sqlite
 from hrsync.audit import default_integration
+from hrsync.sealing import ENV_KEY as ENV_KEY  # re-exported
+from hrsync.sealing import sealer
 
 DEFAULT_PATH = Path(".hrsync/deadletters.sqlite")
 ENV_PATH = "HRSYNC_DLQ_PATH"
-ENV_KEY = "HRSYNC_DLQ_KEY"
 #: set by ``hrsync dlq replay`` for the target it runs: the input is a few letters, not a feed
 REPLAY_ENV = "HRSYNC_REPLAY"
 ERROR_MAX = 2000
@@ -136,8 +136,7 @@ class DeadLetterStore:
 
     def __init__(self, path: str | Path | None = None, *, key: str | None = None) -> None:
         self.path = Path(path) if path else default_path()
-        passphrase = key if key is not None else os.environ.get(ENV_KEY)
-        self._fernet = _fernet(passphrase) if passphrase else None
+        self._sealer = sealer(key)
         self._ready = False
 
     # --- connection -----------------------------------------------------------------------
@@ -161,21 +160,15 @@ class DeadLetterStore:
 
     def _seal(self, payload: dict[str, Any]) -> tuple[bytes, int]:
         raw = json.dumps(payload, default=_json_default, ensure_ascii=False).encode("utf-8")
-        if self._fernet is None:
+        if self._sealer is None:
             return raw, 0
-        return self._fernet.encrypt(raw), 1
+        return self._sealer.seal(raw), 1
 
     def _open(self, blob: bytes, encrypted: int) -> dict[str, Any] | None:
         if not encrypted:
             return dict(json.loads(blob))
-        if self._fernet is None:
-            return None
-        from cryptography.fernet import InvalidToken
-
-        try:
-            return dict(json.loads(self._fernet.decrypt(blob)))
-        except InvalidToken:
-            return None
+        raw = self._sealer.open(blob) if self._sealer is not None else None
+        return None if raw is None else dict(json.loads(raw))
 
     # --- writers --------------------------------------------------------------------------
 
@@ -459,10 +452,3 @@ def _migrate(conn: sqlite3.Connection) -> None:
     except sqlite3.OperationalError as exc:
         if "duplicate column" not in str(exc):  # else another writer migrated it just now
             raise
-
-
-def _fernet(passphrase: str) -> Any:
-    from cryptography.fernet import Fernet
-
-    digest = hashlib.sha256(passphrase.encode("utf-8")).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))

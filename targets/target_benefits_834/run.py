@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import hashlib
 import logging
 import os
+import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Mapping
@@ -35,6 +37,7 @@ from typing import Any
 
 from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore
+from hrsync.sealing import sealer
 from target_benefits_834.control import ControlNumbers
 from target_benefits_834.document import Body, Parties, content_key, validate, write_interchange
 from target_benefits_834.members import DEPENDENTS, ELECTIONS, SUBSCRIBERS
@@ -84,9 +87,24 @@ class Run:
         self.work_dir.chmod(0o700)
         ledger = Path(config.get("state_path") or base / "ledger.sqlite")
         self._lock = self._exclusive(ledger.with_name(ledger.name + ".lock"))
-        self._tmp = tempfile.TemporaryDirectory(prefix="spool-", dir=self.work_dir)
+        try:
+            self.ledger = Ledger(ledger, sealer(config.get("ledger_key") or None))
+        except BaseException:
+            os.close(self._lock)
+            raise
+        if self.ledger.plaintext_rows:
+            logger.warning(
+                "the 834 ledger %s keeps %d member snapshot(s) (SSNs, birth dates) unsealed: "
+                "set ledger_key or $HRSYNC_DLQ_KEY and the next run seals them",
+                ledger,
+                self.ledger.plaintext_rows,
+            )
+        # a killed run of this feed left its spool (its input records): we hold the feed's lock
+        prefix = f"spool-{hashlib.sha256(str(ledger.resolve()).encode()).hexdigest()[:8]}-"
+        for stale in self.work_dir.glob(f"{prefix}*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        self._tmp = tempfile.TemporaryDirectory(prefix=prefix, dir=self.work_dir)
         self.spool = Spool(Path(self._tmp.name) / "spool.sqlite")
-        self.ledger = Ledger(ledger)
         self.control = ControlNumbers(config.get("control_number_path") or base / "control-number")
         self.dlq = DeadLetterStore(config.get("dead_letter_path") or None)
         self.audit = AuditLog(config.get("audit_log_path") or None)

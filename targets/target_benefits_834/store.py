@@ -4,7 +4,8 @@ Spool (a temporary file, removed after the run): the three input streams, by emp
 family is assembled from indexed reads whatever the input size (memory stays flat), plus the
 ledger rows the run will commit once its file is delivered.
 
-Ledger (``state_path``, kept between runs, mode 0600): per member (``E:<employee id>`` or
+Ledger (``state_path``, kept between runs, mode 0600, snapshots sealed with ``ledger_key`` or
+``$HRSYNC_DLQ_KEY``): per member (``E:<employee id>`` or
 ``D:<dependant id>``) the snapshot last sent to the carrier: identity and coverages, a digest of
 both, and a status. A re-run compares against it: nothing changed, nothing sent; a change is a
 001, a new member a 021, an end of coverage a 024. It holds the personal data of the members
@@ -23,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from hrsync import sqlite
+from hrsync.errors import ConfigError
+from hrsync.sealing import TOKEN_PREFIX, Sealer, is_sealed
 from target_benefits_834.members import DEPENDENTS, ELECTIONS, STREAM_KEYS, SUBSCRIBERS
 
 if TYPE_CHECKING:
@@ -139,10 +142,18 @@ class Spool:
 
 
 class Ledger:
-    """What the carrier was sent, per member (see the module docstring)."""
+    """What the carrier was sent, per member (see the module docstring).
 
-    def __init__(self, path: str | Path) -> None:
+    With a ``sealer`` every snapshot is sealed at rest (Fernet): the SSNs, birth dates and
+    addresses the ledger must keep to terminate members who left the feed are unreadable
+    without the key. Opening a ledger written before sealing seals its rows and rewrites the
+    file so no plaintext page survives. A sealed ledger opened without its key stops the run
+    (it cannot compare, and treating every member as new would enrol them twice).
+    """
+
+    def __init__(self, path: str | Path, sealer: Sealer | None = None) -> None:
         self.path = Path(path)
+        self._sealer = sealer
         self.db = _connect(
             self.path,
             """
@@ -152,11 +163,69 @@ class Ledger:
             CREATE INDEX IF NOT EXISTS members_employee ON members (employee_id);
             """,
         )
+        self.db.execute("PRAGMA secure_delete=ON")  # freed pages are zeroed, not left readable
+        try:
+            self.plaintext_rows = self._check_keys()
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _check_keys(self) -> int:
+        """Refuse a sealed ledger without its key; seal a plaintext one when there is a key.
+
+        Returns how many rows stay plaintext (no key configured)."""
+        sealed, plain = self.db.execute(
+            "SELECT COALESCE(SUM(substr(snapshot, 1, 6) = ?), 0), "
+            "COALESCE(SUM(substr(snapshot, 1, 6) != ?), 0) FROM members",
+            (TOKEN_PREFIX, TOKEN_PREFIX),
+        ).fetchone()
+        how = (
+            "set the target's ledger_key (or $HRSYNC_DLQ_KEY) to the key it was written with; "
+            "nothing was sent"
+        )
+        if sealed:
+            (sample,) = self.db.execute(
+                "SELECT snapshot FROM members WHERE substr(snapshot, 1, 6) = ? LIMIT 1",
+                (TOKEN_PREFIX,),
+            ).fetchone()
+            if self._sealer is None:
+                raise ConfigError(f"the 834 ledger {self.path} is sealed and no key is set: {how}")
+            if self._sealer.open(bytes(sample)) is None:
+                raise ConfigError(
+                    f"the 834 ledger {self.path} was sealed with another key than the one "
+                    f"configured: {how}"
+                )
+        if not plain or self._sealer is None:
+            return int(plain)
+        with sqlite.transaction(self.db):
+            rows = self.db.execute(
+                "SELECT member, snapshot FROM members WHERE substr(snapshot, 1, 6) != ?",
+                (TOKEN_PREFIX,),
+            ).fetchall()
+            for member, snapshot in rows:
+                self.db.execute(
+                    "UPDATE members SET snapshot=? WHERE member=?",
+                    (self._sealer.seal(bytes(snapshot)), member),
+                )
+        self.db.execute("VACUUM")  # rewrite the file: no page keeps an unsealed snapshot
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return 0
+
+    def _snapshot(self, member: str, blob: bytes) -> dict[str, Any]:
+        if not is_sealed(blob):
+            return dict(orjson.loads(blob))
+        raw = self._sealer.open(bytes(blob)) if self._sealer is not None else None
+        if raw is None:  # _check_keys opened one row; this one was altered or sealed otherwise
+            raise ConfigError(
+                f"the 834 ledger {self.path}: member {member}'s snapshot does not open with the "
+                "configured key (altered, or sealed with another key); nothing was sent"
+            )
+        return dict(orjson.loads(raw))
 
     def family(self, employee_id: str) -> dict[str, tuple[dict[str, Any], str, str]]:
         """member key -> (snapshot, digest, status) for one family."""
         return {
-            str(m): (orjson.loads(s), str(d), str(st))
+            str(m): (self._snapshot(str(m), s), str(d), str(st))
             for m, s, d, st in self.db.execute(
                 "SELECT member, snapshot, digest, status FROM members WHERE employee_id=?",
                 (employee_id,),
@@ -175,6 +244,8 @@ class Ledger:
         n = 0
         with sqlite.transaction(self.db):
             for member, employee_id, snapshot, digest, status, *_ in spool.staged():
+                if self._sealer is not None:
+                    snapshot = self._sealer.seal(bytes(snapshot))
                 self.db.execute(
                     "INSERT OR REPLACE INTO members VALUES (?, ?, ?, ?, ?, ?)",
                     (member, employee_id, snapshot, digest, status, now),

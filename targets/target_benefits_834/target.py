@@ -69,6 +69,10 @@ class TargetBenefits834(Target):
         th.Property("state_path", th.StringType,
                     description="SQLite ledger of what each member was last sent "
                     "(default <work_dir>/ledger.sqlite); holds personal data: protect it"),
+        th.Property("ledger_key", th.StringType, secret=True,
+                    description="Passphrase sealing the ledger's member snapshots at rest "
+                    "(default $HRSYNC_DLQ_KEY); a ledger written before is sealed on the next "
+                    "run. Without one the ledger keeps them plaintext (a warning says so)"),
         th.Property("control_number_path", th.StringType,
                     description="File holding the last ISA/GS/ST control number (default "
                     "<work_dir>/control-number); shared by every run that uses the same "

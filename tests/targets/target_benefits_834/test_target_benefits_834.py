@@ -275,3 +275,49 @@ def test_unknown_host_key_sends_nothing(carrier: Carrier, tmp_path: Path, field:
     result = carrier.run_target(carrier.messages(), **{field: str(tmp_path / "known_hosts")})
     assert result.returncode == 1
     assert carrier.arrived() == before
+
+
+def _ledger_bytes(carrier: Carrier) -> bytes:
+    base = carrier.workdir / "work" / "ledger.sqlite"
+    return b"".join(
+        Path(f"{base}{suffix}").read_bytes()
+        for suffix in ("", "-wal")
+        if Path(f"{base}{suffix}").exists()
+    )
+
+
+def test_a_key_seals_the_ledger_and_a_sealed_ledger_needs_it(carrier: Carrier) -> None:
+    """Runs before had no key: the ledger kept SSNs readable. The first run with ledger_key
+    seals every row (and rewrites the file); after that the ledger opens with that key only,
+    and a run without it stops before sending anything instead of re-enrolling everyone."""
+    ssns = {
+        person.ssn.replace("-", "")
+        for person in carrier.sandbox.world.people()
+        if person.ssn and person.employee_id in covered_now(carrier) - UNSPELLABLE
+    }
+    raw = _ledger_bytes(carrier)
+    assert any(ssn.encode() in raw for ssn in ssns)  # the plaintext this test is about
+
+    messages = carrier.messages()
+    sealed = carrier.run_target(messages, ledger_key="carrier-ledger-key")
+    assert sealed.returncode == 0, sealed.stderr[-3000:]
+    raw = _ledger_bytes(carrier)
+    assert not any(ssn.encode() in raw for ssn in ssns)
+    ledger = sqlite3.connect(carrier.workdir / "work" / "ledger.sqlite")
+    snapshots = [bytes(r[0]) for r in ledger.execute("SELECT snapshot FROM members")]
+    ledger.close()
+    assert snapshots and all(s.startswith(b"gAAAAA") for s in snapshots)
+
+    before = carrier.arrived()
+    again = carrier.run_target(messages, ledger_key="carrier-ledger-key")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "nothing changed" in again.stderr and carrier.arrived() == before
+
+    for overrides, why in (
+        ({}, "is sealed and no key is set"),
+        ({"ledger_key": "guess"}, "another key"),
+    ):
+        refused = carrier.run_target(messages, **overrides)
+        assert refused.returncode == 1
+        assert why in refused.stderr and "ledger_key" in refused.stderr
+        assert carrier.arrived() == before
