@@ -154,6 +154,7 @@ class MeltanoProject:
     schedules: dict[str, str]  # job -> cron interval (the first schedule of the job)
     default_environment: str | None
     owners: dict[str, str] = field(default_factory=dict)  # annotations: {hrsync: {owner}}
+    mappings: dict[str, str] = field(default_factory=dict)  # mapping name -> mapper plugin
 
     @classmethod
     def load(cls, root: str | Path = ".") -> MeltanoProject:
@@ -175,7 +176,24 @@ class MeltanoProject:
         for schedule in data.get("schedules") or []:
             if schedule.get("job") and schedule.get("interval"):
                 schedules.setdefault(str(schedule["job"]), str(schedule["interval"]))
-        return cls(root, jobs, schedules, data.get("default_environment"), owners)
+        mappings = {
+            str(mapping["name"]): str(mapper["name"])
+            for mapper in ((data.get("plugins") or {}).get("mappers") or [])
+            for mapping in (mapper.get("mappings") or [])
+            if mapping.get("name")
+        }
+        return cls(root, jobs, schedules, data.get("default_environment"), owners, mappings)
+
+    def exclusive_plugins(self, job: str) -> list[str]:
+        """The job's extractors and loaders: the plugins whose run files Meltano shares.
+
+        ``.meltano/run/<tap>/`` holds one ``tap.properties.json`` and ``state.json`` (the
+        bookmark the tap starts from) and ``.meltano/run/<target>/`` one ``new_state.json``
+        for every run of the plugin; mappers write only per-invocation files, so mappings are
+        left out (every job maps through map-hr: locking it would serialise them all)."""
+        mappers = set(self.mappings) | set(self.mappings.values())
+        words = (w for task in self.jobs.get(job, []) for w in task.split())
+        return list(dict.fromkeys(w for w in words if w not in mappers))
 
     def job_ops(self, ops: OpsConfig, name: str) -> JobOps:
         """The ops file's view of a job; its owner, when the ops file names none, from the

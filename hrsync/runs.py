@@ -6,15 +6,19 @@ exit code, records moved (the writes the job's targets audited in the run window
 and the dead letters the run added. ``consecutive_failures`` counts the failed runs since the
 last success (what alerts fire on); ``last_success`` is what staleness is judged on.
 A run that was killed stays ``running``; the next run of the job marks it ``failed``.
+
+``PluginLocks``: jobs sharing a Meltano plugin run one after the other (see the class).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +32,7 @@ ENV_PATH = "HRSYNC_RUNS_PATH"
 #: audit outcomes that are not a write to the destination
 NOT_MOVED = frozenset({"unchanged", "failed", "skipped", "refused", "rejected"})
 
-__all__ = ["Run", "RunLedger", "moved_records"]
+__all__ = ["PluginLocks", "Run", "RunLedger", "moved_records"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -219,3 +223,55 @@ def moved_records(job: str, since_offset: int, path: Path | None = None) -> dict
                 continue
             counts[outcome] = counts.get(outcome, 0) + 1
     return counts
+
+
+class PluginLocks:
+    """One ``hrsync run`` at a time per Meltano plugin in a project.
+
+    Meltano keeps a plugin's per-run files in ``.meltano/run/<plugin>/``: the tap's catalog and
+    ``state.json`` (the bookmark it starts from), the target's ``new_state.json``. Two jobs that
+    run the same extractor or loader at once overwrite each other's files there; a tap can start
+    from the other job's bookmark and skip records (see MeltanoProject.exclusive_plugins). ``hrsync run`` therefore holds an advisory lock (``flock``) per
+    plugin of its job, taken in name order so two jobs never wait on each other, and released
+    when the process ends however it ends. A run that finds a plugin busy waits for it.
+    """
+
+    def __init__(self, directory: Path, plugins: list[str], holder: str) -> None:
+        self.directory = directory
+        self.plugins = sorted(set(plugins))
+        self.holder = holder
+        self._fds: list[int] = []
+
+    def acquire(
+        self, timeout: float | None, on_wait: Callable[[str, str], None] | None = None
+    ) -> str | None:
+        """Take every lock; None when done, else the plugin still busy after ``timeout``
+        seconds (no lock is then held). ``on_wait(plugin, holder)`` is called when a plugin is
+        busy, with what its holder wrote (job and pid)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for plugin in self.plugins:
+            fd = os.open(self.directory / f"{plugin}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            waited = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not waited and on_wait is not None:
+                        on_wait(plugin, os.pread(fd, 200, 0).decode("utf-8", "replace").strip())
+                    waited = True
+                    if deadline is not None and time.monotonic() >= deadline:
+                        os.close(fd)
+                        self.release()
+                        return plugin
+                    time.sleep(0.2)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{self.holder} (pid {os.getpid()})".encode(), 0)
+            self._fds.append(fd)
+        return None
+
+    def release(self) -> None:
+        for fd in self._fds:
+            os.close(fd)  # closing the descriptor drops its flock
+        self._fds.clear()

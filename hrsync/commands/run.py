@@ -6,6 +6,10 @@ Then records the run in the ledger (start, end, outcome, duration, exit code, re
 — the writes the job's targets audited in the run window — and the dead letters it added),
 counts consecutive failures, and sends the alerts the ops file asks for. Exits with Meltano's
 exit code, so cron and orchestrators see the job's own verdict.
+
+Jobs that share a Meltano plugin (tap-bamboohr feeds four of them) run one after the other:
+Meltano keeps a plugin's catalog and starting bookmark in one directory per plugin, so two at
+once could start a tap from the other job's bookmark. A job waits up to ``--wait`` seconds.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ from hrsync.errors import ConfigError
 from hrsync.ops import MeltanoProject, load_ops, meltano_command, project_root, under_root
 from hrsync.runs import DEFAULT_PATH as RUNS_DEFAULT
 from hrsync.runs import ENV_PATH as RUNS_ENV
-from hrsync.runs import RunLedger, audit_offset, moved_records, now
+from hrsync.runs import PluginLocks, RunLedger, audit_offset, moved_records, now
+
+#: exit status when the job could not start because its plugins stayed busy (sysexits.h)
+EX_TEMPFAIL = 75
 
 
 def register(sub: Any) -> None:
@@ -40,6 +47,14 @@ def register(sub: Any) -> None:
     )
     run.add_argument("--project-root", type=Path, help="default: nearest dir with meltano.yml")
     run.add_argument("--json", action="store_true", help="print the run record as JSON")
+    run.add_argument(
+        "--wait",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long to wait for another job that runs one of this job's plugins (default "
+        "3600; then the run fails with exit 75 and is recorded and alerted)",
+    )
     run.add_argument("job", help="a job name from meltano.yml")
     run.add_argument(
         "meltano_args",
@@ -66,6 +81,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     audit_path = under_root(root, AUDIT_ENV, AUDIT_DEFAULT)
     store = DeadLetterStore(under_root(root, DLQ_ENV, DLQ_DEFAULT))
 
+    locks = PluginLocks(root / ".hrsync" / "locks", project.exclusive_plugins(args.job), args.job)
+    busy = locks.acquire(
+        args.wait,
+        on_wait=lambda plugin, holder: print(
+            f"hrsync run {args.job}: waiting for {plugin}, in use by {holder or 'another run'}",
+            file=sys.stderr,
+        ),
+    )
     started = now()
     offset = audit_offset(audit_path)
     run_id = ledger.start(args.job, extra, started)
@@ -76,11 +99,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         DLQ_ENV: str(store.path),
     }
     command = [*meltano_command(), "run", *extra, args.job]
-    try:
-        code = subprocess.run(command, cwd=root, env=env, check=False).returncode
-    except OSError as exc:  # meltano missing: a failed run, recorded and alerted like any
-        print(f"hrsync run: cannot start {command[0]}: {exc}", file=sys.stderr)
-        code = 127
+    if busy is not None:  # recorded and alerted like any failed run
+        print(
+            f"hrsync run {args.job}: {busy} was still in use after {args.wait:.0f} s: not run "
+            "(raise --wait, or space the schedules apart)",
+            file=sys.stderr,
+        )
+        code = EX_TEMPFAIL
+    else:
+        try:
+            code = subprocess.run(command, cwd=root, env=env, check=False).returncode
+        except OSError as exc:  # meltano missing: a failed run, recorded and alerted like any
+            print(f"hrsync run: cannot start {command[0]}: {exc}", file=sys.stderr)
+            code = 127
+        finally:
+            locks.release()
     outcome = "success" if code == 0 else "failed"
     moved = moved_records(args.job, offset, audit_path)
     new_letters = [

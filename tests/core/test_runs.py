@@ -6,9 +6,12 @@ thing.) Alerts go to a real local HTTP receiver."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,9 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from opskit import WebhookReceiver
 
 FAKE_MELTANO = """
-import json, os, sys
+import json, os, sys, time
 from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore
+
+began = time.time()
+time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+if os.environ.get("FAKE_TIMES"):
+    with open(os.environ["FAKE_TIMES"], "a") as fh:
+        fh.write(json.dumps([sys.argv[-1], began, time.time()]) + "\\n")
 
 with open(os.environ["FAKE_ARGV"], "a") as fh:
     fh.write(json.dumps([sys.argv[1:], os.environ.get("HRSYNC_INTEGRATION"), os.getcwd()]) + "\\n")
@@ -44,13 +53,19 @@ sys.exit(int(os.environ.get("FAKE_EXIT", "0")))
 
 MELTANO_YML = """
 default_environment: dev
-plugins: {}
+plugins:
+  mappers:
+    - name: mapper-x
+      mappings: [{name: map-x}]
 jobs:
   - name: job-a
     tasks:
       - tap-a map-x target-b
   - name: job-b
     tasks: [tap-c target-d, tap-c target-e]
+  - name: job-c
+    tasks:
+      - tap-a map-x target-z
 schedules:
   - name: job-a-hourly
     job: job-a
@@ -169,11 +184,71 @@ def test_unknown_job_and_a_missing_meltano(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["run", "--project-root", str(project), "nope"]) == 2
-    assert "no job 'nope' in meltano.yml (jobs: job-a, job-b)" in capsys.readouterr().err
+    assert "no job 'nope' in meltano.yml (jobs: job-a, job-b, job-c)" in capsys.readouterr().err
     monkeypatch.setenv("HRSYNC_MELTANO", "/nonexistent/meltano")
     assert main(["run", "--project-root", str(project), "job-a"]) == 127
     (last,) = RunLedger(project / ".hrsync/runs.sqlite").history("job-a")
     assert last.outcome == "failed"
+
+
+def _hrsync_run(project: Path, job: str, *args: str, **fake: Any) -> subprocess.Popen[str]:
+    env = {**os.environ, **{f"FAKE_{k.upper()}": str(v) for k, v in fake.items()}}
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "hrsync"), "run", "--project-root", str(project),
+         *args, job],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_jobs_sharing_a_tap_run_one_after_the_other(project: Path, tmp_path: Path) -> None:
+    """job-a and job-c both run tap-a (Meltano would give both taps one state.json): job-c
+    waits, naming what it waits for. job-b shares nothing with job-a and runs alongside."""
+    times = tmp_path / "times.jsonl"
+    lock = project / ".hrsync" / "locks" / "tap-a.lock"
+    first = _hrsync_run(project, "job-a", sleep=3, times=times)
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and "job-a (pid" in lock.read_text()):
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    second = _hrsync_run(project, "job-c", sleep=0, times=times)
+    alongside = _hrsync_run(project, "job-b", sleep=1, times=times)
+    assert [p.wait(60) for p in (first, second, alongside)] == [0, 0, 0]
+    spans = {job: (began, ended) for job, began, ended in map(json.loads, times.open())}
+    assert spans["job-c"][0] >= spans["job-a"][1]  # after job-a's meltano ended
+    assert spans["job-b"][0] < spans["job-a"][1]  # not held up by job-a
+    err = second.stderr.read() if second.stderr else ""
+    assert f"waiting for tap-a, in use by job-a (pid {first.pid})" in err
+    ledger = RunLedger(project / ".hrsync/runs.sqlite")
+    assert [r.outcome for job in ("job-a", "job-b", "job-c") for r in ledger.history(job)] == [
+        "success"
+    ] * 3
+
+
+def test_a_run_that_waits_too_long_fails_and_is_recorded(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    lock = project / ".hrsync" / "locks" / "tap-a.lock"
+    holder = _hrsync_run(project, "job-c", sleep=5, times=tmp_path / "t.jsonl")
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and "job-c (pid" in lock.read_text()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert run(project, monkeypatch, "--wait", "0.5", "job-a") == 75
+    (last,) = RunLedger(project / ".hrsync/runs.sqlite").history("job-a")
+    assert (last.outcome, last.exit_code) == ("failed", 75)
+    assert (
+        not (tmp_path / "argv.jsonl").exists()
+        or "job-a" not in (tmp_path / "argv.jsonl").read_text()
+    )  # meltano never started for job-a
+    assert holder.wait(60) == 0
+
+
+def test_exclusive_plugins_are_the_extractors_and_loaders() -> None:
+    """In the real meltano.yml: mappings (all through map-hr) are left out."""
+    project = MeltanoProject.load(Path(__file__).resolve().parents[2])
+    iam = ["tap-bamboohr", "target-scim", "target-ldap"]
+    assert project.exclusive_plugins("hris-to-iam") == iam
+    assert project.exclusive_plugins("ats-to-hris") == ["tap-greenhouse", "target-bamboohr"]
 
 
 def test_a_killed_run_counts_as_failed_on_the_next_start(tmp_path: Path) -> None:
