@@ -17,7 +17,9 @@ import pytest
 import requests
 
 from hrsync.deadletter import DeadLetterStore
+from hrsync.runs import RunLedger
 from sandbox.demo import meltano_env
+from sandbox.lever import LeverApp
 from sandbox.server import Sandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,7 +44,7 @@ def ops(
         "alerts:\n  channels: [{type: webhook, url_env: E2E_ALERT_URL}]\n"
     )
     try:
-        with Sandbox(employees=40, vendors=("greenhouse", "bamboohr")) as sb:
+        with Sandbox(employees=40, vendors=("greenhouse", "lever", "bamboohr")) as sb:
             env = meltano_env(sb, workdir) | {
                 "HRSYNC_OPS_FILE": str(ops_file),
                 "HRSYNC_RUNS_PATH": str(workdir / "runs.sqlite"),
@@ -131,3 +133,40 @@ def test_undeliverable_hire_is_dead_lettered_alerted_and_replayed_once(
     status = hrsync(env, "status", "--json")
     job = {j["job"]: j for j in json.loads(status.stdout)["jobs"]}["ats-to-hris"]
     assert job["ok"] and job["dead_letters_waiting"] == 0, job["problems"]
+
+
+def test_two_jobs_loading_one_hris_started_together_run_one_after_the_other(
+    ops: tuple[Sandbox, dict[str, str], WebhookReceiver],
+) -> None:
+    """ats-to-hris and lever-to-hris both load through target-bamboohr, started at the same
+    moment (two schedules, or a webhook burst): `hrsync run` runs them one after the other,
+    and every hire of both ATSs is in the HRIS exactly once."""
+    sb, env, _ = ops
+    app = sb.apps["lever"]
+    assert isinstance(app, LeverApp)
+    before = new_hires(sb)
+    procs = [
+        subprocess.Popen(
+            [HRSYNC, "run", job, "--full-refresh"],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for job in ("lever-to-hris", "ats-to-hris")
+    ]
+    errors = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-3000:] for e in errors)
+    assert any("waiting for target-bamboohr" in e for e in errors), errors
+    ledger = RunLedger(env["HRSYNC_RUNS_PATH"])
+    (lever,) = ledger.history("lever-to-hris")
+    ats = ledger.history("ats-to-hris")[0]  # the newest
+    first, second = sorted((lever, ats), key=lambda r: r.started_at)
+    assert first.ended_at is not None and second.started_at >= first.ended_at
+
+    hires = new_hires(sb)
+    keys = [str(e["customATSCandidateID"]) for e in hires]
+    assert len(keys) == len(set(keys))  # nobody twice
+    assert {app.contact_id(c.index) for c in app.hires()} == set(keys) - {
+        str(e["customATSCandidateID"]) for e in before
+    }
