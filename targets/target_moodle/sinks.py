@@ -73,6 +73,7 @@ class Person:
     moodle: dict[str, t.Any] | None = None  # the Moodle user, once known
     created: bool = False
     failed: bool = False
+    waiting: bool = False  # a future hire without a work e-mail yet: no user created
     outcomes: list[str] = field(default_factory=list)
 
 
@@ -128,6 +129,7 @@ class LmsUserSink(BatchSink):
         self.drop_policy = str(cfg.get("when_no_longer_required") or "suspend")
         self.dry_run = bool(cfg.get("dry_run"))
         self.counts: dict[str, int] = {}
+        self.waiting_for_email = 0
         self.processed: set[str] = set()
         self.dirty_managers: set[str] = set()
         self.reevaluation_failed = False
@@ -259,6 +261,18 @@ class LmsUserSink(BatchSink):
         for p in creating:
             if not p.active:
                 self._outcome(p, "skipped", [], "leaver without a Moodle account: none created")
+            elif "email" not in p.user and self._starts_later(p):
+                # IT often adds the work address in the days before the start: not an error yet
+                # (the change brings the record back); after the start date it is one
+                p.waiting = True
+                self.waiting_for_email += 1
+                self._outcome(
+                    p,
+                    "skipped",
+                    [],
+                    f"starts {p.facts['hire_date']}, no work e-mail yet: created once the HRIS "
+                    "has one",
+                )
             elif "email" not in p.user:
                 self._fail(
                     p,
@@ -267,7 +281,7 @@ class LmsUserSink(BatchSink):
                     "add the work e-mail in the HRIS",
                     "missing_email",
                 )
-        creating = [p for p in creating if p.active and not p.failed]
+        creating = [p for p in creating if p.active and not p.failed and not p.waiting]
         self._adopt(creating)
         self._create([p for p in creating if p.moodle is None and not p.failed])
         updates = []
@@ -280,6 +294,10 @@ class LmsUserSink(BatchSink):
             elif "adopted" not in p.outcomes:
                 self._outcome(p, "unchanged", [])
         self._update(updates)
+
+    def _starts_later(self, p: Person) -> bool:
+        hire = p.facts.get("hire_date")
+        return bool(hire) and dt.date.fromisoformat(str(hire)) > self.today
 
     def _changes(self, p: Person) -> dict[str, t.Any]:
         have = p.moodle or {}
@@ -657,6 +675,14 @@ class LmsUserSink(BatchSink):
                     self.stream_name,
                     self.counts["dead-lettered"],
                     self.letters.store.path,
+                )
+            if self.waiting_for_email:
+                self.logger.info(
+                    "target-moodle %s: %d future hire(s) without a work e-mail yet: no user "
+                    "created (each is created once the HRIS has the address; after the start "
+                    "date a missing address is a dead letter)",
+                    self.stream_name,
+                    self.waiting_for_email,
                 )
             summary = ", ".join(f"{n} {o}" for o, n in sorted(self.counts.items()))
             self.logger.info("target-moodle %s: %s", self.stream_name, summary or "no records")

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from hrsync.audit import AuditLog
+from hrsync.deadletter import DeadLetterStore
 from sandbox.demo import meltano_env
 from sandbox.moodle import Moodle
 from sandbox.server import Sandbox
@@ -92,7 +93,16 @@ def test_workers_reach_moodle_with_their_compliance_courses(lms: Env) -> None:
         for e in AuditLog.read(Path(env["HRSYNC_AUDIT_LOG"]))
         if e["outcome"] == "skipped"
     }
-    assert skipped == {str(p.employee_id) for p in people if p.status == "Inactive"}
+    leavers = {str(p.employee_id) for p in people if p.status == "Inactive"}
+    # future hires whose work address IT has not made yet wait (no dead letter: not an error)
+    starting = {
+        str(p.employee_id) for p in people if not p.work_email and p.hire_date > sb.world.as_of
+    }
+    assert starting, "the world should have a future hire without a work e-mail"
+    assert skipped == leavers | starting
+    letters = DeadLetterStore(env["HRSYNC_DLQ_PATH"]).list()
+    assert not starting & {dl.record_key for dl in letters}
+    assert all(dl.error_class == "missing_email" for dl in letters)  # those who have started
     zoe = users(sb)["1"]
     assert (zoe["firstname"], zoe["lastname"]) == ("Zoë", "O'Brien-Łukasiewicz")
     assert users(sb)["4"]["lastname"] == "王"

@@ -312,6 +312,21 @@ def test_moodle_exceptions_with_http_200_become_specific_dead_letters(env: Env) 
     assert {dl.record_key for dl in DeadLetterStore(env.dlq).list()} == {"2"}
 
 
+def test_a_future_hire_without_a_work_email_waits_without_a_dead_letter(env: Env) -> None:
+    """Two weeks before the start IT has not made the address yet: nothing to fix, no letter,
+    no alert; the record returns with the address and the user is made then. Someone who has
+    started without one is a dead letter (worker 3 in the test above)."""
+    start = (TODAY + dt.timedelta(days=14)).isoformat()
+    events = env.run(worker("9", email=None, hire_date=start))
+    assert DeadLetterStore(env.dlq).list() == []
+    (event,) = [e for e in events if e["record_key"] == "9"]
+    assert event["outcome"] == "skipped" and f"starts {start}" in event["detail"]
+    assert not [u for u in env.app.users.values() if u["idnumber"] == "9"]
+    env.run(worker("9", hire_date=start))
+    assert env.user("9")["email"] == "ana.person9@acme.example"
+    assert DeadLetterStore(env.dlq).list() == []
+
+
 def test_a_refused_enrolment_names_the_course_and_keeps_the_rest(env: Env) -> None:
     env.run(worker("1"))
     env.app.courses[4]["manual"] = False  # someone disabled manual enrolment in course 4
