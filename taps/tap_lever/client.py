@@ -16,7 +16,6 @@ import typing as t
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 import requests
 from singer_sdk import SchemaDirectory, StreamSchema
 from singer_sdk.authenticators import BasicAuthenticator
@@ -24,6 +23,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator
 
 from hrsync.http import HRRESTStream, require_secure_url
+from hrsync.shapes import expect, expect_rows, read_json
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -43,25 +43,14 @@ def epoch_ms(value: datetime | str) -> int:
     return int(value.timestamp() * 1000)
 
 
-def parse_json(response: requests.Response) -> t.Any:
-    """The body as JSON, parsed once per response (the paginator reads it again)."""
-    cached = getattr(response, "_lever_json", None)
-    if cached is not None:
-        return cached
-    try:
-        data = orjson.loads(response.content)
-    except orjson.JSONDecodeError as exc:
-        raise RuntimeError(
-            f"Lever sent a body that is not JSON for {response.request.method} "
-            f"{response.request.path_url}: {exc} (first bytes: {response.content[:80]!r})"
-        ) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
-        raise RuntimeError(
-            f"Lever sent no data list for {response.request.method} "
-            f"{response.request.path_url} (keys: {sorted(data) if isinstance(data, dict) else []})"
-        )
-    response._lever_json = data  # type: ignore[attr-defined]
-    return data
+def envelope(response: requests.Response) -> dict[str, t.Any]:
+    """Lever's page envelope (``{"data": [...], "hasNext", "next"}``), parsed once per response
+    (the paginator reads it again); a page of another shape stops the extract, naming it."""
+    return expect(response, "Lever", read_json(response, "Lever"), dict, 'an object with "data"')
+
+
+def page_rows(response: requests.Response) -> list[dict]:
+    return expect_rows(response, "Lever", envelope(response).get("data"), '"data"')
 
 
 class NextTokenPaginator(BaseAPIPaginator[str | None]):
@@ -72,7 +61,7 @@ class NextTokenPaginator(BaseAPIPaginator[str | None]):
         self._seen: set[str] = set()
 
     def get_next(self, response: requests.Response) -> str | None:
-        body = parse_json(response)
+        body = envelope(response)
         token = body.get("next")
         if not body.get("hasNext") or not token:
             return None
@@ -144,7 +133,7 @@ class LeverStream(HRRESTStream[str | None]):
         return params
 
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
-        yield from parse_json(response)["data"]
+        yield from page_rows(response)
 
     # --- incremental window ---------------------------------------------------------------
 
