@@ -15,6 +15,7 @@ import orjson
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 
+from hrsync.deadletter import replaying
 from hrsync.errors import RecordError
 from target_warehouse.warehouse import LINE, Rejected, column_type
 
@@ -101,6 +102,17 @@ class WarehouseSink(BatchSink):
                 ", ".join(missing),
                 "key property not declared in the stream's schema",
             )
+        # a replay sends single rows: replacing their parent's rows would drop the others
+        parents = (self.config.get("replace_by_parent") or {}).get(self.stream_name) or []
+        self.parent: list[str] = [] if replaying() else [str(c) for c in parents]
+        unknown = [c for c in self.parent if c not in props]
+        if unknown:
+            raise RecordError(
+                self.stream_name,
+                "-",
+                ", ".join(unknown),
+                "replace_by_parent names a column the stream's schema does not declare",
+            )
         self.columns = self.warehouse.ensure_table(self.table, self.wanted)
         self._rejection: tuple[str, str, str] | None = None  # field, reason, error class
         target.dead_letters.stream(self.stream_name, self.original_schema, self.key_properties)
@@ -175,7 +187,7 @@ class WarehouseSink(BatchSink):
             written, rejected = 0, list[Rejected]()
             if context["lines"]:
                 written, rejected = self.warehouse.load(
-                    self.table, path, self.wanted, self.key_properties
+                    self.table, path, self.wanted, self.key_properties, self.parent
                 )
             if rejected:
                 self._dead_letter_rows(path, rejected)

@@ -37,6 +37,12 @@ class TargetWarehouse(Target):
                     description="Audit log (JSON lines); default $HRSYNC_AUDIT_LOG"),
         th.Property("dead_letter_path", th.StringType,
                     description="Dead-letter store (SQLite); default $HRSYNC_DLQ_PATH"),
+        th.Property("replace_by_parent",
+                    th.ObjectType(additional_properties=th.ArrayType(th.StringType)),
+                    description="stream -> columns naming the record that owns its rows, e.g. "
+                    "{survey_answers: [response_id]}: when a run carries rows of a parent, the "
+                    "parent's rows from earlier runs are replaced as a whole (a removed answer "
+                    "does not stay); not applied when replaying dead letters"),
     ).to_dict()  # fmt: skip
 
     @property

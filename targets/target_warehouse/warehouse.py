@@ -11,7 +11,9 @@ records arrive (memory stays flat), then loaded in one transaction:
 3. the other rows are de-duplicated on the key properties (the last one in the stream wins),
    the table's rows with those keys are deleted and the new ones inserted (an upsert that
    needs no index, so key properties and columns may change between runs);
-4. every row gets ``_loaded_at`` (the load's time, UTC).
+4. every row gets ``_loaded_at`` (the load's time, UTC);
+5. with ``replace_by_parent``, a set of rows owned by one record (a response's answers) is
+   replaced as a whole the first time the run sees that record (:meth:`Warehouse.load`).
 
 Types come from the JSON schema (:func:`column_type`). A new property adds a column; a
 property whose type changed widens its column (integer -> double, anything else -> text) so
@@ -111,6 +113,7 @@ class Warehouse:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.schema = schema
         self.con = duckdb.connect(self.path)
+        self._replaced: dict[str, str] = {}  # table -> temp table of parents replaced this run
         self.con.execute("SET TimeZone = 'UTC'")  # naive date-times are UTC
         self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
 
@@ -181,8 +184,15 @@ class Warehouse:
         batch_file: Path,
         columns: Mapping[str, str],
         keys: Sequence[str],
+        parent: Sequence[str] = (),
     ) -> tuple[int, list[Rejected]]:
-        """Upsert the rows of one NDJSON batch file; returns (rows written, rejected rows)."""
+        """Upsert the rows of one NDJSON batch file; returns (rows written, rejected rows).
+
+        ``parent``: columns naming the record that owns a set of rows (a survey response's
+        answers). The first time this load sees a parent, every row the table holds for it is
+        removed before the batch's rows go in: an answer the respondent removed does not stay.
+        Parents already replaced earlier in this run are not cleared again (one response's
+        answers may span two batches)."""
         target_cols = self.columns(table)
         folded = {c.casefold(): c for c in target_cols}
         # the table's spelling of each column (DuckDB names are case-insensitive)
@@ -217,6 +227,8 @@ class Warehouse:
                 f"WHERE {quote(LINE)} NOT IN (SELECT line FROM hrsync_bad){dedup}",
                 [datetime.now(UTC)],
             )
+            if parent:
+                self._replace_parents(table, [names[c] for c in parent])
             if keys:
                 match = " AND ".join(f"t.{quote(names[k])} = g.{quote(names[k])}" for k in keys)
                 con.execute(
@@ -234,6 +246,25 @@ class Warehouse:
             con.execute("ROLLBACK")
             raise
         return int(written), rejected
+
+    def _replace_parents(self, table: str, parent: list[str]) -> None:
+        """Delete the table's rows of the parents in hrsync_good not yet replaced this run."""
+        seen = self._replaced.setdefault(table, f"hrsync_replaced_{len(self._replaced)}")
+        cols = ", ".join(quote(c) for c in parent)
+        con = self.con
+        con.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {seen} AS SELECT {cols} FROM hrsync_good LIMIT 0"
+        )
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE hrsync_new_parents AS SELECT DISTINCT {cols} "
+            f"FROM hrsync_good EXCEPT SELECT {cols} FROM {seen}"
+        )
+        match = " AND ".join(f"t.{quote(c)} = n.{quote(c)}" for c in parent)
+        con.execute(
+            f"DELETE FROM {self.table(table)} AS t USING hrsync_new_parents AS n WHERE {match}"
+        )
+        con.execute(f"INSERT INTO {seen} SELECT {cols} FROM hrsync_new_parents")
+        con.execute("DROP TABLE hrsync_new_parents")
 
     def _rejected(
         self,

@@ -229,3 +229,34 @@ def test_incremental_rerun_upserts_a_finished_response(job: Env) -> None:
     assert query(db, "SELECT count(*) - count(DISTINCT response_id) FROM survey_responses") == [
         (0,)
     ]
+
+
+def test_answers_removed_in_an_edit_leave_the_warehouse(job: Env) -> None:
+    """A completed response is edited down to its first page (the later answers are gone in
+    SurveyMonkey): after the incremental run the warehouse holds exactly the answers the
+    response has now (target-warehouse replaces a response's answers as a whole)."""
+    sb, env, db = job
+    app: Any = sb.apps["surveymonkey"]
+    survey = app.surveys["500000001"]
+    slot = next(s for s in app._base(survey) if s % 9 != 0 and s > 20)  # a completed one
+    rid = app.response(survey, slot)["id"]
+    counts = f"SELECT count(*) FROM survey_answers WHERE response_id = '{rid}'"  # noqa: S608
+    (before,) = query(db, counts)[0]
+    app.touch(survey.id, slot, response_status="partial")
+    now = app.response(survey, slot)
+    scored = sum(
+        1
+        for page in now["pages"]
+        for question in page["questions"]
+        for answer in question["answers"]
+        if answer.get("choice_id")  # free text never leaves map-hr
+    )
+    assert 0 < scored < before
+    proc = subprocess.run(
+        [MELTANO, "run", "tap-surveymonkey", "map-survey-to-analytics", "target-warehouse"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert query(db, counts) == [(scored,)]
+    others = "SELECT count(DISTINCT response_id) FROM survey_answers"
+    assert query(db, others)[0][0] > 1  # the other responses' answers are still there

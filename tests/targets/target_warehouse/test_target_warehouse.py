@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from hrsync.deadletter import DeadLetterStore
+from hrsync.errors import RecordError
 from target_warehouse.target import TargetWarehouse
 
 BIN = Path(sys.executable).parent
@@ -169,6 +170,79 @@ def test_composite_keys_small_batches_and_keyless_streams(env: dict[str, Any]) -
     assert {(r, q): v for r, q, v in got} == expected
     assert len(got) == len(expected) == 21
     assert rows(env, "SELECT count(*) FROM events") == [(4,)]  # no key: appended
+
+
+ANSWERS = {
+    "type": "object",
+    "properties": {
+        "response_id": {"type": "string"},
+        "question_id": {"type": "string"},
+        "answer_position": {"type": "integer"},
+        "choice_id": {"type": ["string", "null"]},
+    },
+}
+ANSWER_KEYS = ["response_id", "question_id", "answer_position"]
+
+
+def answer(response: str, question: str, position: int, choice: str) -> dict[str, Any]:
+    return rec(
+        "survey_answers",
+        {"response_id": response, "question_id": question, "answer_position": position,
+         "choice_id": choice},
+    )  # fmt: skip
+
+
+def test_an_edited_response_replaces_its_answers_as_a_whole(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A respondent unticks one of two boxes and skips a question: the answers that are gone
+    leave the warehouse too, even when the edited response spans two batches; other responses
+    stay untouched, and a dead-letter replay of one answer does not wipe its siblings."""
+    parent = {"replace_by_parent": {"survey_answers": ["response_id"]}}
+    run(
+        env,
+        [
+            schema_msg("survey_answers", ANSWERS, ANSWER_KEYS),
+            answer("r1", "q1", 0, "c1"),
+            answer("r1", "q1", 1, "c2"),
+            answer("r1", "q2", 0, "c5"),
+            answer("r2", "q1", 0, "c1"),
+        ],
+        **parent,
+    )
+    # the edit: q1 keeps only its first box (now c3), q2 is unanswered, q3 is new
+    run(
+        env,
+        [
+            schema_msg("survey_answers", ANSWERS, ANSWER_KEYS),
+            answer("r1", "q1", 0, "c3"),
+            answer("r1", "q3", 0, "c9"),
+            answer("r1", "q3", 1, "c8"),
+        ],
+        batch_size_rows=2,  # r1's answers arrive in two batches
+        **parent,
+    )
+    got = rows(env, "SELECT response_id, question_id, answer_position, choice_id FROM "
+                    "survey_answers ORDER BY ALL")  # fmt: skip
+    assert got == [
+        ("r1", "q1", 0, "c3"),
+        ("r1", "q3", 0, "c9"),
+        ("r1", "q3", 1, "c8"),
+        ("r2", "q1", 0, "c1"),
+    ]
+    monkeypatch.setenv("HRSYNC_REPLAY", "1")
+    run(env, [schema_msg("survey_answers", ANSWERS, ANSWER_KEYS), answer("r1", "q4", 0, "c1")],
+        **parent)  # fmt: skip
+    assert rows(env, "SELECT count(*) FROM survey_answers WHERE response_id = 'r1'") == [(4,)]
+
+
+def test_replace_by_parent_must_name_declared_columns(env: dict[str, Any]) -> None:
+    with pytest.raises(RecordError, match="replace_by_parent names a column"):
+        run(
+            env,
+            [schema_msg("survey_answers", ANSWERS, ANSWER_KEYS)],
+            replace_by_parent={"survey_answers": ["respondent"]},
+        )
 
 
 def test_many_streams_interleaved_share_one_database(env: dict[str, Any]) -> None:
