@@ -21,10 +21,13 @@ class DeclaredStreamOrder:
     @property
     def streams(self) -> dict[str, Stream]:
         streams: dict[str, Stream] = super().streams  # type: ignore[misc]
+        if tuple(streams) == self.__dict__.get("_hrsync_ordered"):
+            return streams  # read per record by some streams: sort once, not every time
         rank = {cls: i for i, cls in enumerate(self.stream_types)}
         ordered = sorted(streams, key=lambda name: rank.get(type(streams[name]), len(rank)))
         if list(streams) != ordered:
             reordered = {name: streams[name] for name in ordered}
             streams.clear()
             streams.update(reordered)
+        self.__dict__["_hrsync_ordered"] = tuple(streams)
         return streams

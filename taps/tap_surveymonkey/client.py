@@ -26,6 +26,7 @@ from singer_sdk.pagination import BaseAPIPaginator, BaseHATEOASPaginator
 
 from hrsync.http import HRRESTStream, require_secure_url
 from hrsync.shapes import expect, expect_rows, read_json
+from tap_surveymonkey.output import SelectedRecordMessages
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -107,7 +108,7 @@ class KeysetPaginator(BaseAPIPaginator[Keyset]):
         return self.get_next(response) is not None
 
 
-class SurveyMonkeyStream(HRRESTStream[t.Any]):
+class SurveyMonkeyStream(SelectedRecordMessages, HRRESTStream[t.Any]):
     """Shared behaviour: base URL, bearer token, SurveyMonkey's error bodies, JSON once."""
 
     schema = StreamSchema(SchemaDirectory(SCHEMAS))  # schemas/<stream name>.json

@@ -30,6 +30,7 @@ from tap_surveymonkey.client import (
     parse_json,
     parse_stamp,
 )
+from tap_surveymonkey.output import SelectedRecordMessages
 
 _SECOND = timedelta(seconds=1)
 
@@ -160,6 +161,7 @@ class ResponsesStream(SurveyMonkeyStream):
         #: ids already emitted at or after the current keyset start (re-served by design)
         self._seen: dict[str, datetime] = {}
         self._drift_reported: set[str] = set()
+        self._spool_answers: bool | None = None  # answers selected (read once: a sort each)
 
     def window(self, context: Context | None) -> tuple[datetime | None, datetime, datetime | None]:
         survey_id = str((context or {}).get("survey_id"))
@@ -237,7 +239,9 @@ class ResponsesStream(SurveyMonkeyStream):
             "date_modified": row["date_modified"],
             "total_time": row.get("total_time"),
         }
-        if self._tap.streams["answers"].selected:
+        if self._spool_answers is None:
+            self._spool_answers = self._tap.streams["answers"].selected
+        if self._spool_answers:
             spool = answers_spool(self._tap)
             spool.write(orjson.dumps([out, row.get("pages") or []]) + b"\n")
         return out
@@ -282,7 +286,35 @@ def answers_spool(tap: t.Any) -> t.IO[bytes]:
     return spool
 
 
-class AnswersStream(Stream):
+class QuestionKey(t.NamedTuple):
+    """What every answer to one question shares, read once per survey from ``/details``."""
+
+    family: t.Any
+    subtype: t.Any
+    #: choice id -> (position, weight, text)
+    choices: dict[str, tuple[t.Any, t.Any, t.Any]]
+    #: row id -> text
+    rows: dict[str, t.Any]
+
+
+_NO_CHOICE: tuple[t.Any, t.Any, t.Any] = (None, None, None)
+_UNKNOWN_QUESTION = QuestionKey(None, None, {}, {})
+
+
+def question_key(meta: dict[str, t.Any]) -> QuestionKey:
+    """A question row (see :func:`question_rows`) as the lookups its answers need."""
+    return QuestionKey(
+        meta.get("family"),
+        meta.get("subtype"),
+        {
+            c["id"]: (c.get("position"), c.get("weight"), c.get("text"))
+            for c in meta.get("choices") or []
+        },
+        {r["id"]: r.get("text") for r in meta.get("rows") or []},
+    )
+
+
+class AnswersStream(SelectedRecordMessages, Stream):
     """One row per response x question x answer, with the choice's position, weight and text.
 
     No request of its own: it explodes the responses the responses stream emitted in this run
@@ -299,12 +331,18 @@ class AnswersStream(Stream):
     #: rows are built here with the schema's types: singer-sdk's per-field pass is pure cost
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: survey id -> question id -> its answers' lookups (built once per survey)
+        self._keys: dict[str, dict[str, QuestionKey]] = {}
+
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         if not self._tap.streams["responses"].selected:
             raise ConfigError(
                 "tap-surveymonkey: the answers stream is read from the responses of the same "
                 "run; select the responses stream too"
             )
+        self._keys = {}  # the questions of this run (a tap may sync twice)
         spool = answers_spool(self._tap)
         spool.seek(0)
         for line in spool:
@@ -314,34 +352,40 @@ class AnswersStream(Stream):
         spool.truncate()
 
     def _explode(self, response: dict[str, t.Any], pages: list[t.Any]) -> Iterable[dict]:
-        questions = self._questions(str(response["survey_id"]))
+        survey_id = response["survey_id"]
+        keys = self._keys.get(survey_id)
+        if keys is None:
+            keys = self._keys[survey_id] = {
+                qid: question_key(meta) for qid, meta in self._questions(str(survey_id)).items()
+            }
+        response_id, modified = response["id"], response["date_modified"]
         for page in pages:
+            page_id = str(page.get("id"))
             for q in page.get("questions") or []:
                 qid = str(q["id"])
-                meta = questions.get(qid) or {}
-                choices = {c["id"]: c for c in meta.get("choices") or []}
-                rows = {r["id"]: r for r in meta.get("rows") or []}
+                key = keys.get(qid, _UNKNOWN_QUESTION)
+                choices, rows = key.choices, key.rows
                 for position, answer in enumerate(q.get("answers") or [], start=1):
                     cid = str(answer["choice_id"]) if answer.get("choice_id") else None
                     rid = str(answer["row_id"]) if answer.get("row_id") else None
-                    choice = choices.get(cid or "") or {}
+                    choice_position, choice_weight, choice_text = choices.get(cid or "", _NO_CHOICE)
                     yield {
-                        "response_id": response["id"],
-                        "survey_id": response["survey_id"],
-                        "page_id": str(page.get("id")),
+                        "response_id": response_id,
+                        "survey_id": survey_id,
+                        "page_id": page_id,
                         "question_id": qid,
                         "answer_position": position,
-                        "question_family": meta.get("family"),
-                        "question_subtype": meta.get("subtype"),
+                        "question_family": key.family,
+                        "question_subtype": key.subtype,
                         "row_id": rid,
-                        "row_text": (rows.get(rid or "") or {}).get("text"),
+                        "row_text": rows.get(rid or ""),
                         "choice_id": cid,
-                        "choice_position": choice.get("position"),
-                        "choice_weight": choice.get("weight"),
-                        "choice_text": choice.get("text"),
+                        "choice_position": choice_position,
+                        "choice_weight": choice_weight,
+                        "choice_text": choice_text,
                         "other_id": str(answer["other_id"]) if answer.get("other_id") else None,
                         "text": answer.get("text"),
-                        "date_modified": response["date_modified"],
+                        "date_modified": modified,
                     }
 
     def _questions(self, survey_id: str) -> dict[str, dict[str, t.Any]]:

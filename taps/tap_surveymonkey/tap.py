@@ -7,6 +7,7 @@ from singer_sdk import typing as th
 
 from hrsync.http import HTTP_SETTINGS
 from hrsync.taps import DeclaredStreamOrder
+from tap_surveymonkey.output import OrjsonRecordWriter
 from tap_surveymonkey.streams import STREAM_TYPES
 
 
@@ -15,6 +16,8 @@ class TapSurveyMonkey(DeclaredStreamOrder, Tap):
 
     name = "tap-surveymonkey"
     stream_types = STREAM_TYPES
+    #: RECORD lines from orjson, byte-identical to singer-sdk's (see output.py)
+    message_writer_class = OrjsonRecordWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(
