@@ -231,9 +231,10 @@ class PluginLocks:
     Meltano keeps a plugin's per-run files in ``.meltano/run/<plugin>/``: the tap's catalog and
     ``state.json`` (the bookmark it starts from), the target's ``new_state.json``. Two jobs that
     run the same extractor or loader at once overwrite each other's files there; a tap can start
-    from the other job's bookmark and skip records (see MeltanoProject.exclusive_plugins). ``hrsync run`` therefore holds an advisory lock (``flock``) per
-    plugin of its job, taken in name order so two jobs never wait on each other, and released
-    when the process ends however it ends. A run that finds a plugin busy waits for it.
+    from the other job's bookmark and skip records (see MeltanoProject.exclusive_plugins).
+    ``hrsync run`` therefore holds an advisory lock (``flock``) per plugin of its job, taken in
+    name order so two jobs never wait on each other, and released when the process ends
+    however it ends. A run that finds a plugin busy waits for it.
     """
 
     def __init__(self, directory: Path, plugins: list[str], holder: str) -> None:
