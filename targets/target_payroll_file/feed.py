@@ -67,7 +67,10 @@ class PayrollFeed:
     # --- lines ----------------------------------------------------------------------------
 
     def accept(self, stream: str, record_key: str, values: list[str]) -> None:
-        if not self.builder.add(stream, record_key, values, self.sent_items):
+        self._already_sent(self.builder.add(stream, record_key, values, self.sent_items))
+
+    def _already_sent(self, lines: list[tuple[str, str]]) -> None:
+        for stream, record_key in lines:
             self.letters.delivered(stream, [record_key])  # already at the provider
 
     def reject(
@@ -110,6 +113,7 @@ class PayrollFeed:
     def finish(self) -> Outcome:
         """Send the file (or say why not). Raises PayrollFileHeld / TransferError on failure."""
         builder = self.builder
+        self._already_sent(builder.flush(self.sent_items))  # the last lines queued
         outcome = Outcome(
             status="held",
             lines=builder.rows,

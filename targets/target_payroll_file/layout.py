@@ -22,7 +22,7 @@ import datetime as dt
 import re
 import string
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import cached_property, lru_cache
@@ -178,21 +178,54 @@ class Layout:
 
     def row(self, stream: str, record: Mapping[str, Any], record_key: str) -> list[str]:
         """The formatted values of one detail line (strings, not yet padded for CSV)."""
-        rule = self.streams[stream]
-        values: dict[str, Any] = dict(record)
-        for original, renamed in rule.rename.items():
-            values[renamed] = record.get(original)
-        values.update(rule.set)
-        for name in rule.required:
-            if _blank(values.get(name)):
+        plan = self._stream_plans.get(stream) or self._stream_plan(stream)
+        get = record.get
+        for name, source, const in plan.required:
+            value = const if source is None else get(source)
+            if value is None or (isinstance(value, str) and not value.strip()):
                 raise RecordError(stream, record_key, name, f"is required for {stream} records")
+        if plan.template is None:  # a const that fails: the error, in column order
+            return self._row_in_order(plan, stream, record, record_key)
+        # Only the fields the record carries are looked at (a change line fills a dozen of its
+        # columns); the rest keep the empty cell of the template.
+        line = plan.template.copy()
+        try:
+            for index, column, source, convert in plan.checked:  # required / with a default
+                raw = get(source)
+                if raw is None or (type(raw) is str and not raw.strip()):
+                    line[index] = self._cell(column, raw, stream, record_key)
+                else:
+                    line[index] = convert(raw, stream, record_key)
+            by_field = plan.by_field
+            for name, raw in record.items():
+                targets = by_field.get(name)
+                if targets is None or raw is None or (type(raw) is str and not raw.strip()):
+                    continue
+                for index, convert in targets:
+                    line[index] = convert(raw, stream, record_key)
+        except Exception:  # the column-order pass raises the first error, as it names it
+            return self._row_in_order(plan, stream, record, record_key)
+        return line
+
+    def _row_in_order(
+        self, plan: _StreamPlan, stream: str, record: Mapping[str, Any], record_key: str
+    ) -> list[str]:
+        """Column by column: with several bad fields, the first column's error is raised."""
+        get = record.get
         line = []
-        for column, empty in self._plan:
-            raw = column.const if column.const is not None else values.get(column.source or "")
-            if empty is not None and (raw is None or (type(raw) is str and not raw.strip())):
-                line.append(empty)  # most cells of a change line are empty: the fast path
+        for column, source, fixed, empty, convert in plan.cells:
+            if source is None:  # a const or a value the stream sets: formatted once
+                if fixed is None:  # not a valid value: fails on every line, naming it
+                    fixed = self._cell(column, plan.constants[column.name], stream, record_key)
+                line.append(fixed)
+                continue
+            raw = get(source)
+            if raw is None or (type(raw) is str and not raw.strip()):
+                if empty is None:  # required, or has a default
+                    empty = self._cell(column, raw, stream, record_key)
+                line.append(empty)
             else:
-                line.append(self.cell(column, values, stream, record_key))
+                line.append(convert(raw, stream, record_key))
         return line
 
     @cached_property
@@ -204,9 +237,174 @@ class Layout:
             for c in self.columns
         ]
 
+    @cached_property
+    def _stream_plans(self) -> dict[str, _StreamPlan]:
+        return {}
+
+    def _stream_plan(self, stream: str) -> _StreamPlan:
+        """Where each column of ``stream``'s lines comes from, worked out once per stream:
+        the same lookups :meth:`row` would make on ``record`` + renames + the stream's
+        ``set``, without copying the record for every line."""
+        rule = self.streams[stream]  # KeyError for a stream the layout does not take
+        renamed: dict[str, str] = {}  # source name -> the record field it is read from
+        for original, target in rule.rename.items():
+            renamed[target] = original
+
+        def lookup(name: str) -> tuple[str | None, Any]:
+            """(record field to read, None) or (None, constant value)."""
+            if name in rule.set:
+                return None, rule.set[name]
+            return renamed.get(name, name), None
+
+        required = [(name, *lookup(name)) for name in rule.required]
+        cells: list[tuple[Column, str | None, str | None, str | None, _Convert]] = []
+        constants: dict[str, Any] = {}
+        for column, empty in self._plan:
+            if column.const is not None:
+                source, value = None, column.const
+            else:
+                source, value = lookup(column.source or "")
+            fixed = None
+            if source is None:
+                constants[column.name] = value
+                try:  # the same for every line; an invalid one fails on each, naming it
+                    fixed = self._cell(column, value, stream, "")
+                except RecordError:
+                    fixed = None
+            cells.append((column, source, fixed, empty, self._converter(column)))
+        template: list[str] | None = []
+        checked: list[tuple[int, Column, str, _Convert]] = []
+        by_field: dict[str, list[tuple[int, _Convert]]] = {}
+        for index, (column, source, fixed, empty, convert) in enumerate(cells):
+            if source is None:
+                if fixed is None or template is None:
+                    template = None
+                else:
+                    template.append(fixed)
+                continue
+            if template is not None:
+                template.append(empty or "")
+            if empty is None:
+                checked.append((index, column, source, convert))
+            else:
+                by_field.setdefault(source, []).append((index, convert))
+        plan = _StreamPlan(required, cells, constants, template, checked, by_field)
+        self._stream_plans[stream] = plan
+        return plan
+
+    def _converter(self, col: Column) -> _Convert:
+        """``convert(raw, stream, key)`` for a non-blank value of ``col``: the common cases
+        checked inline, everything else (and every error) through :meth:`_cell`, so a value
+        gets exactly the text and the error the general path gives it."""
+        slow = self._cell
+        plain = col.width is None  # no padding: ASCII text is final as it is
+
+        def fit(text: str, stream: str, key: str) -> str:
+            if plain and text.isascii():
+                return text
+            return self._fit(text, col, stream, key, col.source or col.name)
+
+        kind = col.type
+        if kind == "string":
+            rx = _regex(col.pattern) if col.pattern else None
+            longest = col.max_length
+            table = {ord(c): None for c in col.strip} if col.strip else None
+            case = col.case
+
+            def string(raw: Any, stream: str, key: str) -> str:
+                if type(raw) is str:
+                    text = raw.strip()
+                    if table is not None:
+                        text = text.translate(table)
+                    if case == "upper":
+                        text = text.upper()
+                    elif case == "lower":
+                        text = text.lower()
+                    if (rx is None or rx.fullmatch(text)) and (
+                        longest is None or len(text) <= longest
+                    ):
+                        return fit(text, stream, key)
+                return slow(col, raw, stream, key)
+
+            return string
+        if kind in {"integer", "decimal"}:
+            scale = 0 if kind == "integer" else (col.scale if col.scale is not None else 2)
+            quantum = Decimal(1).scaleb(-scale)
+            spec = f".{scale}f"
+            low, high, implied = col.minimum, col.maximum, col.implied_decimal
+            whole = kind == "integer"
+
+            def number(raw: Any, stream: str, key: str) -> str:
+                kind_of = type(raw)
+                if kind_of is str or kind_of is int or kind_of is Decimal:
+                    try:
+                        value = Decimal(str(raw).strip().replace(",", ""))
+                        if (
+                            value.is_finite()
+                            and (not whole or value == value.to_integral_value())
+                            and (low is None or value >= low)
+                            and (high is None or value <= high)
+                        ):
+                            fixed = value.quantize(quantum)
+                            if fixed == value:
+                                text = (
+                                    str(int(fixed.scaleb(scale)))
+                                    if implied
+                                    else format(fixed, spec)
+                                )
+                                return fit(text, stream, key)
+                    except ArithmeticError:
+                        pass  # the general path names the reason
+                return slow(col, raw, stream, key)
+
+            return number
+        if kind == "date":
+            iso = col.format == "%Y-%m-%d"
+            fmt = col.format
+
+            def date(raw: Any, stream: str, key: str) -> str:
+                if type(raw) is str:
+                    try:
+                        day = dt.date.fromisoformat(raw.strip()[:10])
+                    except ValueError:
+                        return slow(col, raw, stream, key)
+                    # isoformat() is strftime("%Y-%m-%d") for four-digit years, only faster
+                    text = day.isoformat() if iso and day.year >= 1000 else day.strftime(fmt)
+                    return fit(text, stream, key)
+                return slow(col, raw, stream, key)
+
+            return date
+        # enum, boolean: few distinct values, so each text is worked out once (bounded memo)
+        memo: dict[str, str] = {}
+        yes = no = None
+        if kind == "boolean":
+            yes, no = slow(col, True, "", ""), slow(col, False, "", "")
+
+        def memoized(raw: Any, stream: str, key: str) -> str:
+            if type(raw) is str:
+                text = memo.get(raw)
+                if text is None:
+                    text = slow(col, raw, stream, key)  # raises for a bad value: not kept
+                    if len(memo) >= _MEMO_SIZE:
+                        memo.clear()
+                    memo[raw] = text
+                return text
+            if raw is True and yes is not None:
+                return yes
+            if raw is False and no is not None:
+                return no
+            return slow(col, raw, stream, key)
+
+        return memoized
+
     def cell(self, column: Column, values: Mapping[str, Any], stream: str, key: str) -> str:
-        field_name = column.source or column.name
         raw = column.const if column.const is not None else values.get(column.source or "")
+        return self._cell(column, raw, stream, key)
+
+    def _cell(self, column: Column, raw: Any, stream: str, key: str) -> str:
+        """The general path: one value (from the record, a const or the stream's set) ->
+        its text, or a RecordError naming the record, the field and the reason."""
+        field_name = column.source or column.name
         if raw is None or (type(raw) is str and not raw.strip()):
             raw = column.default
         if raw is None or (type(raw) is str and not raw.strip()):
@@ -334,13 +532,25 @@ class Layout:
         return "".join(self.cell(c, context, "(file)", "header/trailer") for c in columns)
 
 
+_MEMO_SIZE = 4096  # texts kept per enum / boolean column (memory stays flat)
+_Convert = Callable[[Any, str, str], str]
+
+
+@dataclass(frozen=True)
+class _StreamPlan:
+    """One stream's lines, worked out once: required fields and each column's source."""
+
+    required: list[tuple[str, str | None, Any]]  # (name, record field | None, constant)
+    cells: list[tuple[Column, str | None, str | None, str | None, _Convert]]
+    constants: dict[str, Any]  # column name -> the value a const / the stream's set gives
+    template: list[str] | None  # constants and empty cells (None: a constant fails)
+    checked: list[tuple[int, Column, str, _Convert]]  # required / default: always checked
+    by_field: dict[str, list[tuple[int, _Convert]]]  # record field -> the columns it fills
+
+
 @lru_cache(maxsize=256)
 def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _as_date(value: Any) -> dt.date | None:

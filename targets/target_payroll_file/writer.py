@@ -4,7 +4,8 @@ Detail lines go to a private temporary directory (mode 0700) as they come; the h
 trailer (fixed width) need the record count and hash totals, so the final file is assembled
 at the end: header + detail + trailer. Every line also notes its item key (stream + record
 key) and the sha256 of its values, so lines already sent are skipped and, once the file is
-delivered, recorded as sent.
+delivered, recorded as sent. Lines wait in a small batch (``BATCH``) so the ledger is asked
+once per batch, not once per line; they keep their order.
 """
 
 from __future__ import annotations
@@ -21,12 +22,27 @@ from pathlib import Path
 from typing import IO, Any
 
 from hrsync.transfer import SentItems
-from target_payroll_file.layout import Layout
+from target_payroll_file.layout import Column, Layout
 
 __all__ = ["PayrollFileBuilder"]
 
 
+#: a line's sha256 is taken over json.dumps(values, ensure_ascii=False) (the ledger keeps it)
+_LINE_JSON = json.JSONEncoder(ensure_ascii=False)
+_quote = json.encoder.encode_basestring  # what that encoder writes for each string
+
+
+def _line_json(values: list[str]) -> str:
+    """json.dumps(values, ensure_ascii=False), byte for byte, without an encoder per line."""
+    try:
+        return "[" + ", ".join(map(_quote, values)) + "]"
+    except TypeError:  # not all strings: the encoder itself
+        return _LINE_JSON.encode(values)
+
+
 class PayrollFileBuilder:
+    BATCH = 500  # lines per ledger look-up
+
     def __init__(self, layout: Layout, *, work_dir: str | Path | None = None) -> None:
         self.layout = layout
         self._tmp = Path(tempfile.mkdtemp(prefix="hrsync-payroll-", dir=work_dir))  # 0700
@@ -44,37 +60,67 @@ class PayrollFileBuilder:
         self.already_sent = 0
         self.digest = hashlib.sha256()  # over the detail values: the file's content key
         self.sums: dict[str, Decimal] = {}
+        # hash totals only for the columns a header or trailer asks for (sum:<COLUMN>)
+        sources = [c.source or "" for c in (*layout.header, *layout.trailer)]
+        totals = {source[4:] for source in sources if source.startswith("sum:")}
         self._numeric = [
-            (i, c) for i, c in enumerate(layout.columns) if c.type in {"integer", "decimal"}
+            (i, c)
+            for i, c in enumerate(layout.columns)
+            if c.type in {"integer", "decimal"} and c.name in totals
         ]
+        self._pending: list[tuple[str, str, str, str, list[str]]] = []
 
-    def add(self, stream: str, record_key: str, values: list[str], sent: SentItems | None) -> bool:
-        """Write one line unless this exact line was sent before; True when written."""
+    def add(
+        self, stream: str, record_key: str, values: list[str], sent: SentItems | None
+    ) -> list[tuple[str, str]]:
+        """Queue one line; every ``BATCH`` lines, those not sent before are written. Returns
+        (stream, record_key) of the lines found already sent (not written), if any."""
         item_key = f"{stream}/{record_key}"
-        item_sha = hashlib.sha256(
-            json.dumps(values, ensure_ascii=False).encode("utf-8")
-        ).hexdigest()
-        if sent is not None and sent.seen(item_key, item_sha):
-            self.already_sent += 1
-            return False
-        if self.layout.format == "fixed_width":
-            self._detail.write("".join(values) + self.layout.line_terminator)
-        else:
-            self._csv.writerow(values)
-        self._items.write(json.dumps([item_key, item_sha, stream, record_key]) + "\n")
-        self.digest.update(item_sha.encode("ascii"))
-        self.rows += 1
-        for index, column in self._numeric:
-            text = values[index].strip()
-            if not text:
+        item_sha = hashlib.sha256(_line_json(values).encode("utf-8")).hexdigest()
+        self._pending.append((item_key, item_sha, stream, record_key, values))
+        if len(self._pending) >= self.BATCH:
+            return self.flush(sent)
+        return []
+
+    def flush(self, sent: SentItems | None) -> list[tuple[str, str]]:
+        """Write the queued lines that were not sent before, in order; returns
+        (stream, record_key) of those that were (and are skipped)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        seen = sent.seen_many(item[0] for item in pending) if sent is not None else set()
+        skipped: list[tuple[str, str]] = []
+        lines: list[list[str]] = []
+        items: list[str] = []
+        for item_key, item_sha, stream, record_key, values in pending:
+            if (item_key, item_sha) in seen:
+                self.already_sent += 1
+                skipped.append((stream, record_key))
                 continue
-            number = Decimal(text.lstrip("-").lstrip("0") or "0")
-            if text.startswith("-"):
-                number = -number
-            if column.implied_decimal:
-                number = number.scaleb(-(column.scale if column.scale is not None else 2))
-            self.sums[column.name] = self.sums.get(column.name, Decimal(0)) + number
-        return True
+            lines.append(values)
+            items.append(json.dumps([item_key, item_sha, stream, record_key]) + "\n")
+            self.digest.update(item_sha.encode("ascii"))
+            for index, column in self._numeric:
+                self._total(column, values[index])
+        if self.layout.format == "fixed_width":
+            end = self.layout.line_terminator
+            self._detail.writelines("".join(values) + end for values in lines)
+        else:
+            self._csv.writerows(lines)
+        self._items.writelines(items)
+        self.rows += len(lines)
+        return skipped
+
+    def _total(self, column: Column, value: str) -> None:
+        text = value.strip()
+        if not text:
+            return
+        number = Decimal(text.lstrip("-").lstrip("0") or "0")
+        if text.startswith("-"):
+            number = -number
+        if column.implied_decimal:
+            number = number.scaleb(-(column.scale if column.scale is not None else 2))
+        self.sums[column.name] = self.sums.get(column.name, Decimal(0)) + number
 
     def items(self) -> Iterator[tuple[str, str, str, str]]:
         """(item_key, item_sha256, stream, record_key) of every line written, in order."""

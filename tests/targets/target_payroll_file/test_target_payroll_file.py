@@ -3,6 +3,7 @@ SFTP drop is decrypted and compared with the records that went in."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +11,12 @@ import pytest
 
 from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore
-from hrsync.errors import ConfigError
+from hrsync.errors import ConfigError, RecordError
 from hrsync.transfer import HostKeyMismatchError, TransferLedger
 from sandbox.sftp import DroppingProxy, Sshd, keygen
 from target_payroll_file.feed import PayrollFileHeld
 from target_payroll_file.layout import load_layout
+from target_payroll_file.writer import _line_json
 
 Rec = tuple[str, dict[str, Any]]
 
@@ -325,3 +327,36 @@ def test_layout_problems_are_config_errors(tmp_path: Path) -> None:
         load_layout(bad)
     with pytest.raises(ConfigError, match="not found"):
         load_layout("no_such_layout")
+
+
+def test_layout_row_names_the_first_bad_column_whatever_the_field_order() -> None:
+    layout = load_layout("payroll_changes")
+    columns = [c.name for c in layout.columns]
+    stream, record = employee("301")
+    bad = {"work_state": "", **record, "ssn": "12-34"}
+    bad["work_state"] = "ca"  # met first in the record; SSN comes first in the layout
+    with pytest.raises(RecordError, match=r"record 301: field ssn: does not match \[0-9\]\{9\}"):
+        layout.row(stream, bad, "301")
+    line = layout.row(stream, record, "301")
+    assert dict(zip(columns, line, strict=True)) == {
+        **dict.fromkeys(columns, ""),
+        "RECORD_TYPE": "EMP", "EMPLOYEE_ID": "301", "EMPLOYEE_NUMBER": "E301",
+        "LAST_NAME": "O'Brien-Müller", "FIRST_NAME": "Zoë", "SSN": "123456789",
+        "DATE_OF_BIRTH": "1990-04-01", "HIRE_DATE": "2021-03-15", "EMPLOYMENT_STATUS": "A",
+        "WORK_STATE": "CA", "FEDERAL_FILING_STATUS": "M", "FEDERAL_EXTRA_WITHHOLDING": "25.00",
+        "W4_MULTIPLE_JOBS": "N", "W4_DEPENDENTS_AMOUNT": "2000.00",
+    }  # fmt: skip
+    # a renamed field wins over a field of the target name, as the layout says
+    stream, record = status("302", "1", "2026-02-01", "Terminated", "Voluntary")
+    line = layout.row(stream, {**record, "employment_change": "Hired"}, "302/1")
+    cells = dict(zip(columns, line, strict=True))
+    assert (cells["EMPLOYMENT_CHANGE"], cells["FINAL_PAY"]) == ("Terminated", "Y")
+    with pytest.raises(RecordError, match="field employment_change: is required"):
+        layout.row(stream, {**record, "status": " ", "employment_change": "Hired"}, "302/1")
+
+
+def test_line_checksum_text_is_json_dumps_so_old_ledgers_still_match() -> None:
+    odd = ["", "Zoë", "小龙", '"q"', "back\\slash", "\r\n\t", "\x00\x1f", "\u2028", "😀", "</x>"]
+    for values in ([], odd, [odd[1]], odd[::-1]):
+        assert _line_json(values) == json.dumps(values, ensure_ascii=False)
+    assert _line_json(["a", 1, None]) == json.dumps(["a", 1, None], ensure_ascii=False)  # type: ignore[list-item]
