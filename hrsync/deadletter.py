@@ -143,13 +143,13 @@ class DeadLetterStore:
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        if self._ready:
-            conn = sqlite.connect(self.path, name="dead-letter store")
-        else:
-            conn = sqlite.connect(
-                self.path, schema=_SCHEMA, migrate=_migrate, name="dead-letter store"
-            )
-            self._ready = True
+        ready, self._ready = self._ready, True  # the schema once per store object
+        conn = sqlite.connect(
+            self.path,
+            schema="" if ready else _SCHEMA,
+            migrate=None if ready else _migrate,
+            name="dead-letter store",
+        )
         try:
             with sqlite.transaction(conn):
                 yield conn

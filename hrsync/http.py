@@ -45,6 +45,7 @@ __all__ = [
     "ClientCredentialsAuthenticator",
     "HRRESTStream",
     "InsecureURLError",
+    "NoRepeatedPages",
     "RateLimiter",
     "RetryBudgetExhausted",
     "RetryPolicy",
@@ -375,6 +376,32 @@ def _redact(message: str, request: requests.PreparedRequest | None) -> str:
     return message.replace(secret, "***") if len(secret) >= 6 else message
 
 
+# --- paging -------------------------------------------------------------------------------
+
+
+class NoRepeatedPages:
+    """Mix in before a singer-sdk paginator: a page token (cursor, offset token, next link)
+    already followed in this sync fails instead of looping. singer-sdk itself only catches a
+    token equal to the one just before; a vendor cycling over two pages would never end.
+
+    ``vendor`` and ``what_pages_by`` (cursor, next link, ...) word the error: ``Lever returned
+    the offset token 'x' twice``."""
+
+    vendor: t.ClassVar[str] = "the API"
+    what_pages_by: t.ClassVar[str] = "page token"
+
+    def advance(self, response: requests.Response) -> None:
+        super().advance(response)  # type: ignore[misc]
+        if self.finished:  # type: ignore[attr-defined]
+            return
+        token = self.current_value  # type: ignore[attr-defined]
+        seen: set[t.Any] = self.__dict__.setdefault("_hrsync_seen", set())
+        if token in seen:
+            shown = token.geturl() if hasattr(token, "geturl") else repr(token)
+            raise RuntimeError(f"{self.vendor} returned the {self.what_pages_by} {shown} twice")
+        seen.add(token)
+
+
 # --- the stream base class ----------------------------------------------------------------
 
 
@@ -399,6 +426,14 @@ class HRRESTStream(RESTStream[_TToken]):
 
     def get_url(self, context: t.Any) -> str:
         return require_secure_url(super().get_url(context))
+
+    @property
+    def http_headers(self) -> dict[str, str]:
+        """JSON, and the ``user_agent`` setting (HTTP_SETTINGS) when one is configured."""
+        headers = {"Accept": "application/json"}
+        if self.config.get("user_agent"):
+            headers["User-Agent"] = str(self.config["user_agent"])
+        return headers
 
     # --- errors -------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.pagination import BaseAPIPaginator
 
 from hrsync.errors import RecordError
-from hrsync.http import HRRESTStream, require_secure_url
+from hrsync.http import HRRESTStream, NoRepeatedPages, require_secure_url
 from hrsync.shapes import expect, expect_rows, read_json
 
 if t.TYPE_CHECKING:
@@ -109,23 +109,20 @@ def expect_map(response: requests.Response, value: t.Any, what: str) -> dict[str
     return expect_object(response, value, what)
 
 
-class CursorPaginator(BaseAPIPaginator[str | None]):
+class CursorPaginator(NoRepeatedPages, BaseAPIPaginator[str | None]):
     """``GET /employees``: follows ``meta.page.nextCursor``; a repeated cursor fails."""
+
+    vendor = "BambooHR"
+    what_pages_by = "cursor"
 
     def __init__(self) -> None:
         super().__init__(None)
-        self._seen: set[str] = set()
 
     def get_next(self, response: requests.Response) -> str | None:
         data = parse_json(response)
         page = (data.get("meta") or {}).get("page") or {} if isinstance(data, dict) else {}
         cursor = page.get("nextCursor")
-        if not cursor:
-            return None
-        if cursor in self._seen:
-            raise RuntimeError(f"BambooHR returned the cursor {cursor!r} twice")
-        self._seen.add(str(cursor))
-        return str(cursor)
+        return str(cursor) if cursor else None
 
 
 class BambooHRStream(HRRESTStream[t.Any]):
@@ -160,13 +157,6 @@ class BambooHRStream(HRRESTStream[t.Any]):
     def authenticator(self) -> BasicAuthenticator:
         # BambooHR: the API key is the user name; the password is ignored ("x" by convention)
         return BasicAuthenticator(username=str(self.config["api_key"]), password="x")  # noqa: S106
-
-    @property
-    def http_headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        if self.config.get("user_agent"):
-            headers["User-Agent"] = str(self.config["user_agent"])
-        return headers
 
     def get_new_paginator(self) -> BaseAPIPaginator | None:
         return None  # the classic endpoints answer in one response

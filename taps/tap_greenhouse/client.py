@@ -14,7 +14,12 @@ from singer_sdk import SchemaDirectory, StreamSchema
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator, HeaderLinkPaginator
 
-from hrsync.http import ClientCredentialsAuthenticator, HRRESTStream, require_secure_url
+from hrsync.http import (
+    ClientCredentialsAuthenticator,
+    HRRESTStream,
+    NoRepeatedPages,
+    require_secure_url,
+)
 from hrsync.shapes import expect_rows, read_json
 
 if t.TYPE_CHECKING:
@@ -82,20 +87,11 @@ class GreenhouseAuthenticator(ClientCredentialsAuthenticator):
             self.expires_in = max(1, int((expires_at - self.last_refreshed).total_seconds()))
 
 
-class CursorLinkPaginator(HeaderLinkPaginator):
+class CursorLinkPaginator(NoRepeatedPages, HeaderLinkPaginator):
     """Follows ``Link: <...?cursor=...>; rel="next"``; a repeated link fails instead of looping."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[str] = set()
-
-    def get_next_url(self, response: requests.Response) -> str | None:
-        url = super().get_next_url(response)
-        if url is not None:
-            if url in self._seen:
-                raise RuntimeError(f"Greenhouse returned the same next link twice: {url}")
-            self._seen.add(url)
-        return url
+    vendor = "Greenhouse"
+    what_pages_by = "next link"
 
 
 class GreenhouseStream(HRRESTStream[ParseResult]):
@@ -149,13 +145,6 @@ class GreenhouseStream(HRRESTStream[ParseResult]):
                 )
                 tap._greenhouse_auth = auth  # type: ignore[attr-defined]
         return t.cast(GreenhouseAuthenticator, auth)
-
-    @property
-    def http_headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        if self.config.get("user_agent"):
-            headers["User-Agent"] = str(self.config["user_agent"])
-        return headers
 
     # --- paging ---------------------------------------------------------------------------
 

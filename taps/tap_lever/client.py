@@ -22,7 +22,7 @@ from singer_sdk.authenticators import BasicAuthenticator
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator
 
-from hrsync.http import HRRESTStream, require_secure_url
+from hrsync.http import HRRESTStream, NoRepeatedPages, require_secure_url
 from hrsync.shapes import expect, expect_rows, read_json
 
 if t.TYPE_CHECKING:
@@ -53,23 +53,19 @@ def page_rows(response: requests.Response) -> list[dict]:
     return expect_rows(response, "Lever", envelope(response).get("data"), '"data"')
 
 
-class NextTokenPaginator(BaseAPIPaginator[str | None]):
+class NextTokenPaginator(NoRepeatedPages, BaseAPIPaginator[str | None]):
     """Lever's envelope: ``hasNext`` and an opaque ``next`` token; a repeated token fails."""
+
+    vendor = "Lever"
+    what_pages_by = "offset token"
 
     def __init__(self) -> None:
         super().__init__(None)
-        self._seen: set[str] = set()
 
     def get_next(self, response: requests.Response) -> str | None:
         body = envelope(response)
         token = body.get("next")
-        if not body.get("hasNext") or not token:
-            return None
-        token = str(token)
-        if token in self._seen:
-            raise RuntimeError(f"Lever returned the offset token {token!r} twice")
-        self._seen.add(token)
-        return token
+        return str(token) if body.get("hasNext") and token else None
 
 
 class Window(t.NamedTuple):
@@ -108,13 +104,6 @@ class LeverStream(HRRESTStream[str | None]):
     def authenticator(self) -> BasicAuthenticator:
         # Lever: the API key is the user name, the password is blank
         return BasicAuthenticator(username=str(self.config["api_key"]), password="")
-
-    @property
-    def http_headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        if self.config.get("user_agent"):
-            headers["User-Agent"] = str(self.config["user_agent"])
-        return headers
 
     def get_new_paginator(self) -> BaseAPIPaginator:
         return NextTokenPaginator()

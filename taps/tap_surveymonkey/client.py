@@ -24,7 +24,7 @@ from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator, BaseHATEOASPaginator
 
-from hrsync.http import HRRESTStream, require_secure_url
+from hrsync.http import HRRESTStream, NoRepeatedPages, require_secure_url
 from hrsync.shapes import expect, expect_rows, read_json
 from tap_surveymonkey.output import SelectedRecordMessages
 
@@ -59,21 +59,17 @@ def parse_list(response: requests.Response) -> list[dict[str, t.Any]]:
     return expect_rows(response, "SurveyMonkey", body.get("data"), '"data"')
 
 
-class LinksNextPaginator(BaseHATEOASPaginator):
+class LinksNextPaginator(NoRepeatedPages, BaseHATEOASPaginator):
     """Follows ``links.next`` of a list body; a repeated link fails instead of looping."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[str] = set()
+    vendor = "SurveyMonkey"
+    what_pages_by = "next link"
 
     def get_next_url(self, response: requests.Response) -> str | None:
         body = parse_json(response)
         url = (body.get("links") or {}).get("next") if isinstance(body, dict) else None
         if not url or not body.get("data"):
             return None
-        if url in self._seen:
-            raise RuntimeError(f"SurveyMonkey returned the same next link twice: {url}")
-        self._seen.add(url)
         return str(url)
 
 
@@ -125,13 +121,6 @@ class SurveyMonkeyStream(SelectedRecordMessages, HRRESTStream[t.Any]):
     @property
     def authenticator(self) -> BearerTokenAuthenticator:
         return BearerTokenAuthenticator(token=str(self.config["access_token"]))
-
-    @property
-    def http_headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json"}
-        if self.config.get("user_agent"):
-            headers["User-Agent"] = str(self.config["user_agent"])
-        return headers
 
     def vendor_error_message(self, response: requests.Response) -> str:
         """``{"error": {"id", "name", "message", ...}}`` -> ``Rate limit reached (1040): ...``."""
