@@ -26,9 +26,9 @@ from sandbox.server import Sandbox
 from tap_bamboohr.client import base_url
 from tap_bamboohr.streams import DEFAULT_FIELDS, EmployeesStream, _money
 from tap_bamboohr.tap import TapBambooHR
+from tests.taps.tapkit import Messages, final_state, records, sync
 
 TAP = str(Path(sys.executable).parent / "tap-bamboohr")
-Messages = list[dict[str, Any]]
 TABLES = {
     "job_info": "jobInfo",
     "compensation": "compensation",
@@ -65,18 +65,7 @@ def config_for(sb: Sandbox, legacy: bool = False, **extra: Any) -> dict[str, Any
 def run_tap(config: dict[str, Any], state: dict[str, Any] | None = None) -> Messages:
     """Sync every stream in this process; return the Singer messages written."""
     tap = TapBambooHR(config=config, state=state, parse_env_config=False)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        tap.sync_all()
-    return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
-
-
-def records(messages: Messages, stream: str) -> list[dict[str, Any]]:
-    return [m["record"] for m in messages if m["type"] == "RECORD" and m["stream"] == stream]
-
-
-def final_state(messages: Messages) -> dict[str, Any]:
-    return [m["value"] for m in messages if m["type"] == "STATE"][-1]
+    return sync(tap)
 
 
 def stamp(value: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import logging
@@ -21,9 +20,9 @@ from sandbox.greenhouse import GreenhouseApp, iso_ms, opening_id
 from sandbox.seed import CANDIDATE_BASE
 from sandbox.server import Sandbox
 from tap_greenhouse.tap import TapGreenhouse
+from tests.taps.tapkit import Messages, final_state, records, sync
 
 TAP = str(Path(sys.executable).parent / "tap-greenhouse")
-Messages = list[dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +63,7 @@ def run_tap(
     tap = TapGreenhouse(config=config, state=state, parse_env_config=False)
     if before is not None:
         before(tap)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        tap.sync_all()
-    return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
-
-
-def records(messages: Messages, stream: str) -> list[dict[str, Any]]:
-    return [m["record"] for m in messages if m["type"] == "RECORD" and m["stream"] == stream]
-
-
-def final_state(messages: Messages) -> dict[str, Any]:
-    return [m["value"] for m in messages if m["type"] == "STATE"][-1]
+    return sync(tap)
 
 
 def assert_complete(sb: Sandbox, messages: Messages) -> None:

@@ -14,8 +14,7 @@ import pytest
 from sandbox.lever import LeverApp
 from sandbox.server import Sandbox
 from tap_lever.tap import TapLever
-
-Messages = list[dict[str, Any]]
+from tests.taps.tapkit import Messages, final_state, records, sync
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +44,7 @@ def config_for(sb: Sandbox, **extra: Any) -> dict[str, Any]:
 
 def run_tap(config: dict[str, Any], state: dict[str, Any] | None = None) -> Messages:
     tap = TapLever(config=config, state=state, parse_env_config=False)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        tap.sync_all()
-    return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
-
-
-def records(messages: Messages, stream: str) -> list[dict[str, Any]]:
-    return [m["record"] for m in messages if m["type"] == "RECORD" and m["stream"] == stream]
-
-
-def final_state(messages: Messages) -> dict[str, Any]:
-    return [m["value"] for m in messages if m["type"] == "STATE"][-1]
+    return sync(tap)
 
 
 def expected_opportunities(app: LeverApp) -> set[str]:

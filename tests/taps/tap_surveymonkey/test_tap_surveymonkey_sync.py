@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -18,8 +17,8 @@ from hrsync.shapes import UnexpectedPage
 from sandbox.server import Sandbox
 from sandbox.surveymonkey import SURVEYS, SurveyMonkeyApp
 from tap_surveymonkey.tap import TapSurveyMonkey
+from tests.taps.tapkit import Messages, final_state, records, sync
 
-Messages = list[dict[str, Any]]
 ENGAGEMENT = "500000001"
 
 
@@ -49,18 +48,7 @@ def config_for(sb: Sandbox, **extra: Any) -> dict[str, Any]:
 
 def run_tap(config: dict[str, Any], state: dict[str, Any] | None = None) -> Messages:
     tap = TapSurveyMonkey(config=config, state=state, parse_env_config=False)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        tap.sync_all()
-    return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
-
-
-def records(messages: Messages, stream: str) -> list[dict[str, Any]]:
-    return [m["record"] for m in messages if m["type"] == "RECORD" and m["stream"] == stream]
-
-
-def final_state(messages: Messages) -> dict[str, Any]:
-    return [m["value"] for m in messages if m["type"] == "STATE"][-1]
+    return sync(tap)
 
 
 def expected_responses(app: SurveyMonkeyApp) -> int:
