@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,41 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import tapbench
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "tap_bamboohr.md"
 PY = Path(sys.executable)
 TAP = PY.parent / "tap-bamboohr"
+STREAMS = ("employees", "employee_deletions", "job_info", "compensation", "employment_status")
 TABLES = ("jobInfo", "compensation", "employmentStatus")
-
-
-def serve(employees: int) -> None:
-    """Child mode: run the BambooHR fake and print its settings as one JSON line."""
-    import signal
-    import threading
-
-    from sandbox.server import Sandbox
-
-    sb = Sandbox(employees=employees, vendors=("bamboohr",)).start()
-    print(json.dumps({"url": sb.bamboohr_url, **sb.credentials["bamboohr"]}), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    sb.stop()
-
-
-def run_tap(config_path: Path) -> tuple[int, float]:
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(TAP), "--config", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    count = sum(1 for line in proc.stdout if line.startswith(b'{"type":"RECORD"'))
-    if proc.wait() != 0:
-        raise SystemExit(f"tap-bamboohr exited with {proc.returncode}")
-    return count, time.perf_counter() - started
 
 
 def run_peer(info: dict[str, Any], page_size: int) -> tuple[int, float]:
@@ -107,33 +79,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.employees)
+        tapbench.serve("bamboohr", args.employees)
         return 0
 
-    server = subprocess.Popen(
-        [str(PY), __file__, "--serve", "--employees", str(args.employees)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        info = json.loads(server.stdout.readline())
-        with tempfile.TemporaryDirectory() as tmp:
-            config_path = Path(tmp) / "config.json"
-            config_path.write_text(
-                json.dumps(
-                    {
-                        "api_key": info["api_key"],
-                        "api_url": f"{info['url']}/api/v1",
-                        "page_size": args.page_size,
-                    }
-                )
+    with (
+        tapbench.sandbox_process(__file__, args.employees) as info,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        config_path = Path(tmp) / "config.json"
+        config_path.write_text(
+            json.dumps(
+                {
+                    "api_key": info["api_key"],
+                    "api_url": f"{info['url']}/api/v1",
+                    "page_size": args.page_size,
+                }
             )
-            peer_n, peer_s = run_peer(info, args.page_size)
-            tap_n, tap_s = run_tap(config_path)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        )
+        peer_n, peer_s = run_peer(info, args.page_size)
+        # the streams the peer reads (the tap also has payroll deductions and opt-in benefits)
+        catalog = tapbench.select_streams(TAP, config_path, STREAMS, Path(tmp))
+        counts, tap_s = tapbench.run_tap(TAP, config_path, catalog)
+        tap_n = sum(counts.values())
 
     if tap_n != peer_n:
         raise SystemExit(f"record counts differ: tap {tap_n}, peer {peer_n}")

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,28 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import tapbench
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "tap_greenhouse.md"
 PY = Path(sys.executable)
 TAP = PY.parent / "tap-greenhouse"
 STREAMS = ("candidates", "offers")
-
-
-def serve(employees: int) -> None:
-    """Child mode: run the Greenhouse fake and print its settings as one JSON line."""
-    import signal
-    import threading
-
-    from sandbox.server import Sandbox
-
-    sb = Sandbox(employees=employees, vendors=("greenhouse",)).start()
-    creds = sb.credentials["greenhouse"]
-    print(json.dumps({"url": sb.greenhouse_url, **creds}), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    sb.stop()
 
 
 def tap_config(info: dict[str, Any], page_size: int) -> dict[str, Any]:
@@ -62,33 +46,6 @@ def tap_config(info: dict[str, Any], page_size: int) -> dict[str, Any]:
         "token_url": f"{info['url']}/token",
         "page_size": page_size,
     }
-
-
-def run_tap(config_path: Path, workdir: Path) -> tuple[int, float]:
-    discovered = subprocess.run(
-        [str(TAP), "--config", str(config_path), "--discover"],
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    catalog = json.loads(discovered.stdout)
-    for entry in catalog["streams"]:
-        for meta in entry["metadata"]:
-            if not meta["breadcrumb"]:
-                meta["metadata"]["selected"] = entry["tap_stream_id"] in STREAMS
-    catalog_path = workdir / "catalog.json"
-    catalog_path.write_text(json.dumps(catalog))
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(TAP), "--config", str(config_path), "--catalog", str(catalog_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    count = sum(1 for line in proc.stdout if line.startswith(b'{"type":"RECORD"'))
-    if proc.wait() != 0:
-        raise SystemExit(f"tap-greenhouse exited with {proc.returncode}")
-    return count, time.perf_counter() - started
 
 
 def run_peer(info: dict[str, Any], page_size: int) -> tuple[int, float]:
@@ -121,26 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.employees)
+        tapbench.serve("greenhouse", args.employees)
         return 0
 
-    server = subprocess.Popen(
-        [str(PY), __file__, "--serve", "--employees", str(args.employees)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        info = json.loads(server.stdout.readline())
-        with tempfile.TemporaryDirectory() as tmp:
-            workdir = Path(tmp)
-            config_path = workdir / "config.json"
-            config_path.write_text(json.dumps(tap_config(info, args.page_size)))
-            peer_n, peer_s = run_peer(info, args.page_size)
-            tap_n, tap_s = run_tap(config_path, workdir)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with (
+        tapbench.sandbox_process(__file__, args.employees) as info,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        workdir = Path(tmp)
+        config_path = workdir / "config.json"
+        config_path.write_text(json.dumps(tap_config(info, args.page_size)))
+        peer_n, peer_s = run_peer(info, args.page_size)
+        catalog = tapbench.select_streams(TAP, config_path, STREAMS, workdir)
+        counts, tap_s = tapbench.run_tap(TAP, config_path, catalog)
+        tap_n = sum(counts.values())
 
     if tap_n != peer_n:
         raise SystemExit(f"record counts differ: tap {tap_n}, peer {peer_n}")

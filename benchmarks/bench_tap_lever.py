@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import tapbench
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "tap_lever.md"
@@ -41,50 +41,14 @@ PY = Path(sys.executable)
 TAP = PY.parent / "tap-lever"
 
 
-def serve(employees: int) -> None:
-    """Child mode: run the Lever fake and print its settings as one JSON line."""
-    import signal
-    import threading
-
-    from sandbox.server import Sandbox
-
-    sb = Sandbox(employees=employees, vendors=("lever",)).start()
-    print(json.dumps({"url": sb.url("lever"), **sb.credentials["lever"]}), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    sb.stop()
-
-
 def run_tap(info: dict[str, Any], streams: tuple[str, ...], workdir: Path) -> tuple[int, float]:
     config_path = workdir / "config.json"
     config_path.write_text(
         json.dumps({"api_key": info["api_key"], "api_url": f"{info['url']}/v1", "page_size": 100})
     )
-    discovered = subprocess.run(
-        [str(TAP), "--config", str(config_path), "--discover"],
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    catalog = json.loads(discovered.stdout)
-    for entry in catalog["streams"]:
-        for meta in entry["metadata"]:
-            if not meta["breadcrumb"]:
-                meta["metadata"]["selected"] = entry["tap_stream_id"] in streams
-    catalog_path = workdir / "catalog.json"
-    catalog_path.write_text(json.dumps(catalog))
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(TAP), "--config", str(config_path), "--catalog", str(catalog_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    count = sum(1 for line in proc.stdout if line.startswith(b'{"type":"RECORD"'))
-    if proc.wait() != 0:
-        raise SystemExit(f"tap-lever exited with {proc.returncode}")
-    return count, time.perf_counter() - started
+    catalog = tapbench.select_streams(TAP, config_path, streams, workdir)
+    counts, seconds = tapbench.run_tap(TAP, config_path, catalog)
+    return sum(counts.values()), seconds
 
 
 def run_peer(info: dict[str, Any], offers: bool) -> tuple[int, float]:
@@ -111,20 +75,12 @@ def run_peer(info: dict[str, Any], offers: bool) -> tuple[int, float]:
 
 
 def round_(employees: int, streams: tuple[str, ...]) -> tuple[int, float, int, float]:
-    server = subprocess.Popen(
-        [str(PY), __file__, "--serve", "--employees", str(employees)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        info = json.loads(server.stdout.readline())
-        with tempfile.TemporaryDirectory() as tmp:
-            peer_n, peer_s = run_peer(info, "offers" in streams)
-            tap_n, tap_s = run_tap(info, streams, Path(tmp))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with (
+        tapbench.sandbox_process(__file__, employees) as info,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        peer_n, peer_s = run_peer(info, "offers" in streams)
+        tap_n, tap_s = run_tap(info, streams, Path(tmp))
     if tap_n != peer_n:
         raise SystemExit(f"record counts differ: tap {tap_n}, peer {peer_n}")
     return tap_n, tap_s, peer_n, peer_s
@@ -137,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.employees)
+        tapbench.serve("lever", args.employees)
         return 0
 
     lines = [

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,26 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import tapbench
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "tap_surveymonkey.md"
 PY = Path(sys.executable)
 TAP = PY.parent / "tap-surveymonkey"
-
-
-def serve(employees: int) -> None:
-    """Child mode: run the SurveyMonkey fake and print its settings as one JSON line."""
-    import signal
-    import threading
-
-    from sandbox.server import Sandbox
-
-    sb = Sandbox(employees=employees, vendors=("surveymonkey",)).start()
-    print(json.dumps({"url": sb.url("surveymonkey"), **sb.credentials["surveymonkey"]}), flush=True)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    sb.stop()
 
 
 def run_tap(info: dict[str, Any], workdir: Path) -> tuple[int, float, int]:
@@ -65,21 +50,8 @@ def run_tap(info: dict[str, Any], workdir: Path) -> tuple[int, float, int]:
             }
         )
     )
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(TAP), "--config", str(config_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    count = responses = 0
-    for line in proc.stdout:
-        if line.startswith(b'{"type":"RECORD"'):
-            count += 1
-            responses += line.startswith(b'{"type":"RECORD","stream":"responses"')
-    if proc.wait() != 0:
-        raise SystemExit(f"tap-surveymonkey exited with {proc.returncode}")
-    return count, time.perf_counter() - started, responses
+    counts, seconds = tapbench.run_tap(TAP, config_path)
+    return sum(counts.values()), seconds, counts["responses"]
 
 
 def run_peer(info: dict[str, Any]) -> tuple[int, float, int]:
@@ -119,24 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.employees)
+        tapbench.serve("surveymonkey", args.employees)
         return 0
 
-    server = subprocess.Popen(
-        [str(PY), __file__, "--serve", "--employees", str(args.employees)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        info = json.loads(server.stdout.readline())
-        with tempfile.TemporaryDirectory() as tmp:
-            run_peer(info)  # warm-up: the fake computes who answered once per survey
-            peer_n, peer_s, peer_r = run_peer(info)
-            tap_n, tap_s, tap_r = run_tap(info, Path(tmp))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with (
+        tapbench.sandbox_process(__file__, args.employees) as info,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        run_peer(info)  # warm-up: the fake computes who answered once per survey
+        peer_n, peer_s, peer_r = run_peer(info)
+        tap_n, tap_s, tap_r = run_tap(info, Path(tmp))
 
     if tap_n != peer_n:
         raise SystemExit(f"record counts differ: tap {tap_n}, peer {peer_n}")
