@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
 import tapbench
 
 HERE = Path(__file__).resolve().parent

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
 import tapbench
 
 HERE = Path(__file__).resolve().parent
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "trusting page numbers), conforms records, joins each answer to its choice's position "
         "and weight, and writes Singer messages (RECORD lines with orjson where that is "
         "byte-identical to singer-sdk's encoder, in 64 KiB writes: "
-        "`taps/tap_surveymonkey/output.py`); its time includes process start-up and "
+        "`tap_surveymonkey/output.py`); its time includes process start-up and "
         "discovery.\n"
     )
     return 0

@@ -41,7 +41,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "target_benefits_834.md"
-sys.path[:0] = [str(ROOT), str(ROOT / "targets")]
+sys.path[:0] = [str(ROOT)]
 
 from sandbox.benefits import Benefits  # noqa: E402
 from sandbox.seed import World  # noqa: E402

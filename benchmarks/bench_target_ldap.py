@@ -37,7 +37,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "target_ldap.md"
-sys.path.insert(0, str(ROOT / "targets"))
 sys.path.insert(0, str(ROOT / "tests" / "targets" / "target_ldap"))  # the slapd test kit
 
 from ldap3 import NONE, SYNC, Connection, Server  # noqa: E402

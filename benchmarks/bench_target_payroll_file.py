@@ -121,7 +121,6 @@ def peer(feed: Path, cfg: dict[str, Any]) -> None:
     """csv.writer + gpg CLI + paramiko put: run as its own process (``--peer``)."""
     import paramiko
 
-    sys.path.insert(0, str(ROOT / "targets"))
     from target_payroll_file.layout import load_layout
 
     columns = [(c.name, c.source) for c in load_layout("payroll_changes").columns]

@@ -41,7 +41,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "target_scim.md"
 TOKEN = "bench-token"
-sys.path.insert(0, str(ROOT / "targets"))
 
 GIVEN = ["Zoë", "Seán", "小龙", "محمد", "Ana", "François", "Olusegun", "Priya", "Jürgen", "Ngai"]
 FAMILY = [

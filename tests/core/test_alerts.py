@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hrsync.alerts import Alert, evaluate, send, webhook_payload
 from hrsync.deadletter import DeadLetter, DeadLetterStore
 from hrsync.errors import ConfigError
-from hrsync.ops import JobOps, load_ops
+from hrsync_ops.alerts import Alert, evaluate, send, webhook_payload
+from hrsync_ops.ops import JobOps, load_ops
 from sandbox.directories import make_cert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hrsync.audit import AuditLog, default_integration
-from hrsync.cli import main
+from hrsync_ops.cli import main
 
 EVENT_KEYS = {
     "ts",

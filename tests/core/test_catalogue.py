@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from hrsync.catalogue import build, render_dot, render_markdown, stale_files, write
-from hrsync.cli import main
+from hrsync_ops.catalogue import build, render_dot, render_markdown, stale_files, write
+from hrsync_ops.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from hrsync.cli import main
 from hrsync.deadletter import DeadLetterStore
+from hrsync_ops.cli import main
 
 PEOPLE = {
     "E1": {"employee_id": "E1", "given_name": "Zoë", "family_name": "O’Brien"},

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hrsync.cli import main
-from hrsync.report import (
+from hrsync_ops.cli import main
+from hrsync_ops.report import (
     ALL,
     OTHER,
     UNLINKED,

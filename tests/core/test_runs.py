@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from hrsync.cli import main
-from hrsync.ops import MeltanoProject, cron_period
-from hrsync.runs import RunLedger
+from hrsync_ops.cli import main
+from hrsync_ops.ops import MeltanoProject, cron_period
+from hrsync_ops.runs import RunLedger
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from opskit import WebhookReceiver
@@ -316,7 +316,7 @@ def test_status_reports_each_job_and_flags_what_needs_a_person(
     old = datetime.now(UTC) - timedelta(hours=5)
     rid = ledger.start("job-a", [], old)
     ledger.finish(rid, outcome="success", exit_code=0, moved={}, dead_letters=0, ended=old)
-    monkeypatch.setattr("hrsync.runs.RunLedger.last_success", lambda self, job: ledger.get(rid))
+    monkeypatch.setattr("hrsync_ops.runs.RunLedger.last_success", lambda self, job: ledger.get(rid))
     code, jobs = status(project, capsys)
     assert jobs["job-a"]["stale"] and "stale: no success since" in jobs["job-a"]["problems"][0]
 
@@ -327,7 +327,7 @@ def test_status_reports_each_job_and_flags_what_needs_a_person(
 
 
 def test_expected_interval_from_hrsync_yml_wins_over_the_schedule(tmp_path: Path) -> None:
-    from hrsync.ops import JobOps
+    from hrsync_ops.ops import JobOps
 
     (tmp_path / "meltano.yml").write_text(MELTANO_YML)
     project = MeltanoProject.load(tmp_path)

@@ -29,7 +29,7 @@ JOB = "lever-to-hris"
 def e2e(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, dict[str, str], Path]]:
     workdir = tmp_path_factory.mktemp("e2e-lever")
     with Sandbox(employees=60, vendors=("lever", "bamboohr")) as sb:
-        # meltano_env points tap-lever and target-bamboohr at the sandbox (sandbox/cli.py)
+        # meltano_env points tap-lever and target-bamboohr at the sandbox (sandbox.cli)
         env = meltano_env(sb, workdir) | {"HRSYNC_INTEGRATION": JOB}
         assert env["TAP_LEVER_API_URL"] == f"{sb.url('lever')}/v1"
         yield sb, env, workdir / "audit.jsonl"

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from hrsync.deadletter import DeadLetterStore
-from hrsync.runs import RunLedger
+from hrsync_ops.runs import RunLedger
 from sandbox.demo import meltano_env
 from sandbox.lever import LeverApp
 from sandbox.server import Sandbox

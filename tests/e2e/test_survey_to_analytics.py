@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from hrsync.pseudonym import Pseudonymizer
-from hrsync.report import ALL, UNLINKED
+from hrsync_ops.report import ALL, UNLINKED
 from sandbox.demo import meltano_env
 from sandbox.server import Sandbox
 

@@ -175,7 +175,7 @@ def mapper_setups() -> list[tuple[str, dict[str, Any]]]:
 def profile_stream(profile: str) -> tuple[str, list[str]]:
     import yaml
 
-    path = Path(__file__).resolve().parents[2] / "mappers" / "map_hr" / "profiles"
+    path = Path(__file__).resolve().parents[2] / "mappers" / "map-hr" / "map_hr" / "profiles"
     doc = yaml.safe_load((path / f"{profile}.yml").read_text(encoding="utf-8"))
     stream, spec = next(iter(doc["streams"].items()))
     return stream, list(spec.get("key_properties") or ["id"])

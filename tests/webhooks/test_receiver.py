@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from hrsync.webhooks.signatures import bamboohr_signature, greenhouse_signature
+from hrsync_ops.webhooks.signatures import bamboohr_signature, greenhouse_signature
 from sandbox.seed import CANDIDATE_BASE, Offer
 from sandbox.server import Sandbox
 from sandbox.webhooks import ReceiverProcess, start_receiver

@@ -8,7 +8,7 @@ import hmac
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hrsync.webhooks.signatures import (
+from hrsync_ops.webhooks.signatures import (
     bamboohr_signature,
     greenhouse_signature,
     parse_timestamp,

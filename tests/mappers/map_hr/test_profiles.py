@@ -12,7 +12,10 @@ from map_hr.plan import compile_profile
 from map_hr.profile import ProfileError, load_profile, parse_profile, resolve_profile_path
 
 PROFILES = sorted(
-    p.stem for p in (Path(__file__).parents[3] / "mappers" / "map_hr" / "profiles").glob("*.yml")
+    p.stem
+    for p in (Path(__file__).parents[3] / "mappers" / "map-hr" / "map_hr" / "profiles").glob(
+        "*.yml"
+    )
 )
 
 GOOD = """\

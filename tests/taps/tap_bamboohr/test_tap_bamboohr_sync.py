@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 from singer_sdk.exceptions import FatalAPIError
+from tests.taps.tapkit import Messages, final_state, records, sync
 
 from hrsync.errors import RecordError
 from hrsync.http import InsecureURLError
@@ -26,7 +27,6 @@ from sandbox.server import Sandbox
 from tap_bamboohr.client import base_url
 from tap_bamboohr.streams import DEFAULT_FIELDS, EmployeesStream, _money
 from tap_bamboohr.tap import TapBambooHR
-from tests.taps.tapkit import Messages, final_state, records, sync
 
 TAP = str(Path(sys.executable).parent / "tap-bamboohr")
 TABLES = {

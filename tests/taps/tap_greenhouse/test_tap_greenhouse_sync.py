@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 import requests
+from tests.taps.tapkit import Messages, final_state, records, sync
 
 from hrsync.shapes import UnexpectedPage
 from sandbox.greenhouse import GreenhouseApp, iso_ms, opening_id
 from sandbox.seed import CANDIDATE_BASE
 from sandbox.server import Sandbox
 from tap_greenhouse.tap import TapGreenhouse
-from tests.taps.tapkit import Messages, final_state, records, sync
 
 TAP = str(Path(sys.executable).parent / "tap-greenhouse")
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from tests.taps.tapkit import Messages, final_state, records, sync
 
 from sandbox.lever import LeverApp
 from sandbox.server import Sandbox
 from tap_lever.tap import TapLever
-from tests.taps.tapkit import Messages, final_state, records, sync
 
 
 @pytest.fixture(scope="module")

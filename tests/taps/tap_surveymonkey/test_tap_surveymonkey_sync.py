@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 import requests
+from tests.taps.tapkit import Messages, final_state, records, sync
 
 from hrsync.shapes import UnexpectedPage
 from sandbox.server import Sandbox
 from sandbox.surveymonkey import SURVEYS, SurveyMonkeyApp
 from tap_surveymonkey.tap import TapSurveyMonkey
-from tests.taps.tapkit import Messages, final_state, records, sync
 
 ENGAGEMENT = "500000001"
 

@@ -13,17 +13,17 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
-from hrsync.audit import AuditLog
-from hrsync.deadletter import DeadLetterStore
-from sandbox.benefits import Benefits
-from target_benefits_834.document import validate
 from tests.targets.target_benefits_834.conftest import (
     Carrier,
     loop_value,
     member_loops,
     segments,
 )
+
+from hrsync.audit import AuditLog
+from hrsync.deadletter import DeadLetterStore
+from sandbox.benefits import Benefits
+from target_benefits_834.document import validate
 
 TODAY = dt.datetime.now(dt.UTC).date()
 UNSPELLABLE = {4, 6, 24}  # 王, العلي, 김: no Latin spelling (dead-lettered)

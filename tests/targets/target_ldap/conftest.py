@@ -12,7 +12,6 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-sys.path.insert(0, str(ROOT / "targets"))
 sys.path.insert(0, str(HERE))
 
 from ldap_testkit import RunTarget, Slapd, messages, start_slapd  # noqa: E402

@@ -402,9 +402,7 @@ def test_subprocess_cli_exit_codes(slapd: Slapd, tmp_path: Path) -> None:
     feed.write_text(messages([person("1401", "Kofi", "Mensah")]), encoding="utf-8")
     env = dict(
         os.environ,
-        PYTHONPATH=os.pathsep.join(
-            [str(ROOT / "targets"), str(ROOT), os.environ.get("PYTHONPATH", "")]
-        ),
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     )
     cmd = [sys.executable, "-m", "target_ldap", "--config", str(config_path), "--input", str(feed)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)

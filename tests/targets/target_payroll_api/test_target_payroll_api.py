@@ -6,7 +6,6 @@ from datetime import date, timedelta
 from typing import Any
 
 import requests
-
 from tests.targets.target_payroll_api.conftest import Payroll
 
 TODAY = date.today()

@@ -9,7 +9,6 @@ import io
 import itertools
 import json
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from hrsync.deadletter import DeadLetter, DeadLetterStore
 from sandbox.directories import ScimServer, start_scim_server
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT / "targets"))
 
 TOKEN = "test-token-3f9a"
 HERE = Path(__file__).parent

@@ -524,9 +524,7 @@ def _cli(config: dict[str, Any], stdin: str, tmp_path: Path) -> subprocess.Compl
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(config), encoding="utf-8")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT / "targets"), env.get("PYTHONPATH")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH")) if p)
     return subprocess.run(
         [sys.executable, "-m", "target_scim", "--config", str(cfg)],
         input=stdin,
@@ -584,9 +582,7 @@ def test_cli_about_marks_secrets(tmp_path):
     import os
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT / "targets"), env.get("PYTHONPATH")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH")) if p)
     done = subprocess.run(
         [sys.executable, "-m", "target_scim", "--about", "--format", "json"],
         capture_output=True,
@@ -608,7 +604,7 @@ def test_dlq_replay_through_the_real_target_delivers_once_and_never_deprovisions
     """`hrsync dlq replay --command` pipes the letter into target-scim itself (no Meltano):
     delivered once, and a full-feed config does not deactivate everyone absent from the
     replay (HRSYNC_REPLAY keeps full-feed mode off)."""
-    from hrsync.cli import main
+    from hrsync_ops.cli import main
 
     people = [make_person(f"E{i}") for i in range(1, 6)]
     scim.fault(**_error_fault(400, "invalidValue", "Attribute 'title' is bad", "E5"))

@@ -1,1 +1,0 @@
-"""Subcommands of ``hrsync`` (see hrsync.cli.COMMANDS)."""

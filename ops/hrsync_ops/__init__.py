@@ -1,0 +1,1 @@
+"""hrsync operations: the `hrsync` command (run, status, dlq, webhooks, report, docs)."""

@@ -1,0 +1,1 @@
+"""Subcommands of ``hrsync`` (see hrsync_ops.cli.COMMANDS)."""

@@ -1,0 +1,103 @@
+"""``hrsync webhooks serve``: the webhook receiver (uvicorn), secrets from the environment."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hrsync_ops.webhooks.app import ENV_SECRETS, ReceiverConfig, create_app, jobs_by_source
+from hrsync_ops.webhooks.scheduler import Scheduler, command_runner, default_command
+from hrsync_ops.webhooks.store import EventStore, default_path
+
+
+def register(sub: Any) -> None:
+    hooks = sub.add_parser("webhooks", help="receive vendor webhooks and trigger jobs")
+    actions = hooks.add_subparsers(dest="webhooks_command", required=True)
+    serve = actions.add_parser(
+        "serve",
+        help="run the receiver",
+        description="Secrets: $" + ", $".join(ENV_SECRETS.values()) + " (a vendor without "
+        "one is not served). Every accepted event is stored before the 200 and runs the "
+        "jobs that read that vendor (from meltano.yml), debounced.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--db", type=Path, help=f"event store (default: {default_path()})")
+    serve.add_argument("--project-dir", type=Path, default=Path(), help="the Meltano project")
+    serve.add_argument(
+        "--command",
+        default=os.environ.get("HRSYNC_WEBHOOK_COMMAND"),
+        help="job command, {job} substituted (default: 'hrsync run {job}' when available, "
+        "else 'meltano run {job}'; $HRSYNC_WEBHOOK_COMMAND)",
+    )
+    serve.add_argument(
+        "--window", type=float, default=1.0, help="seconds in which events coalesce into one run"
+    )
+    serve.add_argument(
+        "--tolerance", type=float, default=300.0, help="max age in seconds of a signed timestamp"
+    )
+    serve.add_argument(
+        "--retry-base", type=float, default=5.0, help="first retry after a failed run"
+    )
+    serve.add_argument(
+        "--route",
+        action="append",
+        default=[],
+        metavar="SOURCE=JOB",
+        help="run JOB for SOURCE's events (repeatable; replaces what meltano.yml implies)",
+    )
+    serve.add_argument("--log-dir", type=Path, default=Path(".hrsync/webhook-runs"))
+    serve.add_argument("--ssl-certfile", help="serve HTTPS (vendors only post to https URLs)")
+    serve.add_argument("--ssl-keyfile")
+    serve.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    secrets = {src: os.environ.get(env, "") for src, env in ENV_SECRETS.items()}
+    secrets = {src: value for src, value in secrets.items() if value}
+    if not secrets:
+        print(
+            "hrsync webhooks serve: no webhook secret set: export "
+            + " and/or ".join(ENV_SECRETS.values()),
+            file=sys.stderr,
+        )
+        return 2
+    project = args.project_dir.resolve()
+    if args.route:
+        jobs: dict[str, list[str]] = {}
+        for item in args.route:
+            source, _, job = item.partition("=")
+            if not job:
+                print(f"--route {item!r}: expected SOURCE=JOB", file=sys.stderr)
+                return 2
+            jobs.setdefault(source, []).append(job)
+    else:
+        jobs = jobs_by_source(project / "meltano.yml")
+    store = EventStore(args.db)
+    command = args.command or default_command()
+    scheduler = Scheduler(
+        store,
+        command_runner(command, cwd=project, log_dir=args.log_dir.resolve()),
+        window=args.window,
+        retry_base=args.retry_base,
+    )
+    config = ReceiverConfig(secrets=secrets, jobs=jobs, tolerance=args.tolerance)
+    logging.getLogger("hrsync_ops.webhooks").info(
+        "serving %s; jobs %s; command %r; store %s", sorted(secrets), jobs, command, store.path
+    )
+    uvicorn.run(
+        create_app(config, store, scheduler),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+    )
+    return 0

@@ -1,0 +1,102 @@
+"""target-payroll-file: a payroll change file (CSV or fixed width), checked line by line
+against a layout, PGP-encrypted and sent over SFTP once (see README.md next to this file)."""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+from types import FrameType
+from typing import Any
+
+from singer_sdk import typing as th
+from singer_sdk.target_base import Target
+
+from hrsync.singer_input import SingerObjectReader
+from hrsync.transfer import SFTP_SETTINGS
+from target_payroll_file.feed import DEFAULT_NAME_TEMPLATE, Outcome, PayrollFeed
+from target_payroll_file.layout import load_layout
+from target_payroll_file.sinks import PayrollLineSink
+
+
+class TargetPayrollFile(Target):
+    """Writes the payroll change file and delivers it to the provider's SFTP drop."""
+
+    name = "target-payroll-file"
+    package_name = "hrsync-target-payroll-file"  # the distribution, for --about's version
+    message_reader_class = SingerObjectReader  # a non-object line fails naming it
+    default_sink_class = PayrollLineSink
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "layout",
+            th.StringType,
+            default="payroll_changes",
+            description="Column layout: a shipped one (payroll_changes, payroll_changes_fixed) "
+            "or the path of a layout YAML",
+        ),
+        th.Property(
+            "layout_definition",
+            th.ObjectType(),
+            description="A whole layout given inline (wins over layout)",
+        ),
+        th.Property(
+            "company_code",
+            th.StringType,
+            default="hrsync",
+            description="Your code at the payroll provider (file name, fixed-width header)",
+        ),
+        th.Property(
+            "file_name_template",
+            th.StringType,
+            default=DEFAULT_NAME_TEMPLATE,
+            description="Remote file name: {company_code}, {layout}, {timestamp:%Y%m%d_%H%M%S} "
+            "(UTC), {checksum} (8 hex of the lines' sha256), {extension} (.csv/.txt plus "
+            ".pgp or .asc)",
+        ),
+        th.Property(
+            "allow_partial_file",
+            th.BooleanType,
+            default=False,
+            description="Send the valid lines when some records fail the layout (they stay "
+            "dead letters); by default nothing is sent until every record is valid",
+        ),
+        th.Property(
+            "work_dir",
+            th.StringType,
+            description="Where the file is built before encryption (private temporary "
+            "directory, removed after; default the system temp dir)",
+        ),
+        th.Property(
+            "audit_log_path",
+            th.StringType,
+            description="Audit log (JSON lines); default $HRSYNC_AUDIT_LOG",
+        ),
+        *SFTP_SETTINGS,  # sftp_*, pgp_*, transfer_* (hrsync.transfer)
+    ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outcome: Outcome | None = None
+
+    @cached_property
+    def feed(self) -> PayrollFeed:
+        layout = load_layout(self.config.get("layout_definition") or self.config["layout"])
+        return PayrollFeed(self.config, layout, self.logger)
+
+    def _handle_max_record_age(self) -> None:
+        """No time-based drains: state may only move once the file was delivered."""
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM/SIGINT: nothing was sent, so no state; the temporary files go."""
+        self.logger.warning("target-payroll-file interrupted by signal %d: nothing sent", signum)
+        if "feed" in self.__dict__:
+            self.feed.close()
+        sys.exit(128 + signum)
+
+    def process_endofpipe(self) -> None:
+        """Send the file, then emit state (a failure raises: no state, the next run retries)."""
+        try:
+            self.outcome = self.feed.finish()
+        finally:
+            self.feed.close()
+        super().process_endofpipe()
