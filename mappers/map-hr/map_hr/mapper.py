@@ -42,7 +42,6 @@ class MapHR(InlineMapper):
 
     name = "map-hr"
     package_name = "hrsync-map-hr"  # the distribution, for --about's version
-    package_name = "hrsync"
 
     # map-hr does its own mapping: no SDK stream maps or flattening
     capabilities: ClassVar[list[CapabilitiesEnum]] = [

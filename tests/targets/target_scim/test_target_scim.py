@@ -524,7 +524,6 @@ def _cli(config: dict[str, Any], stdin: str, tmp_path: Path) -> subprocess.Compl
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(config), encoding="utf-8")
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH")) if p)
     return subprocess.run(
         [sys.executable, "-m", "target_scim", "--config", str(cfg)],
         input=stdin,
@@ -582,7 +581,6 @@ def test_cli_about_marks_secrets(tmp_path):
     import os
 
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH")) if p)
     done = subprocess.run(
         [sys.executable, "-m", "target_scim", "--about", "--format", "json"],
         capture_output=True,

@@ -1,0 +1,113 @@
+"""Each plugin is a distribution of its own: it installs alone with only its own dependencies
+and reports its version; the operations CLI works from its wheel."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packkit import ROOT, installed, make_venv, tree_size
+
+PROJECT = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+PLUGINS = [
+    p
+    for plugins in PROJECT["plugins"].values()
+    for p in plugins
+    if str(p.get("pip_url", "")).startswith("-e ./core")
+]
+#: libraries that belong to one plugin (or to the ops CLI) and to nothing else
+HEAVY = {
+    "duckdb": {"target-warehouse"},
+    "matplotlib": set(),
+    "numpy": set(),
+    "pillow": set(),
+    "pyx12": {"target-benefits-834"},
+    "ldap3": {"target-ldap"},
+    "paramiko": {"target-payroll-file", "target-benefits-834"},
+    "python-gnupg": {"target-payroll-file", "target-benefits-834"},
+    "starlette": set(),
+    "uvicorn": set(),
+    "hrsync": set(),  # the operations CLI
+    "hrsync-sandbox": set(),
+    "meltano": set(),
+}
+
+
+@pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p["name"])
+def test_about_reports_the_distributions_version(plugin: dict[str, Any]) -> None:
+    exe = Path(sys.executable).parent / plugin["executable"]
+    about = subprocess.run(
+        [str(exe), "--about", "--format", "json"], capture_output=True, text=True, check=True
+    )
+    version = json.loads(about.stdout)["version"]
+    assert version == importlib.metadata.version(f"hrsync-{plugin['name']}")
+
+
+@pytest.mark.parametrize("plugin", PLUGINS, ids=lambda p: p["name"])
+def test_plugin_installs_alone_with_only_its_dependencies(
+    plugin: dict[str, Any], wheels: Path, tmp_path: Path
+) -> None:
+    name = plugin["name"]
+    venv = tmp_path / "venv"
+    bin_dir = make_venv(venv, [f"hrsync-{name}"], wheels)
+    have = installed(bin_dir)
+    unexpected = sorted(lib for lib, owners in HEAVY.items() if lib in have and name not in owners)
+    assert unexpected == [], f"{name} pulls {unexpected}"
+    wheel = next(wheels.glob(f"hrsync_{name.replace('-', '_')}-*.whl"))
+    version = wheel.name.split("-")[1]
+    about = subprocess.run(
+        [str(bin_dir / plugin["executable"]), "--about", "--format", "json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert json.loads(about.stdout)["version"] == version
+    # figures for the notes: `pytest -s tests/packaging -k alone`
+    print(f"\n{name}: {len(have)} packages, {tree_size(venv) / 1e6:.0f} MB")
+
+
+def _subcommands(bin_dir: Path, *words: str) -> list[tuple[str, ...]]:
+    """Every command path under ``hrsync *words``, from the {a,b,c} lists in --help."""
+    text = subprocess.run(
+        [str(bin_dir / "hrsync"), *words, "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    found = re.search(r"\{([a-z0-9_,-]+)\}", text)
+    if not found:
+        return []
+    paths: list[tuple[str, ...]] = []
+    for word in found.group(1).split(","):
+        paths.append((*words, word))
+        paths += _subcommands(bin_dir, *words, word)
+    return paths
+
+
+def test_operations_cli_from_its_wheel(ops_bin: Path) -> None:
+    have = installed(ops_bin)
+    assert "hrsync" in have and "hrsync-core" in have
+    assert not {"hrsync-map-hr", "hrsync-sandbox"} & set(have)
+    module = subprocess.run(
+        [str(ops_bin / "python"), "-c", "import hrsync_ops, sys; print(hrsync_ops.__file__)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "site-packages" in module.stdout  # the wheel, not this checkout
+    commands = _subcommands(ops_bin)
+    assert {("run",), ("status",), ("dlq",), ("webhooks",), ("report",), ("docs",)} <= set(commands)
+    for words in commands:
+        proc = subprocess.run(
+            [str(ops_bin / "hrsync"), *words, "--help"], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, f"hrsync {' '.join(words)} --help: {proc.stderr[-2000:]}"
+
+
+def test_hub_definitions_match_meltano_yml() -> None:
+    """hub/<type>/<plugin>.yml (for `meltano add --from-ref`) are generated from meltano.yml."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "plugin-refs"), "--check"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
