@@ -92,10 +92,14 @@ def test_profiles_are_read_through_the_projects_installed_map_hr(tmp_path: Path)
     assert calls.read_text().startswith("--describe ")
 
 
-def test_a_mapper_that_is_not_installed_is_named(tmp_path: Path) -> None:
+def test_a_mapper_that_is_not_installed_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     project = yaml.safe_load((ROOT / "meltano.yml").read_text())
     for mapper in project["plugins"]["mappers"]:
         mapper["executable"] = "map-hr-not-installed"
     (tmp_path / "meltano.yml").write_text(yaml.safe_dump(project, allow_unicode=True))
     with pytest.raises(MapperError, match="meltano install mappers map-hr"):
         build(tmp_path)
+    assert main(["docs", "--root", str(tmp_path), "--no-render"]) == 2
+    assert "executable 'map-hr-not-installed'" in capsys.readouterr().err
