@@ -76,10 +76,13 @@ class SchemaDrift:
     """Checks the records of one stream against its schema.
 
     - A field the schema lacks: one warning per stream and field, then the field is removed
-      from the record (``nested``: also inside objects and arrays of objects the schema
-      describes; otherwise top-level fields only).
+      from the record, also inside objects and arrays of objects the schema describes.
     - A value of a type the schema does not allow: one warning per field (the value stays:
       the target's validation decides).
+
+    ``nested=False`` checks only the names of top-level fields (a set difference per record):
+    for wide records whose values already have the schema's types, or rows the tap builds
+    itself, where walking every value would cost more than it tells.
 
     ``declared_in`` says where a contributor declares a new field (``{stream}`` is replaced).
     """
@@ -97,11 +100,16 @@ class SchemaDrift:
         self.stream, self.vendor, self.logger = stream, vendor, logger
         self.declared_in = declared_in.format(stream=stream)
         self.root = _Node.compile(schema, nested=nested)
+        self.nested = nested
+        self.names = frozenset(self.root.props)
         self.reported: set[str] = set()
 
     def check(self, row: dict[str, t.Any]) -> None:
         """Report ``row``'s drift (once per field) and remove its unknown fields."""
-        self._check(row, self.root, "")
+        if self.nested:
+            self._check(row, self.root, "")
+        elif self.root.extra is None and not row.keys() <= self.names:
+            self._unknown(row, [key for key in row if key not in self.names], "")
 
     def _check(self, obj: dict[str, t.Any], node: _Node, prefix: str) -> None:
         unknown: list[str] = []
@@ -129,6 +137,10 @@ class SchemaDrift:
                 for item in value:
                     if item.__class__ is dict:
                         self._check(item, spec.items, f"{prefix}{key}.")
+        if unknown:
+            self._unknown(obj, unknown, prefix)
+
+    def _unknown(self, obj: dict[str, t.Any], unknown: list[str], prefix: str) -> None:
         for key in unknown:
             self._warn_once(
                 f"{prefix}{key}",

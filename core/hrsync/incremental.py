@@ -109,8 +109,10 @@ class IncrementalWindows(Stream, t.Generic[S]):
 
     def window(self, context: Context | None) -> Window[S]:
         """This run's window for the state partition of ``context``, fixed at its first use."""
-        windows: dict[t.Any, Window[S]] = self.__dict__.setdefault("_hrsync_windows", {})
-        key = _partition(context)
+        windows: dict[t.Any, Window[S]] | None = self.__dict__.get("_hrsync_windows")
+        if windows is None:
+            windows = self.__dict__["_hrsync_windows"] = {}
+        key = _partition(context) if context else ()
         if key not in windows:
             # the state's own value: singer-sdk's starting value falls back to start_date,
             # which is inclusive where a bookmark is not
@@ -126,9 +128,10 @@ class IncrementalWindows(Stream, t.Generic[S]):
 
     def in_window(self, row: dict[str, t.Any], context: Context | None) -> bool:
         """Whether ``row`` belongs to this run (rows without a stamp always do)."""
-        if not self.replication_key:
+        key = self.replication_key
+        if not key:
             return True
-        stamp = row.get(self.replication_key)
+        stamp = row.get(key)
         if stamp is None or stamp == "":
             return True
         return self.window(context).admits(self.to_stamp(stamp))
