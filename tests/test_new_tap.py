@@ -101,6 +101,14 @@ def test_the_new_tap_passes_ruff_as_generated(rendered: tuple[Path, str]) -> Non
     run(sys.executable, "-m", "ruff", "format", "--check", *paths, cwd=root)
 
 
+def test_the_scaffold_script_is_clean() -> None:
+    """``ruff check .`` and scripts/test's mypy pass over files without a .py suffix."""
+    script = ROOT / "scripts" / "new-tap"
+    run(sys.executable, "-m", "ruff", "check", script, cwd=ROOT)
+    run(sys.executable, "-m", "ruff", "format", "--check", script, cwd=ROOT)
+    run(sys.executable, "-m", "mypy", script, cwd=ROOT)
+
+
 def test_the_new_tap_passes_mypy_as_generated(rendered: tuple[Path, str]) -> None:
     root, _ = rendered
     out = run(
