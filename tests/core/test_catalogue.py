@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from hrsync_ops.catalogue import build, render_dot, render_markdown, stale_files, write
+from hrsync_ops.catalogue import (
+    MapperError,
+    build,
+    render_dot,
+    render_markdown,
+    stale_files,
+    write,
+)
 from hrsync_ops.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,3 +75,31 @@ def test_markdown_and_dot_are_deterministic() -> None:
     assert render_markdown(cat) == render_markdown(build(ROOT))
     dot = render_dot(cat)
     assert dot.startswith("// Generated") and "->" in dot
+
+
+def test_profiles_are_read_through_the_projects_installed_map_hr(tmp_path: Path) -> None:
+    """The ops CLI imports no plugin: it asks the map-hr that Meltano installed for the project
+    (``.meltano/mappers/map-hr/venv/bin/map-hr``) before the one on PATH."""
+    shutil.copy(ROOT / "meltano.yml", tmp_path / "meltano.yml")
+    real = shutil.which("map-hr") or shutil.which("map-hr", path=str(Path(sys.executable).parent))
+    assert real
+    installed = tmp_path / ".meltano" / "mappers" / "map-hr" / "venv" / "bin" / "map-hr"
+    installed.parent.mkdir(parents=True)
+    calls = tmp_path / "calls.log"
+    installed.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {real} "$@"\n')
+    installed.chmod(0o755)
+    assert render_markdown(build(tmp_path)) == render_markdown(build(ROOT))
+    assert calls.read_text().startswith("--describe ")
+
+
+def test_a_mapper_that_is_not_installed_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text())
+    for mapper in project["plugins"]["mappers"]:
+        mapper["executable"] = "map-hr-not-installed"
+    (tmp_path / "meltano.yml").write_text(yaml.safe_dump(project, allow_unicode=True))
+    with pytest.raises(MapperError, match="meltano install mappers map-hr"):
+        build(tmp_path)
+    assert main(["docs", "--root", str(tmp_path), "--no-render"]) == 2
+    assert "executable 'map-hr-not-installed'" in capsys.readouterr().err

@@ -2,8 +2,10 @@
 
 ``map-hr --config c.json [--config d.json] [--input in.jsonl]`` (how Meltano runs a mapper) is
 served without importing singer-sdk, whose import alone takes ~0.6 s: the engine needs none of
-it. Every other invocation (``--about``, ``--version``, ``--help``, ``--config ENV``, ...) goes to
-singer-sdk's CLI of :class:`map_hr.mapper.MapHR`, so the SDK conventions hold unchanged.
+it. ``map-hr --describe PROFILE...`` prints what profiles read and write as JSON
+(:mod:`map_hr.describe`), also without singer-sdk. Every other invocation (``--about``,
+``--version``, ``--help``, ``--config ENV``, ...) goes to singer-sdk's CLI of
+:class:`map_hr.mapper.MapHR`, so the SDK conventions hold unchanged.
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ def load_config(paths: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--describe"]:
+        from .describe import main as describe
+
+        sys.exit(describe(args[1:]))
     fast = parse_fast_args(args)
     if fast is None:
         from .mapper import MapHR

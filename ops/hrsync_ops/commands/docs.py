@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from hrsync_ops.catalogue import stale_files, write
+from hrsync_ops.catalogue import MapperError, stale_files, write
 
 
 def register(sub: Any) -> None:
@@ -23,6 +24,14 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except MapperError as exc:  # map-hr not installed for the project, or a profile it rejects
+        print(f"hrsync docs: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     root = args.root.resolve()
     if args.check:
         stale = stale_files(root)

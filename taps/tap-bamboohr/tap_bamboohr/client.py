@@ -26,8 +26,11 @@ from singer_sdk.authenticators import BasicAuthenticator
 from singer_sdk.helpers.jsonpath import extract_jsonpath
 from singer_sdk.pagination import BaseAPIPaginator
 
+from hrsync.drift import ReportsDrift
 from hrsync.errors import RecordError
-from hrsync.http import HRRESTStream, NoRepeatedPages, require_secure_url
+from hrsync.http import HRRESTStream, require_secure_url
+from hrsync.incremental import DateTimeWindows, Window, parse_datetime
+from hrsync.paging import JSONTokenPaginator
 from hrsync.shapes import expect, expect_rows, read_json
 
 if t.TYPE_CHECKING:
@@ -63,10 +66,8 @@ def base_url(config: t.Mapping[str, t.Any]) -> str:
     return require_secure_url(str(url).rstrip("/"))
 
 
-def parse_stamp(value: str) -> datetime:
-    """BambooHR timestamps (``2011-06-02T19:26:23+00:00``, ``...Z``) as aware UTC datetimes."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+#: BambooHR timestamps (``2011-06-02T19:26:23+00:00``, ``...Z``) as aware UTC datetimes
+parse_stamp = parse_datetime
 
 
 def format_stamp(value: datetime) -> str:
@@ -109,23 +110,15 @@ def expect_map(response: requests.Response, value: t.Any, what: str) -> dict[str
     return expect_object(response, value, what)
 
 
-class CursorPaginator(NoRepeatedPages, BaseAPIPaginator[str | None]):
+class CursorPaginator(JSONTokenPaginator):
     """``GET /employees``: follows ``meta.page.nextCursor``; a repeated cursor fails."""
 
     vendor = "BambooHR"
     what_pages_by = "cursor"
-
-    def __init__(self) -> None:
-        super().__init__(None)
-
-    def get_next(self, response: requests.Response) -> str | None:
-        data = parse_json(response)
-        page = (data.get("meta") or {}).get("page") or {} if isinstance(data, dict) else {}
-        cursor = page.get("nextCursor")
-        return str(cursor) if cursor else None
+    token_path = ("meta", "page", "nextCursor")
 
 
-class BambooHRStream(HRRESTStream[t.Any]):
+class BambooHRStream(ReportsDrift, DateTimeWindows, HRRESTStream[t.Any]):
     """Shared behaviour of every BambooHR stream (single-response endpoints: no paging)."""
 
     replication_key = "lastChanged"
@@ -134,14 +127,15 @@ class BambooHRStream(HRRESTStream[t.Any]):
     int_fields: t.ClassVar[tuple[str, ...]] = ()
     #: what a ``lastChanged`` stamp belongs to (remembered for the bookmark's own second)
     bookmark_key: t.ClassVar[str] = "id"
+    # the API's ``since`` has no upper bound: see after_bookmark and the module docstring
+    window_upper_bound = False
+    drift_vendor = VENDOR
+    drift_nested = False
+    drift_declared_in = "schemas/{stream}.json (or the custom_fields setting)"
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        self._drift_reported: set[str] = set()
-        self._known: frozenset[str] | None = None
-        self._bookmark: datetime | None = None
         self._seen_before: frozenset[t.Any] = frozenset()
-        self._bookmark_read = False
         #: set by a full read: the server's clock when it began (becomes the bookmark)
         self._snapshot_at: datetime | None = None
         self._newest: datetime | None = None
@@ -190,23 +184,14 @@ class BambooHRStream(HRRESTStream[t.Any]):
 
     def bookmark(self, context: Context | None) -> datetime | None:
         """The stamp of the last change already emitted (None: nothing yet)."""
-        if not self._bookmark_read:
-            # the state's own value: singer-sdk's starting value falls back to start_date,
-            # which is inclusive where a bookmark is not
-            state = self.get_context_state(context)
-            value = state.get("replication_key_value")
-            self._bookmark = parse_stamp(str(value)) if value else None
-            self._seen_before = frozenset(state.get(SEEN_AT_BOOKMARK) or ())
-            self._bookmark_read = True
-        return self._bookmark
+        return self.window(context).bookmark
+
+    def on_new_window(self, context: Context | None, window: Window[datetime]) -> None:
+        self._seen_before = frozenset(self.get_context_state(context).get(SEEN_AT_BOOKMARK) or ())
 
     def since(self, context: Context | None) -> datetime | None:
         """Where this run starts: the bookmark, else ``start_date``, else None (full sync)."""
-        mark = self.bookmark(context)
-        if mark is not None:
-            return mark
-        start = self.config.get("start_date")
-        return parse_stamp(str(start)) if start else None
+        return self.window(context).low
 
     def advance_bookmark(self, context: Context | None, value: datetime) -> None:
         """Move the (not yet final) bookmark to ``value`` unless it is already later."""
@@ -300,23 +285,3 @@ class BambooHRStream(HRRESTStream[t.Any]):
             if self._newest == self.bookmark(context):
                 seen |= self._seen_before
             state[SEEN_AT_BOOKMARK] = sorted(seen, key=str)
-
-    # --- schema drift -------------------------------------------------------------------
-
-    def report_drift(self, row: dict[str, t.Any]) -> None:
-        """Warn once per stream and field about fields the schema lacks, then leave them out."""
-        if self._known is None:
-            self._known = frozenset(self.schema.get("properties") or {})
-        unknown = [key for key in row if key not in self._known]
-        for key in unknown:
-            if key not in self._drift_reported:
-                self._drift_reported.add(key)
-                self.logger.warning(
-                    "Schema drift in stream '%s': BambooHR sent field '%s', which the schema "
-                    "lacks; it is left out until schemas/%s.json (or the custom_fields setting) "
-                    "declares it",
-                    self.name,
-                    key,
-                    self.name,
-                )
-            del row[key]

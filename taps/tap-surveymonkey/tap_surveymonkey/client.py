@@ -15,16 +15,17 @@ from __future__ import annotations
 import typing as t
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 import orjson
 import requests
 from singer_sdk import SchemaDirectory, StreamSchema
 from singer_sdk.authenticators import BearerTokenAuthenticator
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.pagination import BaseAPIPaginator, BaseHATEOASPaginator
+from singer_sdk.pagination import BaseAPIPaginator
 
-from hrsync.http import HRRESTStream, NoRepeatedPages, require_secure_url
+from hrsync.http import HRRESTStream, require_secure_url
+from hrsync.incremental import parse_datetime
+from hrsync.paging import JSONLinkPaginator
 from hrsync.shapes import expect, expect_rows, read_json
 from tap_surveymonkey.output import SelectedRecordMessages
 
@@ -36,10 +37,8 @@ MAX_PER_PAGE = 100
 _SECOND = timedelta(seconds=1)
 
 
-def parse_stamp(value: str) -> datetime:
-    """SurveyMonkey date-times (``2024-01-10T20:33:48+00:00``) as aware UTC datetimes."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+#: SurveyMonkey date-times (``2024-01-10T20:33:48+00:00``) as aware UTC datetimes
+parse_stamp = parse_datetime
 
 
 def format_bound(value: datetime) -> str:
@@ -59,18 +58,13 @@ def parse_list(response: requests.Response) -> list[dict[str, t.Any]]:
     return expect_rows(response, "SurveyMonkey", body.get("data"), '"data"')
 
 
-class LinksNextPaginator(NoRepeatedPages, BaseHATEOASPaginator):
-    """Follows ``links.next`` of a list body; a repeated link fails instead of looping."""
+class LinksNextPaginator(JSONLinkPaginator):
+    """Follows ``links.next`` of a list body (the last page: none, or no ``data``); a repeated
+    link fails instead of looping."""
 
     vendor = "SurveyMonkey"
-    what_pages_by = "next link"
-
-    def get_next_url(self, response: requests.Response) -> str | None:
-        body = parse_json(response)
-        url = (body.get("links") or {}).get("next") if isinstance(body, dict) else None
-        if not url or not body.get("data"):
-            return None
-        return str(url)
+    link_path = ("links", "next")
+    rows_path = ("data",)
 
 
 class Keyset(t.NamedTuple):
@@ -134,8 +128,3 @@ class SurveyMonkeyStream(SelectedRecordMessages, HRRESTStream[t.Any]):
 
     def page_size(self) -> int:
         return min(MAX_PER_PAGE, max(1, int(self.config.get("page_size") or MAX_PER_PAGE)))
-
-    @staticmethod
-    def next_link_params(token: t.Any) -> dict[str, t.Any]:
-        """The query of a ``links.next`` URL (it carries every parameter of the first page)."""
-        return dict(parse_qsl(token.query)) if token is not None else {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import typing as t
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from singer_sdk import SchemaDirectory, StreamSchema
@@ -18,7 +18,10 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.pagination import BaseAPIPaginator
 from singer_sdk.streams import Stream
 
+from hrsync.drift import ReportsDrift
 from hrsync.errors import ConfigError
+from hrsync.incremental import DateTimeWindows, Window
+from hrsync.paging import FollowNextLink
 from hrsync.shapes import UnexpectedPage, expect, expect_rows
 from tap_surveymonkey.client import (
     SCHEMAS,
@@ -41,7 +44,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 
-class SurveysStream(SurveyMonkeyStream):
+class SurveysStream(FollowNextLink, SurveyMonkeyStream):
     """``GET /v3/surveys`` (``include=...`` for counts and dates); ``survey_ids`` narrows it."""
 
     name = "surveys"
@@ -52,8 +55,6 @@ class SurveysStream(SurveyMonkeyStream):
         return LinksNextPaginator()
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
-        if next_page_token is not None:
-            return self.next_link_params(next_page_token)
         return {
             "per_page": 100,
             "include": "response_count,date_created,date_modified,language,question_count",
@@ -138,7 +139,7 @@ def survey_questions(tap: t.Any) -> dict[str, dict[str, dict[str, t.Any]]]:
     return cache
 
 
-class ResponsesStream(SurveyMonkeyStream):
+class ResponsesStream(ReportsDrift, DateTimeWindows, SurveyMonkeyStream):
     """``GET /v3/surveys/{id}/responses/bulk``, incremental on ``date_modified`` per survey.
 
     Emits the link fields only: ``employee_id`` from the custom variable named by
@@ -153,28 +154,24 @@ class ResponsesStream(SurveyMonkeyStream):
     primary_keys: t.ClassVar[list[str]] = ["id"]
     replication_key = "date_modified"
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE  # rows are built in post_process
+    #: one window per survey (its state partition), to the second (the API's bounds)
+    window_precision = _SECOND
+    drift_vendor = "SurveyMonkey"
+    drift_nested = False
+    drift_declared_in = "KNOWN_RESPONSE_FIELDS (tap_surveymonkey/streams.py)"
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
-        #: survey id -> (low, high, bookmark) of this run
-        self._windows: dict[str, tuple[datetime | None, datetime, datetime | None]] = {}
         #: ids already emitted at or after the current keyset start (re-served by design)
         self._seen: dict[str, datetime] = {}
-        self._drift_reported: set[str] = set()
         self._spool_answers: bool | None = None  # answers selected (read once: a sort each)
 
-    def window(self, context: Context | None) -> tuple[datetime | None, datetime, datetime | None]:
-        survey_id = str((context or {}).get("survey_id"))
-        if survey_id not in self._windows:
-            value = self.get_context_state(context).get("replication_key_value")
-            bookmark = parse_stamp(str(value)) if value else None
-            low = bookmark
-            if low is None and self.config.get("start_date"):
-                low = parse_stamp(str(self.config["start_date"]))
-            high = datetime.now(UTC).replace(microsecond=0)
-            self._windows[survey_id] = (low, high, bookmark)
-            self._seen = {}
-        return self._windows[survey_id]
+    def drift_schema(self) -> dict[str, t.Any]:
+        """The fields of a bulk response (the output rows are built from them)."""
+        return {"properties": {name: {} for name in KNOWN_RESPONSE_FIELDS}}
+
+    def on_new_window(self, context: Context | None, window: Window[datetime]) -> None:
+        self._seen = {}
 
     def get_new_paginator(self) -> BaseAPIPaginator:
         return KeysetPaginator(None, self._new_start)
@@ -182,19 +179,9 @@ class ResponsesStream(SurveyMonkeyStream):
     def _new_start(self, start: datetime) -> None:
         self._seen = {k: v for k, v in self._seen.items() if v >= start}
 
-    def _report_drift(self, row: dict[str, t.Any]) -> None:
-        """Warn once per field SurveyMonkey sends that this tap does not know (vendor drift)."""
-        for key in row.keys() - KNOWN_RESPONSE_FIELDS:
-            if key not in self._drift_reported:
-                self._drift_reported.add(key)
-                self.logger.warning(
-                    "Schema drift in stream 'responses': SurveyMonkey sent field '%s', which "
-                    "this tap does not map (not emitted)",
-                    key,
-                )
-
     def get_url_params(self, context: Context | None, next_page_token: Keyset | None) -> dict:
-        low, high, _ = self.window(context)
+        window = self.window(context)
+        low, high = window.low, t.cast(datetime, window.high)
         start = next_page_token.start if next_page_token and next_page_token.start else low
         params: dict[str, t.Any] = {
             "per_page": self.page_size(),
@@ -209,18 +196,13 @@ class ResponsesStream(SurveyMonkeyStream):
         return params
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
-        low, high, bookmark = self.window(context)
         modified = parse_stamp(str(row["date_modified"]))
         if str(row["id"]) in self._seen:
             return None  # re-served by the keyset paging
-        if bookmark is not None and modified <= bookmark:
-            return None  # emitted by the run that set the bookmark
-        if low is not None and modified < low:
-            return None  # before start_date
-        if modified >= high:
-            return None  # the next run's
+        if not self.window(context).admits(modified):
+            return None  # the bookmark's run's, before start_date, or the next run's
         self._seen[str(row["id"])] = modified
-        self._report_drift(row)
+        self.report_drift(row)
         variables = row.get("custom_variables") or {}
         name = str(self.config.get("employee_id_variable") or "employee_id")
         employee_id = str(variables.get(name) or "").strip() or None

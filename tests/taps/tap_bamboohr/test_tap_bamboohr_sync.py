@@ -293,8 +293,8 @@ def test_schema_drift_is_reported_once_per_field(
     drift = [r.getMessage() for r in caplog.records if "Schema drift" in r.getMessage()]
     assert drift == [
         "Schema drift in stream 'job_info': BambooHR sent field 'division', which the schema "
-        "lacks; it is left out until schemas/job_info.json (or the custom_fields setting) "
-        "declares it"
+        "lacks; it is left out of the output until schemas/job_info.json (or the custom_fields "
+        "setting) declares it"
     ]
 
 
