@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -38,6 +39,9 @@ from hrsync import sqlite
 from hrsync.audit import default_integration
 from hrsync.sealing import ENV_KEY as ENV_KEY  # re-exported
 from hrsync.sealing import sealer
+
+LOGGER = logging.getLogger("hrsync.deadletter")
+_WARNED: set[str] = set()
 
 DEFAULT_PATH = Path(".hrsync/deadletters.sqlite")
 ENV_PATH = "HRSYNC_DLQ_PATH"
@@ -161,8 +165,21 @@ class DeadLetterStore:
     def _seal(self, payload: dict[str, Any]) -> tuple[bytes, int]:
         raw = json.dumps(payload, default=_json_default, ensure_ascii=False).encode("utf-8")
         if self._sealer is None:
+            self._warn_unsealed()
             return raw, 0
         return self._sealer.seal(raw), 1
+
+    def _warn_unsealed(self) -> None:
+        where = str(self.path.resolve())
+        if where in _WARNED:
+            return
+        _WARNED.add(where)
+        LOGGER.warning(
+            "UNSEALED PERSONAL DATA: %s is not set, so dead letters are stored in PLAINTEXT in "
+            "%s (names, identifiers, addresses...). Set %s to a secret passphrase (it seals "
+            "them; dead letters stored earlier stay readable).",
+            ENV_KEY, where, ENV_KEY,
+        )  # fmt: skip
 
     def _open(self, blob: bytes, encrypted: int) -> dict[str, Any] | None:
         if not encrypted:
