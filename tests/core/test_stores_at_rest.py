@@ -12,6 +12,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -301,3 +302,19 @@ def test_834_ledger_reseals_blobs_sealed_the_old_way(tmp_path: Path) -> None:
     ledger.close()
     (blob,) = sqlite3.connect(path).execute("SELECT snapshot FROM members").fetchone()
     assert bytes(blob).startswith(b"hrsK1:")
+
+
+# --- the demo seals its dead letters ---------------------------------------------------------
+
+
+def test_the_demo_seals_dead_letters_with_a_generated_key(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sandbox.demo import meltano_env
+
+    monkeypatch.delenv("HRSYNC_DLQ_KEY", raising=False)
+    env = meltano_env(sandbox, tmp_path)
+    key = env["HRSYNC_DLQ_KEY"]
+    assert len(key) >= 32
+    assert mode(tmp_path / "sealing.key") == 0o600
+    assert meltano_env(sandbox, tmp_path)["HRSYNC_DLQ_KEY"] == key  # stable: letters reopen
