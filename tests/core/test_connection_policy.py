@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from hrsync.http import InsecureURLError, SecureSession
 from hrsync.tls import InsecureTransportError, client_context, ldap_server, smtp_connect
@@ -362,3 +363,37 @@ def test_target_ldap_checks_the_certificate_names_the_host(slapd_named: Any, mod
     with pytest.raises(DirectoryError) as caught:
         directory.conn  # noqa: B018 - opening the connection is the test
     assert "doesn't match" in str(caught.value) or "mismatch" in str(caught.value).lower()
+
+
+def test_http_pools_refuse_anything_older_than_tls12() -> None:
+    with SecureSession() as session:
+        pool = session.get_adapter("https://example.com").poolmanager
+        assert pool.connection_pool_kw["ssl_minimum_version"] == ssl.TLSVersion.TLSv1_2
+        with pytest.raises(TypeError, match="policy adapter"):
+            session.mount("https://", requests.adapters.HTTPAdapter())
+
+
+@pytest.mark.parametrize("security", ["starttls", "ssl"])
+def test_smtp_checks_the_certificate_names_the_host(ca: CA, security: str) -> None:
+    from opskit import start_smtp
+
+    wrong = ca.issue("mail.wrong.example")
+    controller, _box = start_smtp(cert=wrong[0], key=wrong[1], implicit_tls=security == "ssl")
+    try:
+        with pytest.raises(ssl.SSLCertVerificationError, match="match"):
+            smtp_connect(
+                "127.0.0.1", controller.port, security=security, timeout=10,
+                ca_file=str(ca.ca_file),
+            )  # fmt: skip
+    finally:
+        controller.stop()
+    right = ca.issue("127.0.0.1")
+    controller, _box = start_smtp(cert=right[0], key=right[1], implicit_tls=security == "ssl")
+    try:
+        smtp = smtp_connect(
+            "127.0.0.1", controller.port, security=security, timeout=10, ca_file=str(ca.ca_file)
+        )
+        assert smtp.sock is not None and smtp.sock.version() in ("TLSv1.2", "TLSv1.3")  # type: ignore[attr-defined]
+        smtp.quit()
+    finally:
+        controller.stop()
