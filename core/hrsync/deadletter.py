@@ -4,8 +4,9 @@ One SQLite file (``$HRSYNC_DLQ_PATH``, else ``.hrsync/deadletters.sqlite``), saf
 processes and threads (WAL, one short transaction per call). A dead letter keeps what the target
 was *allowed to receive* (the record after map-hr, never more), the schema it came with, the
 error, and the attempt count. With ``$HRSYNC_DLQ_KEY`` set the record and schema are encrypted
-at rest (Fernet, key derived from the passphrase with SHA-256); without it they are stored as
-JSON and the file is created mode 0600.
+at rest (:mod:`hrsync.sealing`: AES-256-GCM, key derived from the passphrase with scrypt and a
+salt); without it they are stored as JSON, the file is created mode 0600 and a loud warning
+is logged.
 
 A letter is identified by ``(integration, plugin, stream, record_key)``:
 

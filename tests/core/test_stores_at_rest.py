@@ -148,6 +148,8 @@ def test_sealing_uses_a_salted_kdf_and_still_opens_old_blobs() -> None:
     assert one[6:22] != two[6:22]  # a random salt per sealer, stored with the blob
     assert a.open(two) == b"secret" and b.open(one) == b"secret"
     assert Sealer("another").open(one) is None
+    altered = one[:-1] + bytes([one[-1] ^ 1])
+    assert a.open(altered) is None
     # the key is not the unsalted SHA-256 of the passphrase any more
     import base64
 

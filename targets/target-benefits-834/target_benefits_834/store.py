@@ -144,7 +144,7 @@ class Spool:
 class Ledger:
     """What the carrier was sent, per member (see the module docstring).
 
-    With a ``sealer`` every snapshot is sealed at rest (Fernet): the SSNs, birth dates and
+    With a ``sealer`` every snapshot is sealed at rest (hrsync.sealing): the SSNs, birth dates and
     addresses the ledger must keep to terminate members who left the feed are unreadable
     without the key. Opening a ledger written before sealing seals its rows and rewrites the
     file so no plaintext page survives. A sealed ledger opened without its key stops the run
