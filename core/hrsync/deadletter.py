@@ -4,8 +4,9 @@ One SQLite file (``$HRSYNC_DLQ_PATH``, else ``.hrsync/deadletters.sqlite``), saf
 processes and threads (WAL, one short transaction per call). A dead letter keeps what the target
 was *allowed to receive* (the record after map-hr, never more), the schema it came with, the
 error, and the attempt count. With ``$HRSYNC_DLQ_KEY`` set the record and schema are encrypted
-at rest (Fernet, key derived from the passphrase with SHA-256); without it they are stored as
-JSON and the file is created mode 0600.
+at rest (:mod:`hrsync.sealing`: AES-256-GCM, key derived from the passphrase with scrypt and a
+salt); without it they are stored as JSON, the file is created mode 0600 and a loud warning
+is logged.
 
 A letter is identified by ``(integration, plugin, stream, record_key)``:
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -38,6 +40,9 @@ from hrsync import sqlite
 from hrsync.audit import default_integration
 from hrsync.sealing import ENV_KEY as ENV_KEY  # re-exported
 from hrsync.sealing import sealer
+
+LOGGER = logging.getLogger("hrsync.deadletter")
+_WARNED: set[str] = set()
 
 DEFAULT_PATH = Path(".hrsync/deadletters.sqlite")
 ENV_PATH = "HRSYNC_DLQ_PATH"
@@ -161,8 +166,21 @@ class DeadLetterStore:
     def _seal(self, payload: dict[str, Any]) -> tuple[bytes, int]:
         raw = json.dumps(payload, default=_json_default, ensure_ascii=False).encode("utf-8")
         if self._sealer is None:
+            self._warn_unsealed()
             return raw, 0
         return self._sealer.seal(raw), 1
+
+    def _warn_unsealed(self) -> None:
+        where = str(self.path.resolve())
+        if where in _WARNED:
+            return
+        _WARNED.add(where)
+        LOGGER.warning(
+            "UNSEALED PERSONAL DATA: %s is not set, so dead letters are stored in PLAINTEXT in "
+            "%s (names, identifiers, addresses...). Set %s to a secret passphrase (it seals "
+            "them; dead letters stored earlier stay readable).",
+            ENV_KEY, where, ENV_KEY,
+        )  # fmt: skip
 
     def _open(self, blob: bytes, encrypted: int) -> dict[str, Any] | None:
         if not encrypted:

@@ -1,8 +1,14 @@
 """HTTP policy every hrsync REST stream shares, built on singer-sdk's own hooks.
 
 - HTTPS only: plain ``http://`` is refused except for loopback hosts (the sandbox), also on
-  redirects and on next-page links; TLS verification stays on and ``REQUESTS_CA_BUNDLE`` /
-  ``CURL_CA_BUNDLE`` are honoured (singer-sdk's ``Session.send`` path would ignore them).
+  redirects and on next-page links; TLS 1.2 or newer; TLS verification stays on and
+  ``REQUESTS_CA_BUNDLE`` / ``CURL_CA_BUNDLE`` are honoured (singer-sdk's ``Session.send`` path
+  would ignore them).
+- Redirects: never from https to http (loopback included), and never to another origin
+  (scheme, host, port): a body, or a credential in a custom header, would go to a server
+  nobody configured. Every HTTP client in hrsync is a :class:`SecureSession`
+  (``tests/core/test_connection_policy.py`` enforces it); SMTP and LDAP use
+  :mod:`hrsync.tls`.
 - Retries on 429, 5xx and connection errors with exponential backoff and full jitter, honouring
   ``Retry-After`` and ``X-RateLimit-Reset`` (singer-sdk ignores them: its issue #2012), bounded
   by attempts (``max_retries``) and total time (``retry_max_seconds``); when the budget is spent
@@ -27,14 +33,17 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import urllib3
+from requests.adapters import HTTPAdapter
 from singer_sdk import typing as th
 from singer_sdk.authenticators import OAuthAuthenticator
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
+
+from hrsync.tls import MINIMUM_TLS_VERSION
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -44,6 +53,7 @@ __all__ = [
     "RETRIABLE_EXCEPTIONS",
     "ClientCredentialsAuthenticator",
     "HRRESTStream",
+    "InsecureRedirectError",
     "InsecureURLError",
     "NoRepeatedPages",
     "RateLimiter",
@@ -54,6 +64,7 @@ __all__ = [
     "is_retriable",
     "require_secure_url",
     "retry_after_seconds",
+    "secure_request",
     "send_with_retries",
     "shared_rate_limiter",
 ]
@@ -132,14 +143,65 @@ def _ca_bundle() -> str | bool:
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
+class InsecureRedirectError(InsecureURLError):
+    """A redirect the policy refuses (to plain http, or a body to another origin)."""
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
+
+
+class _PolicyAdapter(HTTPAdapter):
+    """urllib3 pools that refuse anything older than TLS 1.2."""
+
+    def init_poolmanager(self, *args: t.Any, **kwargs: t.Any) -> None:
+        kwargs["ssl_minimum_version"] = MINIMUM_TLS_VERSION
+        super().init_poolmanager(*args, **kwargs)
+
+
 class SecureSession(requests.Session):
     """A ``requests.Session`` that enforces :func:`require_secure_url` on every send
-    (redirects and absolute next-page links included), keeps TLS verification on, honours
-    ``REQUESTS_CA_BUNDLE`` on the ``Session.send`` path and waits for ``limiter`` if given."""
+    (redirects and absolute next-page links included), refuses unsafe redirects (see the
+    module docstring), speaks TLS 1.2+ only, keeps TLS verification on, honours
+    ``REQUESTS_CA_BUNDLE`` on the ``Session.send`` path and waits for ``limiter`` if given.
+    ``pool_maxsize``: connections kept per host (threaded clients)."""
 
-    def __init__(self, limiter: RateLimiter | None = None) -> None:
-        super().__init__()
+    def __init__(self, limiter: RateLimiter | None = None, *, pool_maxsize: int = 10) -> None:
+        super().__init__()  # mounts plain HTTPAdapters, replaced here
         self.limiter = limiter
+        self._policy_mounted = False
+        for prefix in ("https://", "http://"):
+            self.mount(prefix, _PolicyAdapter(pool_connections=1, pool_maxsize=pool_maxsize))
+        self._policy_mounted = True
+
+    def mount(self, prefix: str | bytes, adapter: t.Any) -> None:
+        if getattr(self, "_policy_mounted", False) and not isinstance(adapter, _PolicyAdapter):
+            raise TypeError("SecureSession: mount a hrsync.http policy adapter only")
+        super().mount(prefix, adapter)
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        location = super().get_redirect_target(resp)
+        if location is None:
+            return None
+        request = resp.request
+        here = request.url or resp.url or ""
+        there = urljoin(here, location)
+        if urlsplit(here).scheme == "https" and urlsplit(there).scheme != "https":
+            raise InsecureRedirectError(
+                f"refusing the redirect from {_show(here)} to {_show(there)}: "
+                "it leaves https (nothing was sent there)"
+            )
+        require_secure_url(there)
+        if _origin(here) != _origin(there):
+            # the body, and any credential in a custom header, would go to a server nobody
+            # configured (requests only drops the Authorization header on a host change)
+            raise InsecureRedirectError(
+                f"refusing the {resp.status_code} redirect of {request.method} {_show(here)} "
+                f"to another origin {_show(there)} (nothing was sent there)"
+            )
+        return location
 
     def send(self, request: requests.PreparedRequest, **kwargs: t.Any) -> requests.Response:
         require_secure_url(request.url or "")
@@ -150,6 +212,20 @@ class SecureSession(requests.Session):
         if self.limiter is not None:
             self.limiter.acquire()
         return super().send(request, **kwargs)
+
+
+def _show(url: str) -> str:
+    """scheme://host[:port]/path of a URL: no query string, no credentials."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+def secure_request(method: str, url: str, **kwargs: t.Any) -> requests.Response:
+    """One request through a throw-away :class:`SecureSession` (``requests.request``'s
+    signature) for the rare one-off call outside a client class."""
+    with SecureSession() as session:
+        return session.request(method, url, **kwargs)
 
 
 # --- server-requested waits, backoff, rate limiting -------------------------------------------
@@ -634,8 +710,8 @@ class ClientCredentialsAuthenticator(OAuthAuthenticator):
             allowed_methods=["POST"],
             raise_on_status=False,
         )
-        self._session.mount("https://", requests.adapters.HTTPAdapter(max_retries=retry))
-        self._session.mount("http://", requests.adapters.HTTPAdapter(max_retries=retry))
+        self._session.mount("https://", _PolicyAdapter(max_retries=retry))
+        self._session.mount("http://", _PolicyAdapter(max_retries=retry))
 
     @property
     def oauth_request_body(self) -> dict:

@@ -1,8 +1,16 @@
-"""Personal data at rest: Fernet sealing with one operator passphrase (``$HRSYNC_DLQ_KEY``).
+"""Personal data at rest: sealing with one operator passphrase (``$HRSYNC_DLQ_KEY``).
 
-The dead-letter store and target-benefits-834's member ledger keep personal data between runs;
-with a key set they keep it sealed (AES-128-CBC + HMAC-SHA256, Fernet). The passphrase is
-hashed to the Fernet key, so any string an operator keeps in a secret store works.
+The dead-letter store, map-hr's lookup stores and target-benefits-834's member ledger keep
+personal data between runs; with a key set they keep it sealed: AES-256-GCM (authenticated
+encryption) under a key derived from the passphrase with scrypt (N=2**15, r=8, p=1) and a
+random 16-byte salt, so any string an operator keeps in a secret store works and a stolen
+store cannot be attacked with precomputed tables or a fast hash. A sealed blob carries its
+salt and nonce::
+
+    b"hrsK1:" + salt (16 bytes) + nonce (12 bytes) + ciphertext and tag
+
+Blobs sealed before (a Fernet token under the unsalted SHA-256 of the passphrase, starting
+``gAAAAA``) still open; stores re-seal them when they rewrite a row.
 """
 
 from __future__ import annotations
@@ -10,28 +18,90 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
+import typing as t
+
+if t.TYPE_CHECKING:
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 ENV_KEY = "HRSYNC_DLQ_KEY"
-#: Every Fernet token starts with these bytes (version 0x80, base64url-encoded).
-TOKEN_PREFIX = b"gAAAAA"
+#: Every blob sealed now starts with these bytes (then the salt, the nonce, the ciphertext).
+TOKEN_PREFIX = b"hrsK1:"
+#: Every Fernet token starts with these bytes (version 0x80, base64url-encoded): the format of
+#: blobs sealed before the salted KDF.
+LEGACY_PREFIX = b"gAAAAA"
+SALT_BYTES = 16
+NONCE_BYTES = 12
+#: scrypt cost: 2**15 x 8 x 128 bytes = 32 MiB, some 0.1 s on one core.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+
+
+def derive_key(passphrase: str, salt: bytes) -> bytes:
+    """The 32-byte sealing key for ``passphrase`` and ``salt``: scrypt."""
+    return hashlib.scrypt(
+        passphrase.encode("utf-8"),
+        salt=salt,
+        n=SCRYPT_N,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        maxmem=64 * 1024 * 1024,
+        dklen=32,
+    )
 
 
 class Sealer:
-    def __init__(self, passphrase: str) -> None:
-        from cryptography.fernet import Fernet
+    """Seals with one random salt per sealer (one scrypt run); opens any salt (cached)."""
 
-        digest = hashlib.sha256(passphrase.encode("utf-8")).digest()
-        self._fernet = Fernet(base64.urlsafe_b64encode(digest))
+    def __init__(self, passphrase: str) -> None:
+        self._passphrase = passphrase
+        self._salt = os.urandom(SALT_BYTES)
+        self._head = TOKEN_PREFIX + self._salt
+        self._lock = threading.Lock()
+        self._by_salt: dict[bytes, AESGCM] = {}
+        self._aead = self._aead_for(self._salt)
+        self._legacy: Fernet | None = None
+
+    def _aead_for(self, salt: bytes) -> AESGCM:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM as _AESGCM
+
+        with self._lock:
+            aead = self._by_salt.get(salt)
+            if aead is None:
+                aead = self._by_salt[salt] = _AESGCM(derive_key(self._passphrase, salt))
+            return aead
 
     def seal(self, raw: bytes) -> bytes:
-        return self._fernet.encrypt(raw)
+        nonce = os.urandom(NONCE_BYTES)
+        return self._head + nonce + self._aead.encrypt(nonce, bytes(raw), self._head)
 
     def open(self, token: bytes) -> bytes | None:
-        """The plaintext, or None when the token was sealed with another key (or altered)."""
+        """The plaintext, or None when the blob was sealed with another key (or altered)."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.fernet import Fernet as _Fernet
         from cryptography.fernet import InvalidToken
 
+        token = bytes(token)
+        if token.startswith(TOKEN_PREFIX):
+            head_end = len(TOKEN_PREFIX) + SALT_BYTES
+            salt, nonce = (
+                token[len(TOKEN_PREFIX) : head_end],
+                token[head_end : head_end + NONCE_BYTES],
+            )
+            if len(nonce) != NONCE_BYTES:
+                return None
+            try:
+                return self._aead_for(salt).decrypt(
+                    nonce, token[head_end + NONCE_BYTES :], token[:head_end]
+                )
+            except InvalidTag:
+                return None
+        # sealed before the salted KDF: Fernet under the unsalted SHA-256 of the passphrase
+        if self._legacy is None:
+            digest = hashlib.sha256(self._passphrase.encode("utf-8")).digest()
+            self._legacy = _Fernet(base64.urlsafe_b64encode(digest))
         try:
-            return self._fernet.decrypt(token)
+            return self._legacy.decrypt(token)
         except InvalidToken:
             return None
 
@@ -43,4 +113,10 @@ def sealer(key: str | None = None) -> Sealer | None:
 
 
 def is_sealed(blob: bytes) -> bool:
-    return bytes(blob[: len(TOKEN_PREFIX)]) == TOKEN_PREFIX
+    head = bytes(blob[: len(TOKEN_PREFIX)])
+    return head in (TOKEN_PREFIX, LEGACY_PREFIX)
+
+
+def is_legacy(blob: bytes) -> bool:
+    """Sealed in the format before the salted KDF (re-seal it when rewriting)."""
+    return bytes(blob[: len(LEGACY_PREFIX)]) == LEGACY_PREFIX

@@ -5,7 +5,8 @@ map-hr lookups, the 834 ledger, Moodle state) can be opened by two processes at 
 pipelines starting together, a replay next to a scheduled run, the fuzz suite's parallel cases.
 Switching a database to WAL and creating its tables need a lock that SQLite does not wait for
 through its busy timeout (it answers "database is locked" at once), so the loser of that race
-retries here instead of crashing. Files that hold personal data are created mode 0600.
+retries here instead of crashing. Files that hold personal data are created mode 0600, and
+the folders created for them 0700.
 """
 
 from __future__ import annotations
@@ -28,6 +29,20 @@ def _locked(exc: sqlite3.OperationalError) -> bool:
     return "locked" in message or "busy" in message
 
 
+def _make_folder(folder: Path, private: bool) -> None:
+    """Create ``folder`` (and missing parents) 0700 for a private store; a folder hrsync did
+    not create keeps its mode (it may be the project directory)."""
+    if folder.is_dir():
+        return
+    if not private:
+        folder.mkdir(parents=True, exist_ok=True)
+        return
+    _make_folder(folder.parent, private)
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+        folder.chmod(0o700)  # mkdir's mode is filtered by the umask
+
+
 def connect(
     path: str | Path,
     *,
@@ -47,7 +62,7 @@ def connect(
     memory = str(path) == ":memory:"
     if not memory:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(path.parent, private)
         if private and not path.exists():
             with contextlib.suppress(FileExistsError):
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

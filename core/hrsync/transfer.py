@@ -59,6 +59,15 @@ for change files that must not resend a row: ``seen(item_key, item_sha256)`` (or
 ``seen_many(item_keys)`` for a batch) while building, ``add([(item_key, item_sha256), ...],
 file_name)`` after the file was sent.
 
+The ledger never keeps a bare hash of content (a line's sha256 gives its salary and SSN
+back to anyone who guesses them): every content and line hash it stores is an HMAC-SHA256
+under the ledger key - ``$HRSYNC_LEDGER_KEY``, else derived from the sealing passphrase
+``$HRSYNC_DLQ_KEY``, else a random key kept next to the ledger (``<ledger>.key``, 0600). The
+ledger remembers a check value of its key and refuses another one (a new key would make every
+line look new and resend it). A ledger written before (bare sha256) is migrated in place on
+first use - HMAC(key, old hash) is exactly the new value - and vacuumed. The ledger file is
+0600 in a 0700 folder.
+
 ``TransferResult``: ``status``, ``file_name``, ``remote_path``, ``destination``,
 ``content_sha256``, ``content_size``, ``sent_sha256``, ``sent_size``, ``record_count``,
 ``attempts``, ``sent_at``. All errors derive from :class:`TransferError`.
@@ -68,10 +77,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import io
 import json
+import logging
 import os
 import posixpath
+import re
 import secrets
 import shutil
 import sqlite3
@@ -91,6 +103,7 @@ from hrsync import sqlite
 from hrsync.audit import AuditLog
 from hrsync.errors import ConfigError
 from hrsync.http import RetryPolicy
+from hrsync.sealing import ENV_KEY as SEALING_ENV_KEY
 
 __all__ = [
     "DEFAULT_LEDGER_PATH",
@@ -99,6 +112,7 @@ __all__ = [
     "EncryptionError",
     "HostKeyError",
     "HostKeyMismatchError",
+    "LedgerKeyError",
     "RemoteFileExistsError",
     "SFTPTarget",
     "SentItems",
@@ -116,6 +130,10 @@ __all__ = [
 
 DEFAULT_LEDGER_PATH = Path(".hrsync/transfers.sqlite")
 ENV_LEDGER = "HRSYNC_TRANSFER_LEDGER"
+ENV_LEDGER_KEY = "HRSYNC_LEDGER_KEY"
+#: the ledger's hash scheme, stored in ledger_meta (absent: a ledger of bare sha256 hashes)
+LEDGER_HASHING = "hmac-sha256:v1"
+LOGGER = logging.getLogger("hrsync.transfer")
 CHUNK = 1 << 20
 
 
@@ -124,6 +142,10 @@ CHUNK = 1 << 20
 
 class TransferError(Exception):
     """A file could not be encrypted or sent; the message says where and why."""
+
+
+class LedgerKeyError(TransferError):
+    """The transfer ledger was keyed with another key than the one configured."""
 
 
 class EncryptionError(TransferError):
@@ -205,7 +227,8 @@ SFTP_SETTINGS = th.PropertiesList(
     th.Property(
         "pgp_recipient_fingerprint",
         th.StringType,
-        description="Expected fingerprint of that key (refuses any other key if set)",
+        description="Expected full fingerprint of that key (40 hex digits; refuses any other "
+        "key if set; a short key id is refused)",
     ),
     th.Property(
         "pgp_armor",
@@ -373,8 +396,14 @@ def _import_recipient(gpg: Any, recipient_public_key: str, fingerprint: str | No
         )
     actual = found[0]
     if fingerprint:
-        wanted = "".join(fingerprint.split()).upper()
-        if actual.upper() != wanted and not actual.upper().endswith(wanted):
+        wanted = "".join(fingerprint.split()).upper().removeprefix("0X")
+        if not re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", wanted):
+            raise EncryptionError(
+                f"PGP recipient fingerprint {fingerprint!r}: give the key's full fingerprint "
+                "(40 hex digits, `gpg --fingerprint`); a short or long key id is not a pin "
+                "(anyone can make a key with the same id)"
+            )
+        if actual.upper() != wanted:
             raise EncryptionError(
                 f"PGP recipient key: fingerprint {actual} is not the configured {wanted}"
             )
@@ -452,6 +481,7 @@ CREATE TABLE IF NOT EXISTS transfer_items (
     sent_at TEXT NOT NULL,
     PRIMARY KEY (destination, item_key, item_sha256)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -459,20 +489,23 @@ class SentItems:
     """The items (rows, members) already sent to one destination: ``seen(key, sha)`` while a
     file is built, ``add(rows, file_name)`` once it was sent. One open connection."""
 
-    def __init__(self, conn: sqlite3.Connection, destination: str) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, destination: str, keyed: Callable[[str], str]
+    ) -> None:
         self._conn = conn
         self.destination = destination
+        self._keyed = keyed
 
     def seen(self, item_key: str, item_sha256: str) -> bool:
         row = self._conn.execute(
             "SELECT 1 FROM transfer_items WHERE destination=? AND item_key=? AND item_sha256=?",
-            (self.destination, item_key, item_sha256),
+            (self.destination, item_key, self._keyed(item_sha256)),
         ).fetchone()
         return row is not None
 
-    def seen_many(self, item_keys: Iterable[str]) -> set[tuple[str, str]]:
-        """The (item_key, item_sha256) pairs already sent for these keys: one query per 500
-        keys instead of one ``seen`` per line."""
+    def seen_many(self, item_keys: Iterable[str]) -> _SentPairs:
+        """The (item_key, item_sha256) pairs already sent for these keys (test membership with
+        ``in``): one query per 500 keys instead of one ``seen`` per line."""
         keys = list(dict.fromkeys(item_keys))
         found: set[tuple[str, str]] = set()
         for start in range(0, len(keys), 500):
@@ -482,7 +515,7 @@ class SentItems:
                 (self.destination, json.dumps(keys[start : start + 500])),
             )
             found.update((key, sha) for key, sha in rows)
-        return found
+        return _SentPairs(found, self._keyed)
 
     def add(self, items: Iterable[tuple[str, str]], file_name: str) -> int:
         """Record (item_key, item_sha256) pairs as sent in ``file_name``; one transaction."""
@@ -493,7 +526,7 @@ class SentItems:
             nonlocal count
             for key, sha in items:
                 count += 1
-                yield (self.destination, key, sha, file_name, now)
+                yield (self.destination, key, self._keyed(sha), file_name, now)
 
         with sqlite.transaction(self._conn):
             self._conn.executemany(
@@ -502,21 +535,95 @@ class SentItems:
         return count
 
 
+class _SentPairs:
+    """(item_key, item_sha256) pairs as stored (keyed); ``(key, sha) in pairs`` keys ``sha``."""
+
+    def __init__(self, stored: set[tuple[str, str]], keyed: Callable[[str], str]) -> None:
+        self._stored, self._keyed = stored, keyed
+
+    def __contains__(self, pair: object) -> bool:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            return False
+        return (pair[0], self._keyed(str(pair[1]))) in self._stored
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+
+def _ledger_key(path: Path) -> bytes:
+    """``$HRSYNC_LEDGER_KEY``, else a subkey of ``$HRSYNC_DLQ_KEY``, else ``<ledger>.key``."""
+    if own := os.environ.get(ENV_LEDGER_KEY):
+        return own.encode("utf-8")
+    if sealing := os.environ.get(SEALING_ENV_KEY):
+        return hmac.new(sealing.encode("utf-8"), b"hrsync transfer ledger", "sha256").digest()
+    key_file = path.with_name(path.name + ".key")
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        LOGGER.warning(
+            "transfer ledger %s: neither %s nor %s is set; its hashes are keyed with a new "
+            "random key in %s (keep it with the ledger: without it every line looks new)",
+            path, ENV_LEDGER_KEY, SEALING_ENV_KEY, key_file,
+        )  # fmt: skip
+    return key_file.read_text("utf-8").strip().encode("utf-8")
+
+
 class TransferLedger:
     """What was sent where (SQLite, WAL): one row per (destination, content key).
 
     ``path`` defaults to ``$HRSYNC_TRANSFER_LEDGER``, else ``.hrsync/transfers.sqlite``.
-    Holds checksums, names and counts, never contents.
+    Holds keyed checksums (HMAC-SHA256, see the module docstring), names and counts, never
+    contents.
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path or os.environ.get(ENV_LEDGER) or DEFAULT_LEDGER_PATH)
         self._ready = False
+        self._key: bytes | None = None
+
+    def keyed(self, digest: str) -> str:
+        """What the ledger stores for the hash ``digest``: HMAC-SHA256 under the ledger key."""
+        if self._key is None:
+            self._key = _ledger_key(self.path)
+        return hmac.new(self._key, digest.encode("ascii"), "sha256").hexdigest()
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Check the key; turn a ledger of bare sha256 hashes into a keyed one, in place."""
+        check = self.keyed("hrsync ledger key check")
+        rows = dict(conn.execute("SELECT name, value FROM ledger_meta").fetchall())
+        if rows.get("hashing") == LEDGER_HASHING:
+            if rows.get("key_check") != check:
+                raise LedgerKeyError(
+                    f"transfer ledger {self.path} was keyed with another key than the one now "
+                    f"configured ({ENV_LEDGER_KEY}, else {SEALING_ENV_KEY}, else "
+                    f"{self.path.name}.key): set the key it was written with; with a new key "
+                    "every line would look new and be sent again"
+                )
+            return
+        with sqlite.transaction(conn):
+            old = conn.execute("SELECT count(*) FROM transfers").fetchone()[0]
+            conn.execute(
+                "UPDATE transfers SET content_key = hrsync_keyed(content_key), "
+                "content_sha256 = hrsync_keyed(content_sha256)"
+            )
+            conn.execute("UPDATE transfer_items SET item_sha256 = hrsync_keyed(item_sha256)")
+            conn.executemany(
+                "INSERT OR REPLACE INTO ledger_meta VALUES (?, ?)",
+                [("hashing", LEDGER_HASHING), ("key_check", check)],
+            )
+        if old:
+            conn.execute("VACUUM")  # no copy of the bare hashes left in free pages
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            LOGGER.warning(
+                "transfer ledger %s: its bare sha256 hashes are now keyed (HMAC-SHA256)", self.path
+            )
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
         schema = "" if self._ready else _LEDGER_SCHEMA
-        conn = sqlite.connect(self.path, schema=schema, private=False, name="transfer ledger")
+        migrate = None if self._ready else self._migrate
+        conn = sqlite3_connect_keyed(self, schema, migrate)
         self._ready = True
         try:
             conn.row_factory = sqlite3.Row
@@ -531,7 +638,7 @@ class TransferLedger:
         with self._db() as db:
             row = db.execute(
                 "SELECT * FROM transfers WHERE destination=? AND content_key=?",
-                (destination, content_key),
+                (destination, self.keyed(content_key)),
             ).fetchone()
         if row is None:
             return None
@@ -557,10 +664,10 @@ class TransferLedger:
                 "record_count, attempts, integration, sent_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     result.destination,
-                    content_key,
+                    self.keyed(content_key),
                     result.file_name,
                     result.remote_path,
-                    result.content_sha256,
+                    self.keyed(result.content_sha256),
                     result.content_size,
                     result.sent_sha256,
                     result.sent_size,
@@ -575,7 +682,7 @@ class TransferLedger:
     def items(self, destination: str) -> Iterator[SentItems]:
         """Row-level memory for change files: which items already reached ``destination``."""
         with self._db() as db:
-            yield SentItems(db, destination)
+            yield SentItems(db, destination, self.keyed)
 
     def all(self) -> list[dict[str, Any]]:
         """Every transfer, oldest first (for tests and reports)."""
@@ -583,6 +690,19 @@ class TransferLedger:
             return []
         with self._db() as db:
             return [dict(r) for r in db.execute("SELECT * FROM transfers ORDER BY id")]
+
+
+def sqlite3_connect_keyed(
+    ledger: TransferLedger, schema: str, migrate: Callable[[sqlite3.Connection], None] | None
+) -> sqlite3.Connection:
+    """The ledger's connection (0600), ``hrsync_keyed(text)`` available to SQL (migration)."""
+
+    def run_migration(conn: sqlite3.Connection) -> None:
+        conn.create_function("hrsync_keyed", 1, ledger.keyed, deterministic=True)
+        if migrate is not None:
+            migrate(conn)
+
+    return sqlite.connect(ledger.path, schema=schema, migrate=run_migration, name="transfer ledger")
 
 
 def _ledger(ledger: TransferLedger | str | Path | None) -> TransferLedger:

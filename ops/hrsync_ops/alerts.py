@@ -7,8 +7,10 @@ Channels come from the ops file (``hrsync.yml``, ``alerts.channels``):
   Mattermost, Rocket.Chat and Teams' Slack-compatible connectors read) plus an ``hrsync``
   object with the same facts for machines. The URL comes from the env var ``url_env``.
 * ``email``: SMTP (``smtplib``), ``security: starttls`` (default, port 587), ``ssl`` (465) or
-  ``none`` (a local relay); the login from the env vars ``username_env``/``password_env``;
-  certificates are verified (``ca_file`` for a private CA).
+  ``none`` (a relay on a loopback address only); the login from the env vars
+  ``username_env``/``password_env``; TLS 1.2+, certificates and host names verified
+  (``ca_file`` for a private CA): the core's connection policy (``hrsync.tls``). Webhooks go
+  through ``hrsync.http.SecureSession`` (https only, no redirect to http or to another host).
 
 No personal data ever goes into an alert: job name, owner, counts, error *classes* (short
 tokens such as ``http_409_uniqueness``), stream names, dead-letter ids and run ids. Never a
@@ -20,18 +22,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import smtplib
-import ssl
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
-import requests
-
 from hrsync.deadletter import DeadLetter
-from hrsync.http import require_secure_url
+from hrsync.http import require_secure_url, secure_request
+from hrsync.tls import smtp_connect
 from hrsync_ops.ops import JobOps
 
 LOGGER = logging.getLogger("hrsync_ops.alerts")
@@ -159,7 +158,8 @@ def _send_webhook(channel: Mapping[str, Any], alert: Alert) -> None:
     url = _secret(channel, "url_env")
     assert url is not None  # required by the schema
     require_secure_url(url)
-    response = requests.post(
+    response = secure_request(
+        "POST",
         url,
         data=json.dumps(webhook_payload(alert)),
         headers={"Content-Type": "application/json"},
@@ -178,16 +178,14 @@ def _send_email(channel: Mapping[str, Any], alert: Alert) -> None:
     security = channel.get("security", "starttls")
     port = int(channel.get("port") or (465 if security == "ssl" else 587))
     timeout = float(channel.get("timeout") or 30)
-    context = ssl.create_default_context(cafile=channel.get("ca_file"))
-    if security == "ssl":
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(
-            channel["host"], port, timeout=timeout, context=context
-        )
-    else:
-        smtp = smtplib.SMTP(channel["host"], port, timeout=timeout)
+    smtp = smtp_connect(
+        str(channel["host"]),
+        port,
+        security=security,
+        timeout=timeout,
+        ca_file=channel.get("ca_file"),
+    )
     with smtp:
-        if security == "starttls":
-            smtp.starttls(context=context)
         user, password = _secret(channel, "username_env"), _secret(channel, "password_env")
         if user:
             smtp.login(user, password or "")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import signal
 import sys
 import threading
@@ -103,8 +104,16 @@ def serve(args: argparse.Namespace) -> int:
     info = sandbox.info()
     if args.env_file:
         args.env_file.parent.mkdir(parents=True, exist_ok=True)
-        args.env_file.write_text("\n".join(env_lines(info)) + "\n")
+        # a sealing key for the dead letters (personal data) of jobs run against the sandbox
+        # (kept from an earlier env file, so earlier dead letters still open)
+        earlier = args.env_file.read_text().splitlines() if args.env_file.exists() else []
+        key = next(
+            (ln for ln in earlier if ln.startswith("HRSYNC_DLQ_KEY=")),
+            f"HRSYNC_DLQ_KEY={secrets.token_urlsafe(32)}",
+        )
+        args.env_file.touch(mode=0o600)
         args.env_file.chmod(0o600)
+        args.env_file.write_text("\n".join([*env_lines(info), key]) + "\n")
     if args.info_file:
         args.info_file.parent.mkdir(parents=True, exist_ok=True)
         args.info_file.write_text(json.dumps(info, indent=2))

@@ -7,8 +7,10 @@ back from the destination's own API, plus the audit log's outcome counts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -87,6 +89,18 @@ def iam_env(scim: ScimServer, slapd: Slapd, workdir: Path) -> dict[str, str]:
     }
 
 
+def demo_sealing_key(workdir: Path) -> str:
+    """The demo's sealing passphrase: generated once per work folder, kept 0600 beside it."""
+    path = workdir / "sealing.key"
+    if not path.exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32))
+    return path.read_text("utf-8").strip()
+
+
 def meltano_env(sandbox: Sandbox, workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     for line in env_lines(sandbox.info()):
@@ -99,6 +113,8 @@ def meltano_env(sandbox: Sandbox, workdir: Path) -> dict[str, str]:
             "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
             "HRSYNC_AUDIT_LOG": str((workdir / "audit.jsonl").resolve()),
             "HRSYNC_DLQ_PATH": str((workdir / "deadletters.sqlite").resolve()),
+            # dead letters hold personal data: sealed with a key generated for this demo
+            "HRSYNC_DLQ_KEY": env.get("HRSYNC_DLQ_KEY") or demo_sealing_key(workdir),
             "TARGET_WAREHOUSE_DATABASE": str((workdir / "warehouse.duckdb").resolve()),
             # e-mail collectors link respondents by address (pseudonymised by map-hr at once)
             "TAP_SURVEYMONKEY_INCLUDE_RESPONDENT_EMAIL": "true",

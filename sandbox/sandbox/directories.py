@@ -160,10 +160,12 @@ def start_slapd(
     ppolicy: bool = True,
     tls: bool = False,
     ad_schema: Path | None = None,
+    cert: tuple[Path, Path, Path] | None = None,
 ) -> Slapd:
     """A fresh slapd (mdb, auditlog, optional ppolicy/TLS) on a free loopback port, seeded with
     ou=People, ou=Groups, ou=Disabled and a few groups. ``ad=True`` needs ``ad_schema``: a schema
-    with AD's attribute names (real AD cannot run here)."""
+    with AD's attribute names (real AD cannot run here). ``cert``: (certificate, key, CA file)
+    to serve instead of a fresh self-signed one for 127.0.0.1 (``tls`` implied)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "db").mkdir()
     schemas = ["core", "cosine", "inetorgperson", "nis"]
@@ -183,10 +185,10 @@ def start_slapd(
     port = free_port()
     urls = [f"ldap://127.0.0.1:{port}/"]
     tls_port = ca_file = None
-    if tls:
-        cert, key = make_cert(workdir)
-        lines += [f"TLSCertificateFile {cert}", f"TLSCertificateKeyFile {key}"]
-        tls_port, ca_file = free_port(), cert
+    if tls or cert:
+        served, key, ca = cert or (*make_cert(workdir), None)
+        lines += [f"TLSCertificateFile {served}", f"TLSCertificateKeyFile {key}"]
+        tls_port, ca_file = free_port(), ca or served
         urls.append(f"ldaps://127.0.0.1:{tls_port}/")
     lines += [
         f"pidfile {workdir / 'slapd.pid'}",

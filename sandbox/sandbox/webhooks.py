@@ -26,6 +26,7 @@ import hmac
 import itertools
 import json
 import os
+import secrets as _secrets
 import socket
 import subprocess
 import sys
@@ -252,13 +253,16 @@ class ReceiverProcess:
     process: subprocess.Popen[bytes]
     secrets: dict[str, str]
     db: str
+    health_token: str = ""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def health(self) -> dict[str, Any]:
-        return dict(requests.get(f"{self.url}/healthz", timeout=5).json())
+        """The receiver's details (``/healthz`` with its bearer token)."""
+        auth = {"Authorization": f"Bearer {self.health_token}"} if self.health_token else {}
+        return dict(requests.get(f"{self.url}/healthz", headers=auth, timeout=5).json())
 
     def stop(self, kill: bool = False) -> None:
         if kill:
@@ -292,6 +296,7 @@ def start_receiver(
     full_env = dict(env if env is not None else os.environ)
     full_env["HRSYNC_GREENHOUSE_WEBHOOK_SECRET"] = secrets.get("greenhouse", "")
     full_env["HRSYNC_BAMBOOHR_WEBHOOK_SECRET"] = secrets.get("bamboohr", "")
+    health_token = full_env.setdefault("HRSYNC_WEBHOOK_HEALTH_TOKEN", _secrets.token_urlsafe(16))
     hrsync = str(Path(sys.executable).parent / "hrsync")
     log = (workdir / "receiver.log").open("ab")
     process = subprocess.Popen(
@@ -299,7 +304,7 @@ def start_receiver(
          "--log-dir", str(workdir / "runs"), *args],
         cwd=cwd, env=full_env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    receiver = ReceiverProcess(port, process, dict(secrets), db)
+    receiver = ReceiverProcess(port, process, dict(secrets), db, health_token)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:

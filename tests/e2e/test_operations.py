@@ -91,7 +91,7 @@ def test_undeliverable_hire_is_dead_lettered_alerted_and_replayed_once(
     assert "dead letters added: 1" in done.stderr
     sb.faults.reset()
 
-    store = DeadLetterStore(env["HRSYNC_DLQ_PATH"])
+    store = DeadLetterStore(env["HRSYNC_DLQ_PATH"], key=env["HRSYNC_DLQ_KEY"])  # the demo seals
     (letter,) = store.list()
     assert (letter.integration, letter.plugin) == ("ats-to-hris", "target-bamboohr")
     assert letter.error_class == "RetryBudgetExhausted"

@@ -56,6 +56,13 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "type": "string",
             "description": "Directory for the lookup store (default .hrsync/map-hr).",
         },
+        "lookup_retention_days": {
+            "type": "number",
+            "minimum": 0,
+            "description": "Days a lookup record (e.g. a candidate never hired) is kept after "
+            "it was last seen; older ones are purged when the store opens (default 180). "
+            "Records are sealed with $HRSYNC_DLQ_KEY.",
+        },
         "unknown_streams": {
             "type": "string",
             "enum": ["deny", "pass"],
@@ -84,6 +91,7 @@ class Engine:
         *,
         unknown_streams: str,
         state_dir: str | Path | None,
+        lookup_retention_days: float | None = None,
     ) -> None:
         self.profile = profile
         self.plans: dict[str, list[StreamPlan]] = {}
@@ -99,7 +107,9 @@ class Engine:
         self.store: LookupStore | None = None
         if self.lookups:
             base = Path(state_dir) if state_dir else Path(".hrsync") / "map-hr"
-            self.store = LookupStore(base / f"{profile.name}.sqlite")
+            self.store = LookupStore(
+                base / f"{profile.name}.sqlite", retention_days=lookup_retention_days
+            )
         self.schemas: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, list[str]] = {}
         self.schema_sent: set[str] = set()
@@ -483,6 +493,7 @@ def build_engine(config: Mapping[str, Any]) -> Engine:
         unknown_streams=config.get("unknown_streams")
         or profile.data.get("unknown_streams", "deny"),
         state_dir=config.get("state_dir"),
+        lookup_retention_days=config.get("lookup_retention_days"),
     )
 
 

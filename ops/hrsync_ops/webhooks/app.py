@@ -2,8 +2,9 @@
 
 ``POST /webhooks/greenhouse`` — Greenhouse web hooks ``{"action", "payload"}`` signed with
 ``Signature: sha256 <hex>``; ``hire_candidate``, ``offer_created`` and ``offer_updated`` run the
-jobs that read Greenhouse (``ats-to-hris``). The idempotency key is the ``Greenhouse-Event-ID``
-header when sent, else the SHA-256 of the body.
+jobs that read Greenhouse (``ats-to-hris``). The idempotency key is the SHA-256 of the signed
+body: the ``Greenhouse-Event-ID`` header is not signed, so a captured request re-sent with a new
+id must still be a duplicate (a re-delivery of one event has the same body).
 
 ``POST /webhooks/bamboohr`` — BambooHR event-based webhooks ``{"type": "employee.created|
 updated|deleted", "timestamp", "data": {"companyId", "employeeId", "changedFields"}}`` (JSON or
@@ -15,12 +16,21 @@ timestamp, so a re-delivery has the same body; two identical events would sync t
 A missing or bad signature or a stale timestamp answers 401 and nothing else happens (nothing
 stored, nothing run, the body never parsed). An accepted event is committed durably before the
 200; a replay answers 200 ``duplicate`` and runs nothing.
+
+A body larger than ``max_body`` answers 413 as soon as that is known: from ``Content-Length``
+before reading anything, else while streaming (a chunked body is never buffered past the
+limit); a body that does not arrive within ``body_timeout`` seconds answers 408 (headers have
+their own deadline: :mod:`hrsync_ops.webhooks.server`). ``GET /healthz`` answers
+``{"status": "ok"}`` to anyone, and the details (sources, jobs, counts) only with
+``Authorization: Bearer <$HRSYNC_WEBHOOK_HEALTH_TOKEN>``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -49,6 +59,8 @@ ENV_SECRETS = {
     "bamboohr": "HRSYNC_BAMBOOHR_WEBHOOK_SECRET",
 }
 MAX_BODY = 1_000_000
+BODY_TIMEOUT = 30.0
+ENV_HEALTH_TOKEN = "HRSYNC_WEBHOOK_HEALTH_TOKEN"  # noqa: S105 - a variable name
 
 
 def jobs_by_source(meltano_yml: Path) -> dict[str, list[str]]:
@@ -72,6 +84,8 @@ class ReceiverConfig:
     jobs: Mapping[str, Iterable[str]]  # source -> jobs to run
     tolerance: float = 300.0  # seconds a BambooHR timestamp may be off from now
     max_body: int = MAX_BODY
+    body_timeout: float = BODY_TIMEOUT  # seconds for the whole body to arrive
+    health_token: str | None = None  # /healthz details only for "Bearer <token>"
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -90,14 +104,42 @@ def create_app(config: ReceiverConfig, store: EventStore, scheduler: Scheduler) 
         status = "accepted" if stored.jobs else "ignored"
         return JSONResponse({"status": status, "event": stored.event_id, "jobs": list(stored.jobs)})
 
-    async def read_body(request: Request) -> bytes | None:
-        body = await request.body()
-        return None if len(body) > config.max_body else body
+    def _closing(error: str, status: int) -> JSONResponse:
+        # the rest of the body is not read: the connection cannot be reused
+        return JSONResponse({"error": error}, status_code=status, headers={"Connection": "close"})
+
+    async def read_body(request: Request) -> bytes | JSONResponse:
+        """The body, or the 400/408/413 answer: the size limit is enforced before and while
+        reading, never after buffering."""
+        too_large = f"body larger than {config.max_body} bytes"
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                return _closing("bad Content-Length", 400)
+            if int(declared) > config.max_body:
+                return _closing(too_large, 413)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + config.body_timeout
+        body = bytearray()
+        chunks = request.stream().__aiter__()
+        while True:
+            left = deadline - loop.time()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                chunk = await asyncio.wait_for(chunks.__anext__(), left)
+            except StopAsyncIteration:
+                return bytes(body)
+            except TimeoutError:
+                return _closing(f"body not received within {config.body_timeout:g} s", 408)
+            body += chunk
+            if len(body) > config.max_body:
+                return _closing(too_large, 413)
 
     async def greenhouse(request: Request) -> Any:
         body = await read_body(request)
-        if body is None:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+        if isinstance(body, JSONResponse):
+            return body
         if not verify_greenhouse(
             config.secrets["greenhouse"], body, request.headers.get("Signature")
         ):
@@ -109,17 +151,14 @@ def create_app(config: ReceiverConfig, store: EventStore, scheduler: Scheduler) 
             return JSONResponse(
                 {"error": "greenhouse: body is not a JSON object with an 'action'"}, 400
             )
-        key = (
-            request.headers.get("Greenhouse-Event-ID")
-            or "sha256:" + hashlib.sha256(body).hexdigest()
-        )
+        key = "sha256:" + hashlib.sha256(body).hexdigest()  # signed; the event id header is not
         jobs = list(config.jobs.get("greenhouse", ())) if action in GREENHOUSE_ACTIONS else []
         return await accept("greenhouse", key, action, body, jobs)
 
     async def bamboohr(request: Request) -> Any:
         body = await read_body(request)
-        if body is None:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+        if isinstance(body, JSONResponse):
+            return body
         stamp = request.headers.get("X-BambooHR-Timestamp")
         signature = request.headers.get("X-BambooHR-Signature")
         if not verify_bamboohr(config.secrets["bamboohr"], body, stamp, signature):
@@ -135,6 +174,10 @@ def create_app(config: ReceiverConfig, store: EventStore, scheduler: Scheduler) 
         return await accept("bamboohr", key, event_type, body, jobs)
 
     async def health(request: Request) -> Any:
+        token = config.health_token
+        sent = (request.headers.get("authorization") or "").encode("utf-8", "replace")
+        if not token or not hmac.compare_digest(sent, f"Bearer {token}".encode()):
+            return JSONResponse({"status": "ok"})
         counts = await run_in_threadpool(store.counts)
         return JSONResponse(
             {"status": "ok", "sources": sorted(config.secrets), **counts, "jobs": scheduler.stats()}

@@ -9,8 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hrsync_ops.webhooks.app import ENV_SECRETS, ReceiverConfig, create_app, jobs_by_source
+from hrsync_ops.webhooks.app import (
+    ENV_HEALTH_TOKEN,
+    ENV_SECRETS,
+    ReceiverConfig,
+    create_app,
+    jobs_by_source,
+)
 from hrsync_ops.webhooks.scheduler import Scheduler, command_runner, default_command
+from hrsync_ops.webhooks.server import server_config
 from hrsync_ops.webhooks.store import EventStore, default_path
 
 
@@ -22,7 +29,8 @@ def register(sub: Any) -> None:
         help="run the receiver",
         description="Secrets: $" + ", $".join(ENV_SECRETS.values()) + " (a vendor without "
         "one is not served). Every accepted event is stored before the 200 and runs the "
-        "jobs that read that vendor (from meltano.yml), debounced.",
+        "jobs that read that vendor (from meltano.yml), debounced. /healthz shows details "
+        f"only with 'Authorization: Bearer ${ENV_HEALTH_TOKEN}'.",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8787)
@@ -51,6 +59,13 @@ def register(sub: Any) -> None:
         help="run JOB for SOURCE's events (repeatable; replaces what meltano.yml implies)",
     )
     serve.add_argument("--log-dir", type=Path, default=Path(".hrsync/webhook-runs"))
+    serve.add_argument(
+        "--header-timeout", type=float, default=10.0,
+        help="seconds a client has to send a request's headers (then 408 and closed)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--body-timeout", type=float, default=30.0, help="seconds a request's body may take"
+    )
     serve.add_argument("--ssl-certfile", help="serve HTTPS (vendors only post to https URLs)")
     serve.add_argument("--ssl-keyfile")
     serve.set_defaults(func=run)
@@ -88,16 +103,24 @@ def run(args: argparse.Namespace) -> int:
         window=args.window,
         retry_base=args.retry_base,
     )
-    config = ReceiverConfig(secrets=secrets, jobs=jobs, tolerance=args.tolerance)
+    config = ReceiverConfig(
+        secrets=secrets,
+        jobs=jobs,
+        tolerance=args.tolerance,
+        body_timeout=args.body_timeout,
+        health_token=os.environ.get(ENV_HEALTH_TOKEN) or None,
+    )
     logging.getLogger("hrsync_ops.webhooks").info(
         "serving %s; jobs %s; command %r; store %s", sorted(secrets), jobs, command, store.path
     )
-    uvicorn.run(
-        create_app(config, store, scheduler),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        ssl_certfile=args.ssl_certfile,
-        ssl_keyfile=args.ssl_keyfile,
-    )
+    uvicorn.Server(
+        server_config(
+            create_app(config, store, scheduler),
+            host=args.host,
+            port=args.port,
+            header_timeout=args.header_timeout,
+            ssl_certfile=args.ssl_certfile,
+            ssl_keyfile=args.ssl_keyfile,
+        )
+    ).run()
     return 0

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import typing as t
 
-import requests
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
-from hrsync.http import HTTP_SETTINGS
+from hrsync.http import HTTP_SETTINGS, secure_request
 from hrsync.taps import DeclaredStreamOrder
 from tap_bamboohr.client import ERROR_HEADER, base_url, load_schema
 from tap_bamboohr.streams import (
@@ -137,7 +136,8 @@ class TapBambooHR(DeclaredStreamOrder, Tap):
     def _meta_custom_fields(self) -> list[str]:
         """Aliases of the company's custom fields, from ``GET /meta/fields``."""
         url = f"{base_url(self.config)}/meta/fields"
-        response = requests.get(
+        response = secure_request(
+            "GET",
             url,
             auth=(str(self.config["api_key"]), "x"),
             headers={"Accept": "application/json"},

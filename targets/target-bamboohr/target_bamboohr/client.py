@@ -7,7 +7,13 @@ from urllib.parse import urlsplit
 
 import requests
 
-from hrsync.http import RateLimiter, RetryPolicy, require_secure_url, send_with_retries
+from hrsync.http import (
+    RateLimiter,
+    RetryPolicy,
+    SecureSession,
+    require_secure_url,
+    send_with_retries,
+)
 
 
 class BambooHRError(Exception):
@@ -40,7 +46,7 @@ class BambooHRClient:
         self.policy = RetryPolicy.from_config(config)
         rate = config.get("requests_per_second")
         self.limiter = RateLimiter(float(rate)) if rate else None
-        self.session = requests.Session()
+        self.session = SecureSession()
         self.session.auth = (str(config["api_key"]), "x")
         self.session.headers.update(
             {"Accept": "application/json", "User-Agent": config.get("user_agent") or "hrsync"}

@@ -9,6 +9,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.batch import BatchAsRecords
 from hrsync.deadletter import TargetDeadLetters
 from hrsync.http import HTTP_SETTINGS
 from hrsync.singer_input import SingerObjectReader
@@ -16,7 +17,7 @@ from target_bamboohr.client import BambooHRClient
 from target_bamboohr.sinks import NewHireSink
 
 
-class TargetBambooHR(Target):
+class TargetBambooHR(BatchAsRecords, Target):  # BATCH files take the RECORD path
     name = "target-bamboohr"
     package_name = "hrsync-target-bamboohr"  # the distribution, for --about's version
     message_reader_class = SingerObjectReader  # a non-object line fails naming it

@@ -25,7 +25,7 @@ import orjson
 
 from hrsync import sqlite
 from hrsync.errors import ConfigError
-from hrsync.sealing import TOKEN_PREFIX, Sealer, is_sealed
+from hrsync.sealing import LEGACY_PREFIX, TOKEN_PREFIX, Sealer, is_legacy, is_sealed
 from target_benefits_834.members import DEPENDENTS, ELECTIONS, STREAM_KEYS, SUBSCRIBERS
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Spool:
 class Ledger:
     """What the carrier was sent, per member (see the module docstring).
 
-    With a ``sealer`` every snapshot is sealed at rest (Fernet): the SSNs, birth dates and
+    With a ``sealer`` every snapshot is sealed at rest (hrsync.sealing): the SSNs, birth dates and
     addresses the ledger must keep to terminate members who left the feed are unreadable
     without the key. Opening a ledger written before sealing seals its rows and rewrites the
     file so no plaintext page survives. A sealed ledger opened without its key stops the run
@@ -175,9 +175,9 @@ class Ledger:
 
         Returns how many rows stay plaintext (no key configured)."""
         sealed, plain = self.db.execute(
-            "SELECT COALESCE(SUM(substr(snapshot, 1, 6) = ?), 0), "
-            "COALESCE(SUM(substr(snapshot, 1, 6) != ?), 0) FROM members",
-            (TOKEN_PREFIX, TOKEN_PREFIX),
+            "SELECT COALESCE(SUM(substr(snapshot, 1, 6) IN (?, ?)), 0), "
+            "COALESCE(SUM(substr(snapshot, 1, 6) NOT IN (?, ?)), 0) FROM members",
+            (TOKEN_PREFIX, LEGACY_PREFIX, TOKEN_PREFIX, LEGACY_PREFIX),
         ).fetchone()
         how = (
             "set the target's ledger_key (or $HRSYNC_DLQ_KEY) to the key it was written with; "
@@ -185,8 +185,8 @@ class Ledger:
         )
         if sealed:
             (sample,) = self.db.execute(
-                "SELECT snapshot FROM members WHERE substr(snapshot, 1, 6) = ? LIMIT 1",
-                (TOKEN_PREFIX,),
+                "SELECT snapshot FROM members WHERE substr(snapshot, 1, 6) IN (?, ?) LIMIT 1",
+                (TOKEN_PREFIX, LEGACY_PREFIX),
             ).fetchone()
             if self._sealer is None:
                 raise ConfigError(f"the 834 ledger {self.path} is sealed and no key is set: {how}")
@@ -195,17 +195,29 @@ class Ledger:
                     f"the 834 ledger {self.path} was sealed with another key than the one "
                     f"configured: {how}"
                 )
-        if not plain or self._sealer is None:
+        (legacy,) = self.db.execute(
+            "SELECT COUNT(*) FROM members WHERE substr(snapshot, 1, 6) = ?", (LEGACY_PREFIX,)
+        ).fetchone()
+        if (not plain and not legacy) or self._sealer is None:
             return int(plain)
+        sealer = self._sealer
         with sqlite.transaction(self.db):
             rows = self.db.execute(
                 "SELECT member, snapshot FROM members WHERE substr(snapshot, 1, 6) != ?",
                 (TOKEN_PREFIX,),
             ).fetchall()
             for member, snapshot in rows:
+                raw = bytes(snapshot)
+                if is_legacy(raw):  # sealed before the salted KDF: re-seal
+                    opened = sealer.open(raw)
+                    if opened is None:
+                        raise ConfigError(
+                            f"the 834 ledger {self.path}: member {member}'s snapshot does not "
+                            "open with the configured key; nothing was sent"
+                        )
+                    raw = opened
                 self.db.execute(
-                    "UPDATE members SET snapshot=? WHERE member=?",
-                    (self._sealer.seal(bytes(snapshot)), member),
+                    "UPDATE members SET snapshot=? WHERE member=?", (sealer.seal(raw), member)
                 )
         self.db.execute("VACUUM")  # rewrite the file: no page keeps an unsealed snapshot
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

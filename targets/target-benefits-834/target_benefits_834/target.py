@@ -11,6 +11,7 @@ from typing import Any
 from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
+from hrsync.batch import BatchAsRecords
 from hrsync.errors import ConfigError
 from hrsync.singer_input import SingerObjectReader
 from hrsync.transfer import SFTP_SETTINGS, TransferError
@@ -20,7 +21,7 @@ from target_benefits_834.run import ConcurrentRun, InvalidFile, MassTermination,
 from target_benefits_834.sinks import SpoolSink
 
 
-class TargetBenefits834(Target):
+class TargetBenefits834(BatchAsRecords, Target):  # BATCH files take the RECORD path
     """Builds one 834 per run from benefit_subscribers, benefit_dependents, benefit_elections."""
 
     name = "target-benefits-834"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,15 +21,13 @@ from ldap3 import (
     MODIFY_ADD,
     MODIFY_DELETE,
     MODIFY_REPLACE,
-    NONE,
     SUBTREE,
     SYNC,
     Connection,
-    Server,
-    Tls,
 )
 from ldap3.core.exceptions import LDAPException
 
+from hrsync.tls import ldap_server
 from target_ldap.config import Settings, check_transport
 from target_ldap.naming import parent_of, rdn_of, split_dn
 
@@ -82,19 +79,13 @@ class Directory:
         check_transport(settings.url, settings.start_tls)
         self.settings = settings
         self.logger = logger or LOGGER
-        tls = None
-        if settings.use_ssl or settings.start_tls:
-            tls = Tls(
-                validate=ssl.CERT_REQUIRED,  # ldap3's default is CERT_NONE
-                ca_certs_file=settings.ca_file,
-                sni=settings.host,
-            )
-        self.server = Server(
+        # TLS 1.2+, certificate and host name verified: the core's connection policy
+        self.server = ldap_server(
             settings.host,
-            port=settings.port,
+            settings.port,
             use_ssl=settings.use_ssl,
-            tls=tls,
-            get_info=NONE,
+            start_tls=settings.start_tls,
+            ca_file=settings.ca_file,
             connect_timeout=max(1, int(settings.timeout)),
         )
         self._local = threading.local()

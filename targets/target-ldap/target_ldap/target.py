@@ -12,6 +12,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.batch import BatchAsRecords
 from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.errors import ConfigError as HRSyncConfigError
 from hrsync.identity import settle_failures
@@ -31,7 +32,7 @@ _RULES = th.CustomType({"type": ["array", "object", "string", "null"]})
 _OBJECT = th.CustomType({"type": ["object", "string", "null"]})
 
 
-class TargetLDAP(Target):
+class TargetLDAP(BatchAsRecords, Target):  # BATCH files take the RECORD path
     """Creates, updates, moves, disables and re-enables directory accounts; keeps group
     memberships in line with department/role rules."""
 

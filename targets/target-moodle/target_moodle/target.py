@@ -9,6 +9,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.batch import BatchAsRecords
 from hrsync.deadletter import TargetDeadLetters
 from hrsync.errors import ConfigError
 from hrsync.http import HTTP_SETTINGS
@@ -29,7 +30,7 @@ REQUIRED_FUNCTIONS = (
 )
 
 
-class TargetMoodle(Target):
+class TargetMoodle(BatchAsRecords, Target):  # BATCH files take the RECORD path
     name = "target-moodle"
     package_name = "hrsync-target-moodle"  # the distribution, for --about's version
     message_reader_class = SingerObjectReader  # a non-object line fails naming it

@@ -8,6 +8,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.batch import BatchAsRecords
 from hrsync.deadletter import DeadLetterStore
 from hrsync.http import HTTP_SETTINGS
 from hrsync.singer_input import SingerObjectReader
@@ -21,7 +22,7 @@ from target_payroll_api.payroll import Payroll
 from target_payroll_api.sinks import PayrollSink
 
 
-class TargetPayrollAPI(Target):
+class TargetPayrollAPI(BatchAsRecords, Target):  # BATCH files take the RECORD path
     """Loads the hris_to_payroll streams into Gusto, idempotent on the HRIS employee id."""
 
     name = "target-payroll-api"

@@ -11,6 +11,7 @@ from typing import Any
 from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
+from hrsync.batch import BatchAsRecords
 from hrsync.singer_input import SingerObjectReader
 from hrsync.transfer import SFTP_SETTINGS
 from target_payroll_file.feed import DEFAULT_NAME_TEMPLATE, Outcome, PayrollFeed
@@ -18,7 +19,7 @@ from target_payroll_file.layout import load_layout
 from target_payroll_file.sinks import PayrollLineSink
 
 
-class TargetPayrollFile(Target):
+class TargetPayrollFile(BatchAsRecords, Target):  # BATCH files take the RECORD path
     """Writes the payroll change file and delivers it to the provider's SFTP drop."""
 
     name = "target-payroll-file"

@@ -16,7 +16,7 @@ import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -88,7 +88,9 @@ class PayrollFileBuilder:
         pending, self._pending = self._pending, []
         if not pending:
             return []
-        seen = sent.seen_many(item[0] for item in pending) if sent is not None else set()
+        seen: Container[tuple[str, str]] = (
+            sent.seen_many(item[0] for item in pending) if sent is not None else set()
+        )
         skipped: list[tuple[str, str]] = []
         lines: list[list[str]] = []
         items: list[str] = []

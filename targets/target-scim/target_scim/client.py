@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import requests
 
-from hrsync.http import RateLimiter, require_secure_url, retry_after_seconds
+from hrsync.http import RateLimiter, SecureSession, require_secure_url, retry_after_seconds
 from target_scim import scim
 
 LOGGER = logging.getLogger("target_scim")
@@ -166,10 +166,7 @@ class SCIMClient:
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
-            session = requests.Session()
-            adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
+            session = SecureSession(pool_maxsize=self.pool_size)
             self._local.session = session
         return session
 

@@ -10,6 +10,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.batch import BatchAsRecords
 from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.http import HTTP_SETTINGS
 from hrsync.identity import settle_failures
@@ -28,7 +29,7 @@ from target_scim.sinks import SCIMUserSink
 from target_scim.users import USER_NAME_SOURCES
 
 
-class TargetSCIM(Target):
+class TargetSCIM(BatchAsRecords, Target):  # BATCH files take the RECORD path
     """Creates, updates, deactivates and reactivates SCIM users from identity records."""
 
     name = "target-scim"

@@ -14,6 +14,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.batch import BatchAsRecords
 from hrsync.deadletter import DeadLetterStore, TargetDeadLetters
 from hrsync.singer_input import SingerObjectReader
 from target_warehouse.sinks import WarehouseSink
@@ -22,7 +23,7 @@ from target_warehouse.warehouse import Warehouse
 DEFAULT_DATABASE = ".hrsync/warehouse.duckdb"
 
 
-class TargetWarehouse(Target):
+class TargetWarehouse(BatchAsRecords, Target):  # BATCH files take the RECORD path
     name = "target-warehouse"
     package_name = "hrsync-target-warehouse"  # the distribution, for --about's version
     message_reader_class = SingerObjectReader  # a non-object line fails naming it
