@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from tests.targets.target_benefits_834.conftest import (
+from x12kit import (
     Carrier,
     loop_value,
     member_loops,
