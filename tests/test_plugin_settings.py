@@ -134,6 +134,24 @@ def test_secret_looking_settings_are_secret_in_the_schema(
     assert not_marked == []
 
 
+@pytest.mark.parametrize("plugin", LOCAL, ids=lambda p: p["name"])
+def test_readme_definition_is_a_working_meltano_plugin(plugin: dict[str, Any]) -> None:
+    """The definition a user pastes from the README: same settings, kinds and capabilities as
+    this project's, installed by the distribution's name, with map-hr's mappings."""
+    folder = ROOT / plugin["pip_url"].split()[-1]
+    readme = (folder / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- settings:start -->")[1].split("```yaml\n")[1].split("```")[0]
+    ((plugin_type, (pasted,)),) = yaml.safe_load(block)["plugins"].items()
+    assert plugin in PROJECT["plugins"][plugin_type]
+    assert pasted["pip_url"] == "hrsync-" + plugin["name"]
+    for key in ("name", "namespace", "executable", "capabilities", "mappings"):
+        assert pasted.get(key) == plugin.get(key), key
+    strip = ("value", "description")
+    assert pasted["settings"] == [
+        {k: v for k, v in s.items() if k not in strip} for s in plugin["settings"]
+    ]
+
+
 def test_the_generated_files_are_up_to_date() -> None:
     """meltano.yml's settings/capabilities and the README tables: run --write if this fails."""
     done = subprocess.run(
