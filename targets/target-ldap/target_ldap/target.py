@@ -49,15 +49,29 @@ class TargetLDAP(BatchAsRecords, Target):  # BATCH files take the RECORD path
             description="ldaps://host:636, or ldap://host with start_tls: true; plain ldap:// "
             "only to a loopback host",
         ),
-        th.Property("start_tls", th.BooleanType, default=False, description="StartTLS on ldap://"),
+        th.Property(
+            "start_tls",
+            th.BooleanType,
+            default=False,
+            description="Upgrade an ldap:// connection with StartTLS before binding",
+        ),
         th.Property(
             "ca_file",
             th.StringType,
             description="PEM file of the CA(s) that signed the server certificate "
             "(default: the system store). Certificates and host names are always verified",
         ),
-        th.Property("bind_dn", th.StringType, description="DN of the service account"),
-        th.Property("bind_password", th.StringType, secret=True, description="Its password"),
+        th.Property(
+            "bind_dn",
+            th.StringType,
+            description="DN of the service account the target binds as",
+        ),
+        th.Property(
+            "bind_password",
+            th.StringType,
+            secret=True,
+            description="Password of the bind_dn service account",
+        ),
         th.Property(
             "base_dn",
             th.StringType,
@@ -186,7 +200,12 @@ class TargetLDAP(BatchAsRecords, Target):  # BATCH files take the RECORD path
             default="UTC",
             description="IANA time zone deciding what 'today' is for termination dates",
         ),
-        th.Property("timeout", th.NumberType, default=30, description="Seconds per operation"),
+        th.Property(
+            "timeout",
+            th.NumberType,
+            default=30,
+            description="Connect and receive timeout of one LDAP operation, in seconds",
+        ),
     ).to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -78,7 +78,9 @@ class TargetMoodle(BatchAsRecords, Target):  # BATCH files take the RECORD path
                     description="Audit what would be written (planned-*); write nothing"),
         th.Property("audit_log_path", th.StringType,
                     description="Audit log (JSON lines); default $HRSYNC_AUDIT_LOG"),
-        th.Property("request_timeout", th.NumberType, default=60),
+        th.Property("request_timeout", th.NumberType, default=60,
+                    description="Seconds to wait for Moodle to answer one web-service call "
+                                "(connect and read)"),
         *HTTP_SETTINGS,
     ).to_dict()  # fmt: skip
 

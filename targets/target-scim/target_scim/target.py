@@ -45,13 +45,33 @@ class TargetSCIM(BatchAsRecords, Target):  # BATCH files take the RECORD path
             description="SCIM base URL, e.g. https://example.okta.com/scim/v2 (HTTPS; "
             "plain http only on loopback)",
         ),
-        th.Property("bearer_token", th.StringType, secret=True, description="Static bearer token"),
-        th.Property("oauth_client_id", th.StringType, description="OAuth 2.0 client id"),
         th.Property(
-            "oauth_client_secret", th.StringType, secret=True, description="OAuth client secret"
+            "bearer_token",
+            th.StringType,
+            secret=True,
+            description="Static bearer token of the SCIM API (instead of the oauth_* settings)",
         ),
-        th.Property("oauth_token_url", th.StringType, description="OAuth 2.0 token endpoint"),
-        th.Property("oauth_scope", th.StringType, description="Scopes to request (optional)"),
+        th.Property(
+            "oauth_client_id",
+            th.StringType,
+            description="OAuth 2.0 client-credentials client id (instead of bearer_token)",
+        ),
+        th.Property(
+            "oauth_client_secret",
+            th.StringType,
+            secret=True,
+            description="OAuth 2.0 client secret of oauth_client_id",
+        ),
+        th.Property(
+            "oauth_token_url",
+            th.StringType,
+            description="OAuth 2.0 token endpoint the client credentials are sent to",
+        ),
+        th.Property(
+            "oauth_scope",
+            th.StringType,
+            description="Space-separated scopes to request with the token (optional)",
+        ),
         th.Property(
             "user_name_attribute",
             th.StringType,
@@ -122,7 +142,12 @@ class TargetSCIM(BatchAsRecords, Target):  # BATCH files take the RECORD path
             default="UTC",
             description="IANA time zone deciding what 'today' is for termination dates",
         ),
-        th.Property("request_timeout", th.NumberType, default=30, description="Seconds"),
+        th.Property(
+            "request_timeout",
+            th.NumberType,
+            default=30,
+            description="Seconds to wait for the SCIM server to answer one request",
+        ),
         th.Property(
             "oauth_client_auth",
             th.StringType,
