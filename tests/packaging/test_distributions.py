@@ -76,8 +76,9 @@ def _subcommands(bin_dir: Path, *words: str) -> list[tuple[str, ...]]:
     text = subprocess.run(
         [str(bin_dir / "hrsync"), *words, "--help"], capture_output=True, text=True, check=True
     ).stdout
-    found = re.search(r"\{([a-z0-9_,-]+)\}", text)
-    if not found:
+    # argparse's usage line shows a subcommand group as "{a,b,c} ..." (option choices have no "...")
+    found = re.search(r"\{([a-z0-9_,-]+)\} \.\.\.", text)
+    if not found or len(words) > 3:
         return []
     paths: list[tuple[str, ...]] = []
     for word in found.group(1).split(","):
