@@ -5,8 +5,10 @@ mappings, schedules, and the ``annotations: {hrsync: ...}`` blocks that name eac
 system and each job's owner), the ops file ``hrsync.yml`` when present (``jobs.<job>.owner``),
 and the map-hr profiles each mapping runs. ``hrsync docs`` writes ``docs/integrations.md`` and
 the data-flow graph ``docs/integrations.dot``, rendered with graphviz's ``dot`` to
-``docs/integrations.svg``. A test regenerates both text files and fails when the committed
-ones differ, so the catalogue cannot drift from what runs.
+``docs/integrations.svg``, and the record of processing activities
+``docs/processing-record.md`` / ``.csv`` (:mod:`hrsync_ops.processing_record`). A test
+regenerates the text files and fails when the committed ones differ, so the catalogue cannot
+drift from what runs.
 
 Field flows follow a task's chain of map-hr profiles back to the source: the destination field
 ``iam_users.given_name`` of ``hris_to_iam`` reads ``worker.first_name``, which
@@ -27,6 +29,7 @@ from typing import Any
 import yaml
 
 from hrsync import pii
+from hrsync_ops import processing_record
 from map_hr import paths
 from map_hr.profile import (
     Profile,
@@ -88,6 +91,8 @@ class Job:
 class Catalogue:
     jobs: list[Job]
     systems: list[System]
+    #: job -> (processing terms, raw annotation): see hrsync_ops.processing_record
+    processing: dict[str, Any] = field(default_factory=dict)
 
 
 # --- reading the project ------------------------------------------------------------------
@@ -163,7 +168,9 @@ def build(root: Path) -> Catalogue:
                 tasks=tasks,
             )
         )
-    return Catalogue(jobs, sorted(systems.values(), key=lambda s: (s.kind, s.name)))
+    cat = Catalogue(jobs, sorted(systems.values(), key=lambda s: (s.kind, s.name)))
+    cat.processing = processing_record.job_processing(project)
+    return cat
 
 
 # --- following fields through a chain of profiles ------------------------------------------
@@ -308,6 +315,7 @@ def render_markdown(cat: Catalogue) -> str:
             f"- **Owner:** {job.owner}",
             f"- **Schedule:** `{job.schedule}`",
             f"- **PII classes that flow:** {', '.join(job.pii_classes) or 'none'}",
+            *processing_record.processing_lines(cat, job),
             "",
         ]
         for task in job.tasks:
@@ -369,6 +377,9 @@ def write(root: Path, out_dir: Path | None = None, *, render: bool = True) -> li
     md.write_text(render_markdown(cat), encoding="utf-8")
     dot.write_text(render_dot(cat), encoding="utf-8")
     written = [md, dot]
+    for name, text in processing_record.files(cat, GENERATED).items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+        written.append(out_dir / name)
     if render:
         exe = shutil.which("dot")
         if exe is None:
@@ -386,6 +397,7 @@ def stale_files(root: Path) -> list[str]:
     """Names of catalogue text files under ``root/docs`` that differ from a fresh build."""
     cat = build(root)
     fresh = {"integrations.md": render_markdown(cat), "integrations.dot": render_dot(cat)}
+    fresh.update(processing_record.files(cat, GENERATED))
     stale = []
     for name, text in fresh.items():
         path = root / "docs" / name
