@@ -219,6 +219,7 @@ class TargetLDAP(Target):
             destination=destination,
             outcome=outcome,
             detail=detail,
+            employee_id=record_key,  # the subject reference, never the id, is written
         )
 
     def _handle_max_record_age(self) -> None:
