@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
+
 from hrsync import processing, subject
 
 DEFAULT_PATH = Path(".hrsync/audit.jsonl")
@@ -62,6 +64,7 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 CHAIN_KEYS = ("seq", "prev", "hash")
 GENESIS = ""
 _TAIL = 1 << 16
+_SORTED = orjson.OPT_SORT_KEYS
 
 __all__ = [
     "DEFAULT_PATH",
@@ -125,8 +128,14 @@ def _safe_destination(destination: str) -> str:
 
 
 def _canonical(obj: Mapping[str, Any]) -> bytes:
-    body = {k: v for k, v in obj.items() if k != "hash"}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """Sorted keys, no spaces, UTF-8: the bytes a line's hash covers (``hash`` left out)."""
+    return orjson.dumps({k: v for k, v in obj.items() if k != "hash"}, option=_SORTED)
+
+
+def _encode(line: Mapping[str, Any]) -> bytes:
+    """The line as written: its canonical JSON with ``hash`` appended (one encoding)."""
+    body = _canonical(line)
+    return body[:-1] + b',"hash":"' + str(line["hash"]).encode() + b'"}\n'
 
 
 def line_hash(obj: Mapping[str, Any]) -> str:
@@ -208,6 +217,11 @@ class AuditLog:
         self.integration = integration or default_integration()
         self._lock = threading.Lock()
         self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self._size = 0
+        # (inode, size) of the file after our last write -> (seq, hash) of its last line: when
+        # nobody wrote since, the tail need not be read again
+        self._known: tuple[tuple[int, int], tuple[int, str]] | None = None
         self._processing: processing.Processing | None = None
 
     @property
@@ -288,9 +302,9 @@ class AuditLog:
     def append(self, event: dict[str, Any]) -> dict[str, Any]:
         """Chain ``event`` to the last line and append it (with a checkpoint when due)."""
         with self._locked():
-            seq, prev = _head(_last_line(self.path))
+            seq, prev = self._last()
             limit = _max_bytes()
-            if limit and self.path.exists() and self.path.stat().st_size >= limit:
+            if limit and self._size >= limit:
                 seq, prev = self._rotate(seq, prev)
             line = self._chain(event, seq, prev)
             lines = [line]
@@ -298,6 +312,18 @@ class AuditLog:
                 lines.append(self._checkpoint(line["seq"], line["hash"]))
             self._write(lines)
             return line
+
+    def _last(self) -> tuple[int, str]:
+        """(seq, hash) of the file's last line (call under the lock)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._size = 0
+            return 0, GENESIS
+        self._size = st.st_size
+        if self._known is not None and self._known[0] == (st.st_ino, st.st_size):
+            return self._known[1]
+        return _head(_last_line(self.path))
 
     def _chain(self, obj: dict[str, Any], seq: int, prev: str) -> dict[str, Any]:
         line = {k: v for k, v in obj.items() if k not in CHAIN_KEYS}
@@ -316,16 +342,22 @@ class AuditLog:
         return self._chain(mark, seq, head)
 
     def _write(self, lines: list[dict[str, Any]]) -> None:
-        data = b"".join(
-            (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8") for line in lines
-        )
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        data = b"".join(_encode(line) for line in lines)
         try:
-            written = os.write(fd, data)
-            while written < len(data):  # only on a full disk or a signal
-                written += os.write(fd, data[written:])
-        finally:
-            os.close(fd)
+            current = self.path.stat().st_ino
+        except FileNotFoundError:
+            current = None
+        if self._fd is not None and os.fstat(self._fd).st_ino != current:
+            os.close(self._fd)  # rotated (by us or another writer): append to the new file
+            self._fd = None
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        written = os.write(self._fd, data)
+        while written < len(data):  # only on a full disk or a signal
+            written += os.write(self._fd, data[written:])
+        st = os.fstat(self._fd)
+        self._size = st.st_size
+        self._known = ((st.st_ino, st.st_size), (int(lines[-1]["seq"]), str(lines[-1]["hash"])))
 
     def _rotate(self, seq: int, prev: str) -> tuple[int, str]:
         """Close the current file with a checkpoint, rename it, start the next with a line
@@ -351,7 +383,7 @@ class AuditLog:
         with self._locked():
             if not self.path.exists() or self.path.stat().st_size == 0:
                 return None
-            seq, prev = _head(_last_line(self.path))
+            seq, prev = self._last()
             self._rotate(seq, prev)
             return self.path.with_name(f"{self.path.name}.{seq + 1:012d}")
 
@@ -359,7 +391,7 @@ class AuditLog:
         """Append a chained operations line (``type: kind``), e.g. what retention removed."""
         line = {"type": kind, "ts": datetime.now(UTC).isoformat(timespec="milliseconds"), **data}
         with self._locked():
-            seq, prev = _head(_last_line(self.path))
+            seq, prev = self._last()
             chained = self._chain(line, seq, prev)
             mark = self._checkpoint(chained["seq"], chained["hash"])
             self._write([chained, mark])
@@ -367,6 +399,9 @@ class AuditLog:
 
     def close(self) -> None:
         with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
