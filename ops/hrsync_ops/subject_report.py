@@ -15,7 +15,7 @@ import contextlib
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ __all__ = ["Rest", "Transfer", "find", "render_markdown"]
 
 #: dead letters of these loaders are keyed by the ATS candidate id
 CANDIDATE_KEYED = ("target-bamboohr",)
+#: map-hr lookups keyed by the ATS candidate (Greenhouse candidates, Lever opportunities)
+CANDIDATE_LOOKUPS = ("candidates", "opportunities")
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ def rests(policy: Policy, refs: set[str], moodle_state: Path | None = None) -> l
                     out.append(
                         Rest("benefits_ledger", str(path), f"{kind} ({status})", str(sent), until)
                     )
+    out += _lookups(policy, refs)
     if moodle_state is not None:
         with _read(moodle_state) as db:
             if db is not None and "workers" in _tables(db):
@@ -191,6 +194,36 @@ def rests(policy: Policy, refs: set[str], moodle_state: Path | None = None) -> l
                                 "while the worker is synchronised (no retention applied)",
                             )
                         )
+    return out
+
+
+def _lookups(policy: Policy, refs: set[str]) -> list[Rest]:
+    """Candidate rows in map-hr's join lookups (the ATS -> HRIS profiles keep them)."""
+    base = policy.paths["lookups"]
+    files = sorted(base.glob("*.sqlite")) if base.is_dir() else [base]
+    out = []
+    for file in files:
+        with _read(file) as db:
+            if db is None or "refs" not in _tables(db):
+                continue
+            marks = ",".join("?" * len(CANDIDATE_LOOKUPS))
+            for lookup, key in db.execute(
+                f"SELECT lookup, k FROM refs WHERE lookup IN ({marks})",  # noqa: S608
+                CANDIDATE_LOOKUPS,
+            ):
+                if subject.candidate_ref(str(key)) in refs:
+                    stamp = datetime.fromtimestamp(file.stat().st_mtime, UTC).isoformat(
+                        timespec="seconds"
+                    )
+                    out.append(
+                        Rest(
+                            "lookups",
+                            str(file),
+                            f"map-hr lookup {lookup} ({file.name})",
+                            stamp,
+                            _until(stamp, policy.keep.get("lookups")),
+                        )
+                    )
     return out
 
 

@@ -14,6 +14,7 @@ from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore
 from hrsync.transfer import TransferLedger
 from hrsync_ops.cli import main
+from map_hr.lookups import LookupStore
 from target_benefits_834.store import Ledger
 from target_moodle.state import StateStore, Worker
 
@@ -28,6 +29,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "dead_letters": tmp_path / "dlq.sqlite",
         "transfers": tmp_path / "transfers.sqlite",
         "benefits_ledger": tmp_path / "ledger.sqlite",
+        "lookups": tmp_path / "map-hr",
         "audit": tmp_path / "audit.jsonl",
     }
     (tmp_path / "hrsync.yml").write_text(
@@ -37,6 +39,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                     "dead_letters": "30d",
                     "transfers": "365d",
                     "benefits_ledger": "365d",
+                    "lookups": "30d",
                     "paths": {k: str(v) for k, v in paths.items()},
                 }
             }
@@ -85,6 +88,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                 ("E:2043", "2043", b"{}", "x", "active", "2026-01-05T00:00:00+00:00"),
             ],
         )
+    lookups = LookupStore(paths["lookups"] / "ats_to_hris.sqlite")
+    for cand in ("4000000123", "4000000124"):
+        lookups.put("candidates", cand, {"first_name": "Zoë"})
+    lookups.put("jobs", "4000000123", {"title": "a job with the same id"})  # not a person
+    lookups.close()
     moodle = StateStore(tmp_path / "moodle.sqlite")
     moodle.save_worker(Worker("2042", 7, None, True, {}, False))
     moodle.save_worker(Worker("2043", 8, None, True, {}, False))
@@ -112,6 +120,7 @@ def test_a_person_by_employee_or_candidate_id(
         ("benefits_ledger", "dependant (terminated)"),
         ("benefits_ledger", "subscriber (active)"),
         ("dead_letters", "letter 1 (target-bamboohr bamboohr_new_hires, waiting)"),
+        ("lookups", "map-hr lookup candidates (ats_to_hris.sqlite)"),
         ("moodle_state", "worker (active), 0 enrolment(s)"),
         ("transfers", "item of file payroll_1.csv to sftp://payroll/in"),
     ]
