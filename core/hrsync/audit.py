@@ -487,6 +487,7 @@ def verify(path: str | Path | None = None, *, key: bytes | None = None) -> Verif
     files = audit_files(path)
     removed_heads = _removed_heads(files)
     prev_file_head: str | None = None
+    legacy, chained = 0, False  # lines of the oldest file written before chaining
     for index, file in enumerate(files):
         result.files.append(file.name)
         prev: str | None = None
@@ -507,8 +508,13 @@ def verify(path: str | Path | None = None, *, key: bytes | None = None) -> Verif
                 break
             this_seq = obj.get("seq")
             if "hash" not in obj:
+                if index == 0 and not chained:  # written before the chain started
+                    legacy += 1
+                    prev = hashlib.sha256(raw).hexdigest()
+                    continue
                 result.problems.append(Problem(*where, None, "line carries no hash (unchained)"))
                 break
+            chained = True
             if obj["hash"] != line_hash(obj):
                 result.problems.append(
                     Problem(*where, this_seq, "hash does not match the line: edited")
@@ -554,6 +560,11 @@ def verify(path: str | Path | None = None, *, key: bytes | None = None) -> Verif
             prev, seq = str(obj["hash"]), this_seq if isinstance(this_seq, int) else None
         # the next file continues this one's last line (even where this one broke)
         prev_file_head = _head(raw_lines[-1])[1] if raw_lines else prev
+    if legacy:
+        result.warnings.append(
+            f"{files[0].name}: the first {legacy} line(s) were written before the chain "
+            "(not protected)"
+        )
     if key is None:
         result.warnings.append(
             f"no {ENV_KEY}: checkpoint MACs not checked (a chain rewritten as a whole passes)"

@@ -167,3 +167,28 @@ def test_events_name_the_person_by_a_keyed_reference_only(tmp_path: Path) -> Non
     pseudonym = subject.analytics_pseudonym("2042")
     assert subject.pseudonym_ref(pseudonym) == event["subject"]
     assert "2042" not in json.dumps({k: v for k, v in event.items() if k != "record_key"})
+
+
+def test_a_log_written_before_chaining_continues_as_a_chain(tmp_path: Path) -> None:
+    """An upgraded installation: the old unchained lines are reported, not failed; the chain
+    starts from the last of them, and an unchained line after that is tampering."""
+    path = tmp_path / "audit.jsonl"
+    old = {
+        "ts": "2025-01-01T00:00:00.000+00:00",
+        "integration": "x",
+        "stream": "s",
+        "record_key": "1",
+        "fields": [],
+        "destination": "d",
+        "outcome": "created",
+        "detail": None,
+    }
+    path.write_text("".join(json.dumps({**old, "record_key": str(i)}) + "\n" for i in range(3)))
+    write(path, 5)
+    result = verify(path)
+    assert result.ok and "first 3 line(s) were written before the chain" in result.warnings[0]
+    text = lines(path)
+    text.insert(5, json.dumps(old) + "\n")
+    path.write_text("".join(text), encoding="utf-8")
+    (problem,) = verify(path).problems
+    assert problem.line == 6 and "no hash" in problem.reason
