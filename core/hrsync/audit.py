@@ -244,6 +244,7 @@ class AuditLog:
         employee_id: Any = None,
         candidate_id: Any = None,
         analytics_pseudonym: str | None = None,
+        analytics_pseudonyms: Iterable[str] = (),
     ) -> dict[str, Any]:
         """Append one event and return it.
 
@@ -252,7 +253,9 @@ class AuditLog:
         ``created``, ``updated``, ``unchanged``, ``skipped``, ``failed``, ``deactivated``.
         ``detail`` is a short reason without personal data (cut at 300 characters).
         ``employee_id`` (the HRIS id), ``candidate_id`` (the ATS id) or ``analytics_pseudonym``
-        name the person: only their keyed subject reference is written, never the ids.
+        name the person: only their keyed subject reference is written, never the ids. A batch
+        event of many people passes their ``analytics_pseudonyms``: their references are written
+        as ``subjects``.
         """
         names = _field_names(fields)
         if not isinstance(outcome, str) or not outcome.strip():
@@ -282,6 +285,9 @@ class AuditLog:
             "subject": refs[0] if refs else None,
             "links": refs[1:],
         }
+        batch = {subject.pseudonym_ref(p) for p in analytics_pseudonyms if p}
+        if batch - {None}:
+            event["subjects"] = sorted(r for r in batch if r)
         return self.append(event)
 
     # --- writing -----------------------------------------------------------------------------

@@ -26,8 +26,17 @@ ANALYTICS_CONTEXT: Final = "analytics"
 SUBJECT_CONTEXT: Final = "audit-subject"
 CANDIDATE_CONTEXT: Final = "audit-subject-candidate"
 REF_CHARS: Final = 32
+#: the column in which map-hr's analytics profiles write the analytics pseudonym
+PSEUDONYM_FIELD: Final = "employee_key"
 
-__all__ = ["analytics_pseudonym", "candidate_ref", "employee_ref", "pseudonym_ref", "references"]
+__all__ = [
+    "PSEUDONYM_FIELD",
+    "analytics_pseudonym",
+    "candidate_ref",
+    "employee_ref",
+    "pseudonym_ref",
+    "references",
+]
 
 _cache: dict[str, Pseudonymizer] = {}
 

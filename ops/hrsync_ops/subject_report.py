@@ -68,7 +68,7 @@ def transfers(audit_path: Path | None, refs: set[str]) -> tuple[list[Transfer], 
     while True:  # a link can name a reference that links further
         grown = set(refs)
         for e in events:
-            mine = {e.get("subject"), *(e.get("links") or [])} - {None}
+            mine = {e.get("subject"), *(e.get("links") or [])} - {None}  # one person's event
             if mine & grown:
                 grown |= {str(r) for r in mine}
         if grown == refs:
@@ -76,7 +76,7 @@ def transfers(audit_path: Path | None, refs: set[str]) -> tuple[list[Transfer], 
         refs = grown
     out = []
     for e in events:
-        mine = {e.get("subject"), *(e.get("links") or [])} - {None}
+        mine = {e.get("subject"), *(e.get("links") or []), *(e.get("subjects") or [])} - {None}
         if mine & refs:
             out.append(
                 Transfer(
