@@ -192,3 +192,18 @@ def test_a_log_written_before_chaining_continues_as_a_chain(tmp_path: Path) -> N
     path.write_text("".join(text), encoding="utf-8")
     (problem,) = verify(path).problems
     assert problem.line == 6 and "no hash" in problem.reason
+
+
+def test_a_run_that_rotates_the_log_still_counts_what_it_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hrsync_ops.runs import audit_offset, moved_records
+
+    path = tmp_path / "audit.jsonl"
+    monkeypatch.setenv("HRSYNC_AUDIT_MAX_BYTES", "40000")  # ~65 lines
+    write(path, 40)  # an earlier run
+    assert audit_files(path) == [path]
+    offset = audit_offset(path)
+    write(path, 30, start=40)  # this run: the file rotates on the way
+    assert len(audit_files(path)) == 2
+    assert moved_records("hris-to-iam", offset, path) == {"updated": 30}
