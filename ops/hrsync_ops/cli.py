@@ -19,6 +19,7 @@ COMMANDS: tuple[str, ...] = (
     "hrsync_ops.commands.status",
     "hrsync_ops.commands.docs",
     "hrsync_ops.commands.report",
+    "hrsync_ops.commands.retention",
     "hrsync_ops.webhooks.cli",
 )
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hrsync import sqlite
-from hrsync.audit import AuditLog
+from hrsync.audit import AuditLog, audit_files
 
 DEFAULT_PATH = Path(".hrsync/runs.sqlite")
 ENV_PATH = "HRSYNC_RUNS_PATH"
@@ -207,8 +207,20 @@ def moved_records(job: str, since_offset: int, path: Path | None = None) -> dict
     counts: dict[str, int] = {}
     if not target.exists():
         return counts
-    with target.open("rb") as fh:
-        fh.seek(since_offset)
+    # rotated during the run: the rest of the file it started in, then the new one from 0
+    files = audit_files(target)
+    if target.stat().st_size < since_offset and len(files) > 1:
+        parts = [(files[-2], since_offset), (target, 0)]
+    else:
+        parts = [(target, since_offset)]
+    for file, offset in parts:
+        _count_moved(file, offset, job, counts)
+    return counts
+
+
+def _count_moved(file: Path, offset: int, job: str, counts: dict[str, int]) -> None:
+    with file.open("rb") as fh:
+        fh.seek(offset)
         for line in fh:
             if not line.strip():
                 continue
@@ -222,7 +234,6 @@ def moved_records(job: str, since_offset: int, path: Path | None = None) -> dict
             if outcome.startswith("planned-"):
                 continue
             counts[outcome] = counts.get(outcome, 0) + 1
-    return counts
 
 
 class PluginLocks:

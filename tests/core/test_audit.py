@@ -22,6 +22,14 @@ EVENT_KEYS = {
     "destination",
     "outcome",
     "detail",
+    "job",  # why and to whom: see test_processing_record
+    "legal_basis",
+    "processor",
+    "subject",  # a keyed reference of the person: see test_audit_chain
+    "links",
+    "seq",  # the hash chain: see test_audit_chain
+    "prev",
+    "hash",
 }
 
 

@@ -58,13 +58,24 @@ def test_fields_are_traced_through_a_chain_of_profiles() -> None:
 def test_a_changed_project_makes_the_catalogue_stale(tmp_path: Path) -> None:
     shutil.copy(ROOT / "meltano.yml", tmp_path / "meltano.yml")
     written = write(tmp_path)
-    assert {p.name for p in written} == {"integrations.md", "integrations.dot", "integrations.svg"}
+    assert {p.name for p in written} == {
+        "integrations.md",
+        "integrations.dot",
+        "integrations.svg",
+        "processing-record.md",
+        "processing-record.csv",
+    }
     assert (tmp_path / "docs" / "integrations.svg").read_text().lstrip().startswith("<?xml")
     assert stale_files(tmp_path) == []
     project = yaml.safe_load((tmp_path / "meltano.yml").read_text())
     project["jobs"][0]["annotations"]["hrsync"]["owner"] = "Someone Else"
     (tmp_path / "meltano.yml").write_text(yaml.safe_dump(project, allow_unicode=True))
-    assert stale_files(tmp_path) == ["integrations.md"]
+    # the owner is also the contact in the record of processing
+    assert stale_files(tmp_path) == [
+        "integrations.md",
+        "processing-record.md",
+        "processing-record.csv",
+    ]
     assert main(["docs", "--root", str(tmp_path), "--check"]) == 1
     assert main(["docs", "--root", str(tmp_path), "--no-render"]) == 0
     assert main(["docs", "--root", str(tmp_path), "--check"]) == 0

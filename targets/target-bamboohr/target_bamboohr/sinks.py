@@ -230,6 +230,7 @@ class NewHireSink(RecordSink):
         self.counts[outcome] = self.counts.get(outcome, 0) + 1
         if outcome in ("created", "updated", "unchanged"):
             self.letters.delivered(self.stream_name, [key])
+        employee = (self.index.get(key) or {}).get("id")  # known once created or matched
         self.audit.record(
             stream=self.stream_name,
             record_key=key,
@@ -237,6 +238,8 @@ class NewHireSink(RecordSink):
             destination=DESTINATION,
             outcome=outcome,
             detail=detail,
+            candidate_id=None if key == "<missing>" else key,
+            employee_id=employee,
         )
 
     def clean_up(self) -> None:

@@ -273,12 +273,14 @@ class Run:
         self.ledger.commit(self.spool)
         for stream, keys in self.spool.delivered_keys().items():
             self.dlq.resolve(plugin=PLUGIN, stream=stream, record_keys=keys)
-        for member, _, _, _, _, stream, record_key, maint, fields in self.spool.staged():
+        for member, employee, _, _, _, stream, record_key, maint, fields in self.spool.staged():
             self.audit.record(
                 stream=stream,
                 record_key=member if stream == DEPENDENTS and not record_key else record_key,
                 fields=fields,
                 destination=destination,
+                # the subscriber's subject reference; a dependant is a subject of their own
+                employee_id=employee if member.startswith("E:") else None,
                 outcome=OUTCOMES[maint],
                 detail=f"834 INS03 {maint} for the "
                 + ("subscriber" if member.startswith("E:") else "dependant"),

@@ -239,6 +239,7 @@ class TargetLDAP(BatchAsRecords, Target):  # BATCH files take the RECORD path
             destination=destination,
             outcome=outcome,
             detail=detail,
+            employee_id=record_key,  # the subject reference, never the id, is written
         )
 
     def _handle_max_record_age(self) -> None:

@@ -634,6 +634,7 @@ class LmsUserSink(BatchSink):
             record_key=a.worker_id,
             fields=fields,
             destination=DESTINATION,
+            employee_id=a.worker_id,
             outcome=("planned-" + outcome) if planned else outcome,
             detail=f"course {a.course_id} (rule {a.rules}){due}",
         )
@@ -651,6 +652,7 @@ class LmsUserSink(BatchSink):
             record_key=a.worker_id,
             fields=ENROL_FIELDS,
             destination=DESTINATION,
+            employee_id=a.worker_id,
             outcome="failed",
             detail=f"course {a.course_id}: {exc.errorcode}",
         )
@@ -732,6 +734,7 @@ class LmsUserSink(BatchSink):
             record_key=p.key,
             fields=list(fields),
             destination=DESTINATION,
+            employee_id=p.key,
             outcome=outcome,
             detail=detail,
         )

@@ -125,6 +125,7 @@ class PayrollSink(RecordSink):
             destination=DESTINATION,
             outcome=outcome,
             detail=detail,
+            employee_id=None if key.startswith("<missing>") else key.split(":", 1)[0],
         )
 
     def _resolve(self) -> None:

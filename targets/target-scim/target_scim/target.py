@@ -208,6 +208,7 @@ class TargetSCIM(BatchAsRecords, Target):  # BATCH files take the RECORD path
             destination=self.client.base_url,
             outcome=outcome,
             detail=detail,
+            employee_id=record_key,  # the subject reference, never the id, is written
         )
 
     def _handle_max_record_age(self) -> None:

@@ -15,6 +15,7 @@ import orjson
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import BatchSink
 
+from hrsync import subject
 from hrsync.deadletter import replaying
 from hrsync.errors import RecordError
 from target_warehouse.warehouse import LINE, Rejected, column_type
@@ -163,6 +164,7 @@ class WarehouseSink(BatchSink):
         context["lines"] = 0
         context["last"] = {}  # record key -> its last line in this batch (-1: dead-lettered)
         context["dead"] = 0
+        context["subjects"] = {}  # line -> the analytics pseudonym of its person (audit only)
 
     def process_record(self, record: dict, context: dict) -> None:
         if self._rejection is not None:
@@ -178,6 +180,9 @@ class WarehouseSink(BatchSink):
         key = self.record_key(record)
         if key is not None:
             context["last"][key] = line
+        pseudonym = record.get(subject.PSEUDONYM_FIELD)
+        if isinstance(pseudonym, str) and pseudonym:
+            context["subjects"][line] = pseudonym
         context["lines"] = line + 1
 
     def process_batch(self, context: dict) -> None:
@@ -206,6 +211,8 @@ class WarehouseSink(BatchSink):
                 detail=f"{context['lines'] - len(rejected)} records loaded ({written} rows "
                 f"after de-duplication on {', '.join(self.key_properties) or 'no key'}), "
                 f"{failed} dead-lettered",
+                # the people of the loaded rows, as keyed subject references
+                analytics_pseudonyms=[p for i, p in context["subjects"].items() if i not in bad],
             )
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -242,5 +249,10 @@ class WarehouseSink(BatchSink):
             destination=f"{DESTINATION}:{self.warehouse.table(self.table)}",
             outcome="failed",
             detail=f"{field}: {reason}",
+            analytics_pseudonym=_text(record.get(subject.PSEUDONYM_FIELD)),
         )
         return key if key is not None else f"<missing letter {letter}>"  # never resolved
+
+
+def _text(value: t.Any) -> str | None:
+    return value if isinstance(value, str) and value else None
