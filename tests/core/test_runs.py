@@ -73,6 +73,9 @@ schedules:
   - name: job-b-daily
     job: job-b
     interval: "0 6 * * *"
+  - name: job-c-weekly
+    job: job-c
+    interval: "@weekly"
 """
 
 
@@ -282,8 +285,8 @@ def test_status_reports_each_job_and_flags_what_needs_a_person(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, jobs = status(project, capsys)
-    assert code == 1  # nothing has ever succeeded: both jobs are stale
-    assert jobs["job-a"]["stale"] and jobs["job-b"]["stale"]
+    assert code == 0  # a fresh deployment: nothing has run yet, and nothing is overdue
+    assert jobs["job-a"]["never_run"] and not jobs["job-a"]["stale"] and jobs["job-a"]["ok"]
     assert jobs["job-a"]["expected_interval_from"] == "schedule '@hourly'"
     assert jobs["job-a"]["expected_interval_s"] == 3600 * 1.25
 
@@ -324,6 +327,36 @@ def test_status_reports_each_job_and_flags_what_needs_a_person(
     assert main(["status", "--project-root", str(project)]) == 1
     table = capsys.readouterr().out
     assert "job-a" in table and "stale" in table and "last run failed" in table
+
+
+def test_a_fresh_deployment_is_not_an_alarm_until_a_schedule_is_overdue(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """job-c runs @weekly (stale after 7 days plus a quarter: 8.75 days). Deployed 8 days ago
+    and never run: "not run yet", exit 0; deployed 9 days ago: stale. A job that has run and
+    failed is a problem at once, never "not run yet"."""
+    ledger = RunLedger(project / ".hrsync/runs.sqlite")
+    ledger.first_seen("job-c", datetime.now(UTC) - timedelta(days=8))
+    code, jobs = status(project, capsys)
+    assert code == 0 and jobs["job-c"]["ok"] and jobs["job-c"]["never_run"]
+    assert jobs["job-c"]["expected_interval_s"] == 8.75 * 86400
+    capsys.readouterr()
+    assert main(["status", "--project-root", str(project)]) == 0
+    table = capsys.readouterr().out
+    assert "not run yet, stale after" in table and "never" in table
+
+    with sqlite3.connect(project / ".hrsync/runs.sqlite") as db:
+        db.execute(
+            "UPDATE jobs SET first_seen=? WHERE job='job-c'",
+            ((datetime.now(UTC) - timedelta(days=9)).isoformat(),),
+        )
+    code, jobs = status(project, capsys)
+    assert code == 1 and jobs["job-c"]["stale"] and not jobs["job-a"]["stale"]
+
+    run(project, monkeypatch, "job-a", exit=1)
+    code, jobs = status(project, capsys)
+    assert not jobs["job-a"]["never_run"]
+    assert jobs["job-a"]["problems"] == ["last run failed (exit 1)"]
 
 
 def test_expected_interval_from_hrsync_yml_wins_over_the_schedule(tmp_path: Path) -> None:
