@@ -499,6 +499,29 @@ class HRRESTStream(RESTStream[_TToken]):
             exc = yield wait
             attempt += 1
 
+    def backoff_handler(self, details: Details) -> None:
+        """A retry is logged as a warning (singer-sdk logs it as an error, though the retry
+        usually succeeds; running out of retries raises :class:`RetryBudgetExhausted`, which
+        is the error). The URL's path only: a query string may carry a filter value."""
+        exc = details.get("exception")
+        response = getattr(exc, "response", None)
+        if isinstance(response, requests.Response):
+            reason = f"{response.status_code} {response.reason}"
+        else:
+            reason = type(exc).__name__
+        args = details.get("args") or ()
+        prepared = args[0] if args else None
+        method = getattr(prepared, "method", None) or "request"
+        path = urlsplit(getattr(prepared, "url", None) or "").path or self.path
+        self.logger.warning(
+            "Retrying %s %s after %s (attempt %d), waiting %.2f s",
+            method,
+            path,
+            reason,
+            details.get("tries", 0),
+            details.get("wait") or 0.0,
+        )
+
     def request_decorator(self, func: Callable[..., requests.Response]) -> Callable[..., t.Any]:
         """Retry ``func`` (singer-sdk's ``_request``) on :data:`RETRIABLE_EXCEPTIONS`.
 

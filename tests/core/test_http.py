@@ -335,6 +335,21 @@ def test_retry_after_seconds_is_the_wait_asked_for(api: ScriptedServer) -> None:
     assert len(got) == len(PEOPLE)
 
 
+def test_a_retried_429_is_a_warning_not_an_error(
+    api: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    api.script("/people", Reply(429, {"message": "slow down"}, {"Retry-After": "2"}))
+    got = list(people_stream(api.url, Waits()).get_records(None))
+    assert len(got) == len(PEOPLE)
+    retries = [r for r in caplog.records if "Retrying" in r.getMessage()]
+    assert [r.levelno for r in retries] == [logging.WARNING]
+    assert "GET /people after 429 Too Many Requests (attempt 1), waiting 2.00 s" in (
+        retries[0].getMessage()
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_retry_after_http_date_and_rate_limit_reset() -> None:
     resp = requests.Response()
     resp.status_code = 503
