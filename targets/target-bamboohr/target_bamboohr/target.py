@@ -9,6 +9,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.cli import plugin_main
 from hrsync.deadletter import TargetDeadLetters
 from hrsync.http import HTTP_SETTINGS
 from hrsync.singer_input import SingerObjectReader
@@ -81,5 +82,9 @@ class TargetBambooHR(Target):
         return index
 
 
+#: the target-bamboohr console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetBambooHR, "target-bamboohr")
+
+
 if __name__ == "__main__":
-    TargetBambooHR.cli()
+    main()

@@ -11,6 +11,7 @@ from typing import Any
 from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
+from hrsync.cli import plugin_main
 from hrsync.errors import ConfigError
 from hrsync.singer_input import SingerObjectReader
 from hrsync.transfer import SFTP_SETTINGS, TransferError
@@ -163,5 +164,9 @@ class TargetBenefits834(Target):
             sys.exit(1)
 
 
+#: the target-benefits-834 console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetBenefits834, "target-benefits-834")
+
+
 if __name__ == "__main__":
-    TargetBenefits834.cli()
+    main()

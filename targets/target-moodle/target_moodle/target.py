@@ -9,6 +9,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.cli import plugin_main
 from hrsync.deadletter import TargetDeadLetters
 from hrsync.errors import ConfigError
 from hrsync.http import HTTP_SETTINGS
@@ -125,5 +126,9 @@ class TargetMoodle(Target):
         return TargetDeadLetters(self.name)
 
 
+#: the target-moodle console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetMoodle, "target-moodle")
+
+
 if __name__ == "__main__":
-    TargetMoodle.cli()
+    main()

@@ -8,6 +8,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.cli import plugin_main
 from hrsync.deadletter import DeadLetterStore
 from hrsync.http import HTTP_SETTINGS
 from hrsync.singer_input import SingerObjectReader
@@ -132,5 +133,9 @@ class TargetPayrollAPI(Target):
         return DeadLetterStore(self.config.get("dead_letter_path"))
 
 
+#: the target-payroll-api console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetPayrollAPI, "target-payroll-api")
+
+
 if __name__ == "__main__":
-    TargetPayrollAPI.cli()
+    main()

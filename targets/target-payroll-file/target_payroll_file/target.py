@@ -11,6 +11,7 @@ from typing import Any
 from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
+from hrsync.cli import plugin_main
 from hrsync.singer_input import SingerObjectReader
 from hrsync.transfer import SFTP_SETTINGS
 from target_payroll_file.feed import DEFAULT_NAME_TEMPLATE, Outcome, PayrollFeed
@@ -100,3 +101,11 @@ class TargetPayrollFile(Target):
         finally:
             self.feed.close()
         super().process_endofpipe()
+
+
+#: the target-payroll-file console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetPayrollFile, "target-payroll-file")
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.cli import plugin_main
 from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.http import HTTP_SETTINGS
 from hrsync.identity import settle_failures
@@ -244,5 +245,9 @@ def _scim_error_class(failure: Failure) -> str:
     return f"http_{kind}" if failure.status else "invalid_record"
 
 
+#: the target-scim console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetSCIM, "target-scim")
+
+
 if __name__ == "__main__":
-    TargetSCIM.cli()
+    main()

@@ -14,6 +14,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
+from hrsync.cli import plugin_main
 from hrsync.deadletter import DeadLetterStore, TargetDeadLetters
 from hrsync.singer_input import SingerObjectReader
 from target_warehouse.sinks import WarehouseSink
@@ -80,5 +81,9 @@ class TargetWarehouse(Target):
                 self.warehouse.close()
 
 
+#: the target-warehouse console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetWarehouse, "target-warehouse")
+
+
 if __name__ == "__main__":
-    TargetWarehouse.cli()
+    main()
