@@ -259,43 +259,66 @@ def reaper_main(argv: list[str]) -> int:
 _ERROR_WORDS = re.compile(
     r"(Error|Exception|error:|failed|FAILED|CRITICAL|FATAL|refused|not found|No such file)"
 )
-_MELTANO_ERROR = re.compile(r"\[(error|critical)\s*\]\s*(?P<text>.*)")
-_PLUGIN_NAME = re.compile(r"\bname=(?P<name>[\w.-]+)")
+# Meltano's console log: "<time> [<level>] <plugin or meltano> <message>", or (other Meltano
+# versions) "<time> [<level>] <message> key=value ... name=<plugin> ... stdio=stderr"
+_LINE = re.compile(r"^\S+\s+\[(?P<level>\w+)\s*\]\s+(?P<rest>.*)$")
+_FIELDS = re.compile(r"(?:\s+\w+=\S*)+\s*$")
+_NAME_FIELD = re.compile(r"\bname=(?P<name>[\w.-]+)")
+# a singer-sdk log line inside a plugin's output: "<date> <time> | LEVEL | logger | message"
+_SDK = re.compile(r"^\S+ \S+ \| (?P<level>\w+)\s*\| \S+\s*\| (?P<msg>.*)$")
 _PLUGIN_FAILED = re.compile(r"\b(Extractor|Loader|Mappers?|Transformer)s? failed")
-_FIELDS = re.compile(r"\s+(?:\w+=\S+\s*)+$")
-_STAMP = re.compile(r"^\S+T\S+\s+\[\w+\s*\]\s*")
+_GENERIC = ("Block run completed", "Run completed", "Run invocation could not be completed")
+_KINDS = {"extractor": "tap-", "loader": "target-", "mapper": "map", "mappers": "map"}
 
 
-def _message(line: str) -> str:
-    """A Meltano console log line without its time stamp, level and key=value fields."""
-    return _FIELDS.sub("", _STAMP.sub("", line)).strip()
+def _parse(line: str) -> tuple[str, str, str] | None:
+    """(level, source, message) of a Meltano log line: source is "meltano" or a plugin."""
+    match = _LINE.match(line.strip())
+    if match is None:
+        return None
+    level, rest = match["level"].lower(), match["rest"]
+    if (field := _NAME_FIELD.search(rest)) is not None and _FIELDS.search(rest):
+        source = field["name"] if "stdio=" in rest else "meltano"
+        return level, source, _FIELDS.sub("", rest).strip()
+    source, _, message = rest.partition(" ")
+    return level, source, message.strip()
+
+
+def _plugin_error(message: str) -> str | None:
+    """The error a plugin's stderr line reports, if it reports one."""
+    if (sdk := _SDK.match(message)) is not None:
+        return sdk["msg"].strip() if sdk["level"] in ("ERROR", "CRITICAL", "FATAL") else None
+    if message.startswith(("Traceback", "File ", "raise ", "^", "~")) or not message:
+        return None
+    return message if _ERROR_WORDS.search(message) else None
 
 
 def failure_cause(lines: Iterable[str]) -> str | None:
-    """The cause of a failed ``meltano run``, from its log lines: the plugin that failed and
-    its last error line (``tap-x: ConfigValidationError: 'base_url' is a required property``),
-    else Meltano's own last error line."""
-    last_error: dict[str, str] = {}
+    """The cause of a failed ``meltano run``, from its log lines: the plugin that failed (the
+    kind Meltano names, "Extractor failed"...) and its first error line (``tap-x: 'base_url'
+    is a required property``, and how many more it logged), else Meltano's own first error."""
+    errors: dict[str, list[str]] = {}
     meltano_error: str | None = None
     failed_kind: str | None = None
     for line in lines:
-        name = _PLUGIN_NAME.search(line)
-        text = _message(line)
-        if name and "stdio=stderr" in line and text and _ERROR_WORDS.search(text):
-            if not text.startswith(("Traceback", "File ", "raise ", "^")):
-                last_error[name["name"]] = text
-        elif (found := _MELTANO_ERROR.search(line)) is not None:
-            message = _message(line)
-            if found := _PLUGIN_FAILED.search(message):
-                failed_kind = found[1].lower()
-            elif message:
+        parsed = _parse(line)
+        if parsed is None:
+            continue
+        level, source, message = parsed
+        if source != "meltano":
+            if (error := _plugin_error(message)) is not None:
+                errors.setdefault(source, []).append(error)
+        elif level in ("error", "critical"):
+            if (kind := _PLUGIN_FAILED.search(message)) is not None:
+                failed_kind = failed_kind or kind[1].lower()
+            elif meltano_error is None and not message.startswith(_GENERIC):
                 meltano_error = message
-    if last_error:
-        kinds = {"extractor": "tap-", "loader": "target-", "mapper": "map", "mappers": "map"}
-        prefix = kinds.get(failed_kind or "", "")
-        chosen = [n for n in last_error if prefix and n.startswith(prefix)] or list(last_error)
-        plugin = chosen[-1]
-        return f"{plugin}: {last_error[plugin]}"
+    if errors:
+        prefix = _KINDS.get(failed_kind or "", "")
+        chosen = [n for n in errors if prefix and n.startswith(prefix)] or list(errors)
+        plugin = chosen[0]
+        first, more = errors[plugin][0], len(errors[plugin]) - 1
+        return f"{plugin}: {first}" + (f" (+{more} more error line(s))" if more else "")
     return meltano_error
 
 
