@@ -183,6 +183,37 @@ def test_dead_letters_of_a_critical_job_alert_without_personal_data(
     assert len(hook.bodies) == 2
 
 
+def test_placeholder_alert_channels_are_one_warning_per_run_not_a_failure_per_alert(
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    hook: WebhookReceiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """hrsync.yml with a channel whose variable is unset and an example SMTP host, and a real
+    one: a run raising two alerts (failures and dead letters) warns once, and the real
+    channel gets both."""
+    (project / "hrsync.yml").write_text(
+        "jobs:\n  job-a: {critical: true, alert_after_failures: 1}\n"
+        "alerts:\n  channels:\n"
+        "    - {type: webhook, name: chat, url_env: UNSET_ALERT_URL}\n"
+        "    - {type: email, name: mail, host: smtp.example.com, from: a@b.org, to: [c@d.org]}\n"
+        "    - {type: webhook, name: real, url_env: TEST_ALERT_URL}\n"
+    )
+    monkeypatch.delenv("UNSET_ALERT_URL", raising=False)
+    capsys.readouterr()
+    assert run(project, monkeypatch, "--json", "job-a", exit=1, letters=1) == 1
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "not configured" in line]
+    assert warnings == [
+        "hrsync run job-a: warning: alert channel(s) not configured, skipped: chat "
+        "(UNSET_ALERT_URL is not set); mail (host smtp.example.com is a placeholder)"
+    ]
+    assert sorted(b["hrsync"]["kind"] for b in hook.bodies) == ["dead_letters", "failures"]
+    sent = json.loads(captured.out)["alerts"]
+    assert [d["channel"] for a in sent for d in a["deliveries"]] == ["real", "real"]
+    assert "ERROR" not in captured.err
+
+
 def test_unknown_job_and_a_missing_meltano(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
