@@ -61,6 +61,7 @@ __all__ = [
     "running_meltano_runs",
     "sweep_config_files",
     "system_db",
+    "wait_for_foreign_runs",
 ]
 
 PR_SET_PDEATHSIG = 1

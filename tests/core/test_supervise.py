@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from hrsync_ops.supervise import (
     failure_cause,
     group_members,
     running_meltano_runs,
+    wait_for_foreign_runs,
 )
 
 HRSYNC = str(Path(sys.executable).parent / "hrsync")
@@ -264,6 +266,35 @@ def test_only_runs_started_by_hrsync_are_closed(tmp_path: Path) -> None:
     closed = close_dead_meltano_runs(db, ["dev:a-to-b"])
     assert [r.id for r in closed] == [1]
     assert [r.id for r in running_meltano_runs(db, ["dev:a-to-b", "dev:c-to-d"])] == [2, 3]
+
+
+def test_a_run_hrsync_did_not_start_is_waited_out_not_closed(tmp_path: Path) -> None:
+    """A bare `meltano run` marked RUNNING with a fresh heartbeat: hrsync waits (saying so
+    once) until its deadline; once the heartbeat is older than Meltano's 5 minutes, Meltano
+    closes it itself and hrsync does not wait."""
+    db = tmp_path / "meltano.db"
+    beat = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE runs (id INTEGER PRIMARY KEY, job_name TEXT, state TEXT, "
+            "started_at DATETIME, last_heartbeat_at DATETIME, ended_at DATETIME, "
+            "payload TEXT, trigger TEXT)"
+        )
+        conn.execute(
+            "INSERT INTO runs (job_name, state, started_at, last_heartbeat_at) "
+            "VALUES ('dev:a-to-b', 'RUNNING', ?, ?)",
+            (beat, beat),
+        )
+    told: list[int] = []
+    live = wait_for_foreign_runs(
+        db, ["dev:a-to-b"], time.monotonic() + 1.5, lambda r: told.append(r.id)
+    )
+    assert live is not None and live.id == 1 and told == [1]
+    assert close_dead_meltano_runs(db, ["dev:a-to-b"]) == []  # not hrsync's: left alone
+    old = (datetime.now(UTC) - timedelta(minutes=6)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET last_heartbeat_at=?", (old,))
+    assert wait_for_foreign_runs(db, ["dev:a-to-b"], None, lambda r: told.append(r.id)) is None
 
 
 def test_failure_cause_names_the_failed_plugin_or_meltanos_error() -> None:

@@ -10,6 +10,11 @@ exit code, so cron and orchestrators see the job's own verdict.
 Jobs that share a Meltano plugin (tap-bamboohr feeds four of them) run one after the other:
 Meltano keeps a plugin's catalog and starting bookmark in one directory per plugin, so two at
 once could start a tap from the other job's bookmark. A job waits up to ``--wait`` seconds.
+
+The pipeline's processes live and die together (hrsync_ops.supervise): meltano and its plugins
+are ended together, the locks are held until all are gone, and the next run cleans up after a
+killed one (Meltano's config files, its runs still marked RUNNING). A failed run's summary
+names the cause: the failed plugin's first error line from Meltano's log.
 """
 
 from __future__ import annotations
