@@ -196,16 +196,22 @@ class Pipeline:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+        except OSError:
+            end_group(pgid, self.grace, reap=True)  # no reaper: do not leave meltano unwatched
+            proc.wait()
+            os.close(write_end)
+            raise
         finally:
             os.close(read_end)
-        previous = {sig: signal.getsignal(sig) for sig in _FORWARDED}
 
         def forward(signum: int, frame: FrameType | None) -> None:
             self.signalled = signum
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, signum)
 
-        for sig in _FORWARDED:
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = {sig: signal.getsignal(sig) for sig in _FORWARDED} if in_main_thread else {}
+        for sig in previous:  # signal handlers can only be set from the main thread
             signal.signal(sig, forward)
         assert proc.stderr is not None
         pump = threading.Thread(target=self._pump, args=(proc.stderr,), daemon=True)
@@ -220,6 +226,7 @@ class Pipeline:
             os.close(write_end)  # the reaper finds the group empty and exits
             with contextlib.suppress(subprocess.TimeoutExpired):
                 reaper.wait(timeout=self.grace + 5)
+            _prctl(PR_SET_CHILD_SUBREAPER, 0)
         return 128 - code if code < 0 else code
 
     def _pump(self, stream: IO[bytes]) -> None:
