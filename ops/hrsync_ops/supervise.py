@@ -306,6 +306,7 @@ def failure_cause(lines: Iterable[str]) -> str | None:
     kind Meltano names, "Extractor failed"...) and its first error line (``tap-x: 'base_url'
     is a required property``, and how many more it logged), else Meltano's own first error."""
     errors: dict[str, list[str]] = {}
+    seen: list[str] = []
     meltano_error: str | None = None
     failed_kind: str | None = None
     for line in lines:
@@ -314,6 +315,8 @@ def failure_cause(lines: Iterable[str]) -> str | None:
             continue
         level, source, message = parsed
         if source != "meltano":
+            if source not in seen:
+                seen.append(source)
             if (error := _plugin_error(message)) is not None:
                 errors.setdefault(source, []).append(error)
         elif level in ("error", "critical"):
@@ -327,6 +330,10 @@ def failure_cause(lines: Iterable[str]) -> str | None:
         plugin = chosen[0]
         first, more = errors[plugin][0], len(errors[plugin]) - 1
         return f"{plugin}: {first}" + (f" (+{more} more error line(s))" if more else "")
+    if failed_kind is not None:  # a plugin that died without a word: killed, out of memory
+        prefix = _KINDS.get(failed_kind, "")
+        plugin = next((n for n in seen if prefix and n.startswith(prefix)), failed_kind)
+        return f"{plugin}: ended without an error message (killed?); Meltano: {failed_kind} failed"
     return meltano_error
 
 

@@ -322,6 +322,14 @@ def test_failure_cause_names_the_failed_plugin_or_meltanos_error() -> None:
         "2026-12-06T03:00:33.3Z [error    ] meltano      Loader failed",
     ]
     assert failure_cause(crash) == "target-moodle: KeyError: 'id'"
+    killed = [
+        "2026-12-06T03:07:58.6Z [info     ] target-bamboohr target-bamboohr v0.1, Meltano SDK",
+        "2026-12-06T03:08:00.2Z [error    ] meltano      Loader failed",
+        "2026-12-06T03:08:00.2Z [error    ] meltano      Block run completed",
+    ]
+    assert failure_cause(killed) == (
+        "target-bamboohr: ended without an error message (killed?); Meltano: loader failed"
+    )
     # the key=value layout of other Meltano versions
     fields = "cmd_type=elb consumer=True job_name=dev:t-to-u name=target-y stdio=stderr"
     assert (
