@@ -7,7 +7,8 @@
   and without Python's "Exception ignored ... BrokenPipeError" at exit.
 * **A missing input or neighbour** (an input or config file that is not there, a directory
   given for a file, an executable that cannot be started): one line naming the file and the
-  reason, exit status 2, no traceback.
+  reason, exit status 2, no traceback. A plugin's bad option (``--input missing.jsonl``) is
+  one line too, not click's usage block.
 * Ctrl-C: exit status 130, no traceback.
 
 Everything else (a bug) keeps its traceback.
@@ -77,8 +78,20 @@ def plugin_main(plugin: Any, prog: str) -> Callable[[], NoReturn]:
     """The console-script entry of a singer-sdk plugin class: its click CLI through
     :func:`run` (``tap-x = "tap_x.tap:main"`` with ``main = plugin_main(TapX, "tap-x")``)."""
 
+    def invoke() -> Any:
+        import click  # singer-sdk's command-line library
+
+        try:
+            return plugin.cli.main(prog_name=prog, standalone_mode=False)
+        except click.ClickException as exc:  # a bad or missing option value: one line
+            print(f"{prog}: {exc.format_message()}", file=sys.stderr)
+            return exc.exit_code
+        except click.Abort:
+            print(f"{prog}: aborted", file=sys.stderr)
+            return 1
+
     def main() -> NoReturn:
-        run(lambda: plugin.cli.main(prog_name=prog), prog)
+        run(invoke, prog)
 
     main.__doc__ = f"The {prog} command line."
     return main
