@@ -18,6 +18,7 @@ import contextlib
 import functools
 import ipaddress
 import json
+import logging
 import os
 import random
 import threading
@@ -35,6 +36,8 @@ from singer_sdk import typing as th
 from singer_sdk.authenticators import OAuthAuthenticator
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
+
+_LOGGER = logging.getLogger("hrsync.http")
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -321,14 +324,24 @@ def send_with_retries(
             response = session.request(method, url, **kwargs)
         except RETRIABLE_EXCEPTIONS as exc:
             failure = f"{type(exc).__name__}: {exc}"
+            reason = type(exc).__name__  # its text may quote the URL's query string
         else:
             if not is_retriable(response):
                 return response
             failure = f"{response.status_code} {response.reason}: {describe(response)}"
+            reason = f"{response.status_code} {response.reason}"
         wait = policy.wait(attempt - 1, response)
         elapsed = time.monotonic() - started
         if attempt >= policy.max_retries or elapsed + wait > policy.retry_max_seconds:
             raise RetryBudgetExhausted(_budget_message(method, url, attempt, elapsed, failure))
+        _LOGGER.warning(  # a retry is a warning; running out of retries is the error
+            "Retrying %s %s after %s (attempt %d), waiting %.2f s",
+            method,
+            urlsplit(url).path,
+            reason,
+            attempt,
+            wait,
+        )
         sleep(wait)
 
 

@@ -473,6 +473,30 @@ def test_send_with_retries_for_targets(server: ScriptedServer) -> None:
         assert str(err.value).endswith(" s: 500 Internal Server Error: Zoë's record broke us")
 
 
+def test_send_with_retries_logs_a_retry_as_a_warning(
+    server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    server.route("POST", "/employees", lambda seen: Reply(201, ""))
+    server.script("/employees", Reply(429, {"message": "slow down"}, {"Retry-After": "1"}))
+    with requests.Session() as session:
+        resp = send_with_retries(
+            session,
+            "POST",
+            f"{server.url}/employees?token=query-secret-123",
+            policy=RetryPolicy(max_retries=3),
+            sleep=lambda _: None,
+            json={},
+        )
+    assert resp.status_code == 201
+    (retry,) = [r for r in caplog.records if "Retrying" in r.getMessage()]
+    assert retry.levelno == logging.WARNING
+    assert retry.getMessage() == (
+        "Retrying POST /employees after 429 Too Many Requests (attempt 1), waiting 1.00 s"
+    )
+    assert "query-secret" not in caplog.text
+
+
 # --- OAuth 2.0 client credentials ----------------------------------------------------------------
 
 
