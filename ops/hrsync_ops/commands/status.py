@@ -199,7 +199,7 @@ def _state(job: dict[str, Any]) -> str:
     if not job["ok"]:
         return "; ".join(job["problems"])
     if job["never_run"]:
-        due = f", stale after {job['stale_at'][:16]}" if job["stale_at"] else ""
+        due = f", stale after {job['stale_at'][:16]} UTC" if job["stale_at"] else ""
         return f"not run yet{due}"
     return "ok"
 
