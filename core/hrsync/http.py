@@ -24,6 +24,7 @@ import contextlib
 import functools
 import ipaddress
 import json
+import logging
 import os
 import random
 import threading
@@ -44,6 +45,8 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 
 from hrsync.tls import MINIMUM_TLS_VERSION
+
+_LOGGER = logging.getLogger("hrsync.http")
 
 if t.TYPE_CHECKING:
     from backoff.types import Details
@@ -397,14 +400,24 @@ def send_with_retries(
             response = session.request(method, url, **kwargs)
         except RETRIABLE_EXCEPTIONS as exc:
             failure = f"{type(exc).__name__}: {exc}"
+            reason = type(exc).__name__  # its text may quote the URL's query string
         else:
             if not is_retriable(response):
                 return response
             failure = f"{response.status_code} {response.reason}: {describe(response)}"
+            reason = f"{response.status_code} {response.reason}"
         wait = policy.wait(attempt - 1, response)
         elapsed = time.monotonic() - started
         if attempt >= policy.max_retries or elapsed + wait > policy.retry_max_seconds:
             raise RetryBudgetExhausted(_budget_message(method, url, attempt, elapsed, failure))
+        _LOGGER.warning(  # a retry is a warning; running out of retries is the error
+            "Retrying %s %s after %s (attempt %d), waiting %.2f s",
+            method,
+            urlsplit(url).path,
+            reason,
+            attempt,
+            wait,
+        )
         sleep(wait)
 
 
@@ -574,6 +587,29 @@ class HRRESTStream(RESTStream[_TToken]):
                 return
             exc = yield wait
             attempt += 1
+
+    def backoff_handler(self, details: Details) -> None:
+        """A retry is logged as a warning (singer-sdk logs it as an error, though the retry
+        usually succeeds; running out of retries raises :class:`RetryBudgetExhausted`, which
+        is the error). The URL's path only: a query string may carry a filter value."""
+        exc = details.get("exception")
+        response = getattr(exc, "response", None)
+        if isinstance(response, requests.Response):
+            reason = f"{response.status_code} {response.reason}"
+        else:
+            reason = type(exc).__name__
+        args = details.get("args") or ()
+        prepared = args[0] if args else None
+        method = getattr(prepared, "method", None) or "request"
+        path = urlsplit(getattr(prepared, "url", None) or "").path or self.path
+        self.logger.warning(
+            "Retrying %s %s after %s (attempt %d), waiting %.2f s",
+            method,
+            path,
+            reason,
+            details.get("tries", 0),
+            details.get("wait") or 0.0,
+        )
 
     def request_decorator(self, func: Callable[..., requests.Response]) -> Callable[..., t.Any]:
         """Retry ``func`` (singer-sdk's ``_request``) on :data:`RETRIABLE_EXCEPTIONS`.

@@ -35,7 +35,18 @@ from hrsync_ops.ops import JobOps
 
 LOGGER = logging.getLogger("hrsync_ops.alerts")
 
-__all__ = ["Alert", "Delivery", "evaluate", "send", "webhook_payload"]
+__all__ = [
+    "Alert",
+    "Delivery",
+    "configured",
+    "evaluate",
+    "not_configured",
+    "send",
+    "webhook_payload",
+]
+
+#: host names reserved for examples (RFC 2606 / 6761): a channel naming one is a placeholder
+_PLACEHOLDER_HOSTS = ("example.com", "example.org", "example.net", "example", "invalid", "test")
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,38 @@ class Delivery:
     channel: str
     ok: bool
     error: str | None = None
+    skipped: bool = False  # the channel is not configured (see not_configured)
+
+
+def _name(channel: Mapping[str, Any], n: int) -> str:
+    return str(channel.get("name") or f"{channel.get('type')}#{n + 1}")
+
+
+def not_configured(channel: Mapping[str, Any]) -> str | None:
+    """Why a channel is still a placeholder (an environment variable it names is not set, or
+    its host is an example domain such as ``smtp.example.com``), else None."""
+    for key in ("url_env", "username_env", "password_env"):
+        if (name := channel.get(key)) and not os.environ.get(str(name)):
+            return f"{name} is not set"
+    host = str(channel.get("host") or "").lower().rstrip(".")
+    if host and any(host == d or host.endswith(f".{d}") for d in _PLACEHOLDER_HOSTS):
+        return f"host {host} is a placeholder"
+    return None
+
+
+def configured(
+    channels: Iterable[Mapping[str, Any]],
+) -> tuple[list[Mapping[str, Any]], list[str]]:
+    """(the channels ready to use, ``name (reason)`` for each placeholder): ``hrsync run``
+    warns once about the placeholders and sends to the others."""
+    ready: list[Mapping[str, Any]] = []
+    skipped: list[str] = []
+    for n, channel in enumerate(channels):
+        if (reason := not_configured(channel)) is None:
+            ready.append(channel)
+        else:
+            skipped.append(f"{_name(channel, n)} ({reason})")
+    return ready, skipped
 
 
 def evaluate(
@@ -194,10 +237,14 @@ def _send_email(channel: Mapping[str, Any], alert: Alert) -> None:
 
 def send(alert: Alert, channels: Iterable[Mapping[str, Any]]) -> list[Delivery]:
     """Send to every channel; a failing channel is logged and reported, never raised (the
-    other channels still get the alert, and the run's own outcome is not changed)."""
+    other channels still get the alert, and the run's own outcome is not changed). A channel
+    that is not configured (:func:`not_configured`) is reported as skipped, not tried."""
     results = []
     for n, channel in enumerate(channels):
-        name = str(channel.get("name") or f"{channel.get('type')}#{n + 1}")
+        name = _name(channel, n)
+        if (reason := not_configured(channel)) is not None:
+            results.append(Delivery(name, False, f"not configured: {reason}", skipped=True))
+            continue
         try:
             if channel.get("type") == "webhook":
                 _send_webhook(channel, alert)

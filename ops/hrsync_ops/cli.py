@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
+
+from hrsync.cli import run
 
 #: subcommand modules, in the order ``hrsync --help`` lists them
 COMMANDS: tuple[str, ...] = (
@@ -17,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "hrsync_ops.commands.dlq",
     "hrsync_ops.commands.run",
     "hrsync_ops.commands.status",
+    "hrsync_ops.commands.schedule",
     "hrsync_ops.commands.docs",
     "hrsync_ops.commands.report",
     "hrsync_ops.commands.retention",
@@ -33,5 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.func(args))
 
 
+def console() -> None:
+    """The ``hrsync`` console script: closed pipes and missing files end quietly."""
+    run(main, "hrsync")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

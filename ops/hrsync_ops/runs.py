@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS runs (
     args TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
+CREATE TABLE IF NOT EXISTS jobs (
+    job TEXT PRIMARY KEY,
+    first_seen TEXT NOT NULL
+);
 """
 
 
@@ -94,13 +98,30 @@ class RunLedger:
 
     def start(self, job: str, args: list[str], started: datetime | None = None) -> int:
         """A new ``running`` row; an earlier run of the job still ``running`` was killed."""
+        started_at = (started or now()).isoformat()
         with self._db() as db:
             db.execute("UPDATE runs SET outcome='failed' WHERE job=? AND outcome='running'", (job,))
+            db.execute(
+                "INSERT OR IGNORE INTO jobs (job, first_seen) VALUES (?,?)", (job, started_at)
+            )
             cur = db.execute(
                 "INSERT INTO runs (job, started_at, outcome, args) VALUES (?,?,'running',?)",
-                (job, (started or now()).isoformat(), json.dumps(args)),
+                (job, started_at, json.dumps(args)),
             )
             return int(cur.lastrowid or 0)
+
+    def first_seen(self, job: str, at: datetime | None = None) -> datetime:
+        """When hrsync first saw the job (its first ``hrsync run``, or the first ``hrsync
+        status`` that listed it: the deployment); recorded as ``at`` (default now) if never."""
+        with self._db() as db:
+            row = db.execute(
+                "SELECT COALESCE((SELECT first_seen FROM jobs WHERE job=?), "
+                "(SELECT MIN(started_at) FROM runs WHERE job=?))",
+                (job, job),
+            ).fetchone()
+            seen = row[0] if row and row[0] else (at or now()).isoformat()
+            db.execute("INSERT OR IGNORE INTO jobs (job, first_seen) VALUES (?,?)", (job, seen))
+        return datetime.fromisoformat(seen)
 
     def finish(
         self,
@@ -244,15 +265,33 @@ class PluginLocks:
     run the same extractor or loader at once overwrite each other's files there; a tap can start
     from the other job's bookmark and skip records (see MeltanoProject.exclusive_plugins).
     ``hrsync run`` therefore holds an advisory lock (``flock``) per plugin of its job, taken in
-    name order so two jobs never wait on each other, and released when the process ends
-    however it ends. A run that finds a plugin busy waits for it.
+    name order so two jobs never wait on each other, and released when the last process holding
+    its descriptor ends (``hrsync run`` hands them to its reaper, so they stay held until every
+    process of the run is gone: see hrsync_ops.supervise). A run that finds a plugin busy waits.
+
+    ``shared`` plugins (the job's mappers, which every job may run at once) are locked shared;
+    :attr:`alone` lists those no other run held when they were taken (locked exclusively then,
+    so their leftovers can be swept) until :meth:`share` turns them into shared locks.
     """
 
-    def __init__(self, directory: Path, plugins: list[str], holder: str) -> None:
+    def __init__(
+        self, directory: Path, plugins: list[str], holder: str, shared: list[str] | None = None
+    ) -> None:
         self.directory = directory
         self.plugins = sorted(set(plugins))
+        self.shared = sorted(set(shared or []) - set(self.plugins))
         self.holder = holder
+        self.alone: list[str] = []
         self._fds: list[int] = []
+        self._shared_fds: dict[str, int] = {}
+
+    @property
+    def fds(self) -> tuple[int, ...]:
+        """The descriptors holding the locks (to hand to a process that must hold them too)."""
+        return (*self._fds, *self._shared_fds.values())
+
+    def _open(self, plugin: str) -> int:
+        return os.open(self.directory / f"{plugin}.lock", os.O_RDWR | os.O_CREAT, 0o600)
 
     def acquire(
         self, timeout: float | None, on_wait: Callable[[str, str], None] | None = None
@@ -263,27 +302,55 @@ class PluginLocks:
         self.directory.mkdir(parents=True, exist_ok=True)
         deadline = None if timeout is None else time.monotonic() + timeout
         for plugin in self.plugins:
-            fd = os.open(self.directory / f"{plugin}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            waited = False
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if not waited and on_wait is not None:
-                        on_wait(plugin, os.pread(fd, 200, 0).decode("utf-8", "replace").strip())
-                    waited = True
-                    if deadline is not None and time.monotonic() >= deadline:
-                        os.close(fd)
-                        self.release()
-                        return plugin
-                    time.sleep(0.2)
+            fd = self._open(plugin)
+            if not self._wait(fd, fcntl.LOCK_EX, plugin, deadline, on_wait):
+                return plugin
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{self.holder} (pid {os.getpid()})".encode(), 0)
             self._fds.append(fd)
+        for plugin in self.shared:
+            fd = self._open(plugin)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self.alone.append(plugin)
+            except BlockingIOError:  # other runs use it: share it with them
+                if not self._wait(fd, fcntl.LOCK_SH, plugin, deadline, None):
+                    return plugin
+            self._shared_fds[plugin] = fd
         return None
 
+    def _wait(
+        self,
+        fd: int,
+        mode: int,
+        plugin: str,
+        deadline: float | None,
+        on_wait: Callable[[str, str], None] | None,
+    ) -> bool:
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if not waited and on_wait is not None:
+                    on_wait(plugin, os.pread(fd, 200, 0).decode("utf-8", "replace").strip())
+                waited = True
+                if deadline is not None and time.monotonic() >= deadline:
+                    os.close(fd)
+                    self.release()
+                    return False
+                time.sleep(0.2)
+
+    def share(self) -> None:
+        """Turn the exclusive locks on shared plugins (:attr:`alone`) into shared ones."""
+        for plugin in self.alone:
+            fcntl.flock(self._shared_fds[plugin], fcntl.LOCK_SH)
+        self.alone.clear()
+
     def release(self) -> None:
-        for fd in self._fds:
-            os.close(fd)  # closing the descriptor drops its flock
+        for fd in self.fds:
+            os.close(fd)  # closing the last descriptor of the lock file drops its flock
         self._fds.clear()
+        self._shared_fds.clear()
+        self.alone.clear()

@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from hrsync.cli import run
 from sandbox.httpbase import Faults
 from sandbox.server import VENDORS, Sandbox
 
@@ -128,5 +129,10 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def console() -> None:
+    """The ``hrsync-sandbox`` console script: closed pipes and missing files end quietly."""
+    run(main, "hrsync-sandbox")
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

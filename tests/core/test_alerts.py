@@ -13,7 +13,7 @@ import pytest
 
 from hrsync.deadletter import DeadLetter, DeadLetterStore
 from hrsync.errors import ConfigError
-from hrsync_ops.alerts import Alert, evaluate, send, webhook_payload
+from hrsync_ops.alerts import Alert, configured, evaluate, send, webhook_payload
 from hrsync_ops.ops import JobOps, load_ops
 from sandbox.directories import make_cert
 
@@ -132,6 +132,40 @@ def test_a_failing_channel_is_reported_and_the_others_still_get_the_alert(
     assert not results["broken"].ok and "500" in str(results["broken"].error)
     assert not results["unset"].ok and "UNSET_URL" in str(results["unset"].error)
     assert results["good"].ok and len(receiver.bodies) == 1
+
+
+def test_placeholder_channels_are_skipped_not_failed(
+    tmp_path: Path, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("UNSET_URL", raising=False)
+    monkeypatch.setenv("GOOD_URL", receiver.url)
+    channels = [
+        {"type": "webhook", "url_env": "UNSET_URL", "name": "chat"},
+        {"type": "email", "host": "smtp.example.com", "from": "a@b.org", "to": ["c@d.org"]},
+        {"type": "webhook", "url_env": "GOOD_URL", "name": "good"},
+    ]
+    ready, skipped = configured(channels)
+    assert [c.get("name") for c in ready] == ["good"]
+    assert skipped == ["chat (UNSET_URL is not set)", "email#2 (host smtp.example.com is a "
+                       "placeholder)"]  # fmt: skip
+    results = send(critical_alert(tmp_path), channels)
+    assert [(d.ok, d.skipped) for d in results] == [(False, True), (False, True), (True, False)]
+    assert len(receiver.bodies) == 1
+
+
+def test_the_shipped_ops_file_fails_nothing_out_of_the_box(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hrsync.yml as shipped, with none of its environment variables set: every channel is
+    a placeholder, skipped (one warning in `hrsync run`), none tried and failed."""
+    root = Path(__file__).resolve().parents[2]
+    ops = load_ops(root / "hrsync.yml")
+    for channel in ops.channels:
+        for key in ("url_env", "username_env", "password_env"):
+            if channel.get(key):
+                monkeypatch.delenv(str(channel[key]), raising=False)
+    ready, skipped = configured(ops.channels)
+    assert ready == [] and len(skipped) == len(ops.channels) >= 1
 
 
 def test_plain_http_webhook_to_a_real_host_is_refused(

@@ -335,6 +335,21 @@ def test_retry_after_seconds_is_the_wait_asked_for(api: ScriptedServer) -> None:
     assert len(got) == len(PEOPLE)
 
 
+def test_a_retried_429_is_a_warning_not_an_error(
+    api: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    api.script("/people", Reply(429, {"message": "slow down"}, {"Retry-After": "2"}))
+    got = list(people_stream(api.url, Waits()).get_records(None))
+    assert len(got) == len(PEOPLE)
+    retries = [r for r in caplog.records if "Retrying" in r.getMessage()]
+    assert [r.levelno for r in retries] == [logging.WARNING]
+    assert "GET /people after 429 Too Many Requests (attempt 1), waiting 2.00 s" in (
+        retries[0].getMessage()
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
 def test_retry_after_http_date_and_rate_limit_reset() -> None:
     resp = requests.Response()
     resp.status_code = 503
@@ -456,6 +471,30 @@ def test_send_with_retries_for_targets(server: ScriptedServer) -> None:
             send_with_retries(session, "POST", url, policy=policy, sleep=slept.append)
         assert str(err.value).startswith("POST /employees failed after 3 attempts in ")
         assert str(err.value).endswith(" s: 500 Internal Server Error: Zoë's record broke us")
+
+
+def test_send_with_retries_logs_a_retry_as_a_warning(
+    server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    server.route("POST", "/employees", lambda seen: Reply(201, ""))
+    server.script("/employees", Reply(429, {"message": "slow down"}, {"Retry-After": "1"}))
+    with requests.Session() as session:
+        resp = send_with_retries(
+            session,
+            "POST",
+            f"{server.url}/employees?token=query-secret-123",
+            policy=RetryPolicy(max_retries=3),
+            sleep=lambda _: None,
+            json={},
+        )
+    assert resp.status_code == 201
+    (retry,) = [r for r in caplog.records if "Retrying" in r.getMessage()]
+    assert retry.levelno == logging.WARNING
+    assert retry.getMessage() == (
+        "Retrying POST /employees after 429 Too Many Requests (attempt 1), waiting 1.00 s"
+    )
+    assert "query-secret" not in caplog.text
 
 
 # --- OAuth 2.0 client credentials ----------------------------------------------------------------

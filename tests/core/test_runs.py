@@ -73,6 +73,9 @@ schedules:
   - name: job-b-daily
     job: job-b
     interval: "0 6 * * *"
+  - name: job-c-weekly
+    job: job-c
+    interval: "@weekly"
 """
 
 
@@ -180,6 +183,37 @@ def test_dead_letters_of_a_critical_job_alert_without_personal_data(
     assert len(hook.bodies) == 2
 
 
+def test_placeholder_alert_channels_are_one_warning_per_run_not_a_failure_per_alert(
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    hook: WebhookReceiver,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """hrsync.yml with a channel whose variable is unset and an example SMTP host, and a real
+    one: a run raising two alerts (failures and dead letters) warns once, and the real
+    channel gets both."""
+    (project / "hrsync.yml").write_text(
+        "jobs:\n  job-a: {critical: true, alert_after_failures: 1}\n"
+        "alerts:\n  channels:\n"
+        "    - {type: webhook, name: chat, url_env: UNSET_ALERT_URL}\n"
+        "    - {type: email, name: mail, host: smtp.example.com, from: a@b.org, to: [c@d.org]}\n"
+        "    - {type: webhook, name: real, url_env: TEST_ALERT_URL}\n"
+    )
+    monkeypatch.delenv("UNSET_ALERT_URL", raising=False)
+    capsys.readouterr()
+    assert run(project, monkeypatch, "--json", "job-a", exit=1, letters=1) == 1
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if "not configured" in line]
+    assert warnings == [
+        "hrsync run job-a: warning: alert channel(s) not configured, skipped: chat "
+        "(UNSET_ALERT_URL is not set); mail (host smtp.example.com is a placeholder)"
+    ]
+    assert sorted(b["hrsync"]["kind"] for b in hook.bodies) == ["dead_letters", "failures"]
+    sent = json.loads(captured.out)["alerts"]
+    assert [d["channel"] for a in sent for d in a["deliveries"]] == ["real", "real"]
+    assert "ERROR" not in captured.err
+
+
 def test_unknown_job_and_a_missing_meltano(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -282,8 +316,8 @@ def test_status_reports_each_job_and_flags_what_needs_a_person(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, jobs = status(project, capsys)
-    assert code == 1  # nothing has ever succeeded: both jobs are stale
-    assert jobs["job-a"]["stale"] and jobs["job-b"]["stale"]
+    assert code == 0  # a fresh deployment: nothing has run yet, and nothing is overdue
+    assert jobs["job-a"]["never_run"] and not jobs["job-a"]["stale"] and jobs["job-a"]["ok"]
     assert jobs["job-a"]["expected_interval_from"] == "schedule '@hourly'"
     assert jobs["job-a"]["expected_interval_s"] == 3600 * 1.25
 
@@ -324,6 +358,36 @@ def test_status_reports_each_job_and_flags_what_needs_a_person(
     assert main(["status", "--project-root", str(project)]) == 1
     table = capsys.readouterr().out
     assert "job-a" in table and "stale" in table and "last run failed" in table
+
+
+def test_a_fresh_deployment_is_not_an_alarm_until_a_schedule_is_overdue(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """job-c runs @weekly (stale after 7 days plus a quarter: 8.75 days). Deployed 8 days ago
+    and never run: "not run yet", exit 0; deployed 9 days ago: stale. A job that has run and
+    failed is a problem at once, never "not run yet"."""
+    ledger = RunLedger(project / ".hrsync/runs.sqlite")
+    ledger.first_seen("job-c", datetime.now(UTC) - timedelta(days=8))
+    code, jobs = status(project, capsys)
+    assert code == 0 and jobs["job-c"]["ok"] and jobs["job-c"]["never_run"]
+    assert jobs["job-c"]["expected_interval_s"] == 8.75 * 86400
+    capsys.readouterr()
+    assert main(["status", "--project-root", str(project)]) == 0
+    table = capsys.readouterr().out
+    assert "not run yet, stale after" in table and "never" in table
+
+    with sqlite3.connect(project / ".hrsync/runs.sqlite") as db:
+        db.execute(
+            "UPDATE jobs SET first_seen=? WHERE job='job-c'",
+            ((datetime.now(UTC) - timedelta(days=9)).isoformat(),),
+        )
+    code, jobs = status(project, capsys)
+    assert code == 1 and jobs["job-c"]["stale"] and not jobs["job-a"]["stale"]
+
+    run(project, monkeypatch, "job-a", exit=1)
+    code, jobs = status(project, capsys)
+    assert not jobs["job-a"]["never_run"]
+    assert jobs["job-a"]["problems"] == ["last run failed (exit 1)"]
 
 
 def test_expected_interval_from_hrsync_yml_wins_over_the_schedule(tmp_path: Path) -> None:

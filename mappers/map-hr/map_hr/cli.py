@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hrsync.cli import run
 from hrsync.errors import ConfigError, RecordError
 
 from .engine import CONFIG_SCHEMA, READ_BUFFER, build_engine, logger, run_stream
@@ -99,3 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     except (RecordError, ConfigError) as exc:
         logger.error("map-hr failed: %s", exc)
         sys.exit(1)
+
+
+def console() -> None:
+    """The ``map-hr`` console script: closed pipes and missing files end quietly."""
+    run(main, "map-hr")
+
+
+if __name__ == "__main__":
+    console()

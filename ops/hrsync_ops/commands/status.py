@@ -3,8 +3,11 @@
 Per job in meltano.yml: the last run (``hrsync run`` ledger), its outcome, records moved, the
 dead letters waiting, the bookmark age, and whether the job is **stale** (no success within its
 expected interval: ``expected_interval`` in hrsync.yml, else its Meltano schedule's period plus
-a quarter). The exit code is 1 when any job is stale, its last run failed, or it has dead
-letters waiting (something a person must look at), else 0.
+a quarter). A job that has never succeeded is judged from when hrsync first saw it (its first
+``hrsync run`` or ``hrsync status``: the deployment), so a fresh deployment is not an alarm:
+its jobs are "not run yet" until their interval has passed. The exit code is 1 when any job is
+stale, its last run failed, or it has dead letters waiting (something a person must look at),
+else 0.
 
 Bookmark age comes from Meltano's system database (SQLite: ``$MELTANO_DATABASE_URI`` or
 ``.meltano/meltano.db``, read only) for the state ids of the job's tasks
@@ -147,12 +150,16 @@ def job_status(
     interval, source = expected
     problems = []
     stale = False
+    stale_at = None
     if interval is not None:
+        # a job that never succeeded is judged from when hrsync first saw it (the deployment)
         ended = _parse_time(success.ended_at) if success else None
-        stale = ended is None or now() - ended > interval
+        since = ended or ledger.first_seen(name)
+        stale_at = since + interval
+        stale = now() > stale_at
         if stale:
-            since = f"since {success.ended_at}" if success else "ever (per the run ledger)"
-            problems.append(f"stale: no success {since}, expected every {interval}")
+            what = f"since {success.ended_at}" if success else f"since {since.isoformat()}"
+            problems.append(f"stale: no success {what}, expected every {interval}")
     if last is not None and last.outcome == "failed":
         problems.append(f"last run failed (exit {last.exit_code})")
     if waiting.get(name):
@@ -171,6 +178,8 @@ def job_status(
         "dead_letters_waiting": waiting.get(name, 0),
         "bookmark": bookmarks(project.root, project.state_ids(name)),
         "stale": stale,
+        "stale_at": stale_at.isoformat() if stale_at else None,
+        "never_run": last is None,
         "problems": problems,
         "ok": not problems,
     }
@@ -184,6 +193,15 @@ def _age(seconds: float | None) -> str:
     if seconds < 86400 * 2:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+def _state(job: dict[str, Any]) -> str:
+    if not job["ok"]:
+        return "; ".join(job["problems"])
+    if job["never_run"]:
+        due = f", stale after {job['stale_at'][:16]} UTC" if job["stale_at"] else ""
+        return f"not run yet{due}"
+    return "ok"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -216,6 +234,6 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"{j['job']:<22} {(last['started_at'][:19] if last else 'never'):<20} "
             f"{(j['last_outcome'] or '-'):<8} {(j['records_moved'] if last else '-')!s:>6} "
             f"{j['dead_letters_waiting']:>4} {_age(j['bookmark']['age_s']):>8} "
-            f"{_age(interval):>7}  {'ok' if j['ok'] else '; '.join(j['problems'])}"
+            f"{_age(interval):>7}  {_state(j)}"
         )
     return 0 if healthy else 1

@@ -7,6 +7,7 @@ import typing as t
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
+from hrsync.cli import plugin_main
 from hrsync.http import HTTP_SETTINGS, secure_request
 from hrsync.taps import DeclaredStreamOrder
 from tap_bamboohr.client import ERROR_HEADER, base_url, load_schema
@@ -155,5 +156,9 @@ class TapBambooHR(DeclaredStreamOrder, Tap):
         ]
 
 
+#: the tap-bamboohr console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TapBambooHR, "tap-bamboohr")
+
+
 if __name__ == "__main__":
-    TapBambooHR.cli()
+    main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
+from hrsync.cli import plugin_main
 from hrsync.http import HTTP_SETTINGS
 from hrsync.taps import DeclaredStreamOrder
 from tap_greenhouse.streams import STREAM_TYPES
@@ -67,5 +68,9 @@ class TapGreenhouse(DeclaredStreamOrder, Tap):
         return [stream_type(tap=self) for stream_type in STREAM_TYPES]
 
 
+#: the tap-greenhouse console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TapGreenhouse, "tap-greenhouse")
+
+
 if __name__ == "__main__":
-    TapGreenhouse.cli()
+    main()

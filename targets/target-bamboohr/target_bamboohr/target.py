@@ -10,6 +10,7 @@ from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
 from hrsync.batch import BatchAsRecords
+from hrsync.cli import plugin_main
 from hrsync.deadletter import TargetDeadLetters
 from hrsync.http import HTTP_SETTINGS
 from hrsync.singer_input import SingerObjectReader
@@ -82,5 +83,9 @@ class TargetBambooHR(BatchAsRecords, Target):  # BATCH files take the RECORD pat
         return index
 
 
+#: the target-bamboohr console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetBambooHR, "target-bamboohr")
+
+
 if __name__ == "__main__":
-    TargetBambooHR.cli()
+    main()

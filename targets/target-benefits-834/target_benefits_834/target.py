@@ -12,6 +12,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.batch import BatchAsRecords
+from hrsync.cli import plugin_main
 from hrsync.errors import ConfigError
 from hrsync.singer_input import SingerObjectReader
 from hrsync.transfer import SFTP_SETTINGS, TransferError
@@ -164,5 +165,9 @@ class TargetBenefits834(BatchAsRecords, Target):  # BATCH files take the RECORD 
             sys.exit(1)
 
 
+#: the target-benefits-834 console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetBenefits834, "target-benefits-834")
+
+
 if __name__ == "__main__":
-    TargetBenefits834.cli()
+    main()

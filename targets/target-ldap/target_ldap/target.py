@@ -13,6 +13,7 @@ from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
 from hrsync.batch import BatchAsRecords
+from hrsync.cli import plugin_main
 from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.errors import ConfigError as HRSyncConfigError
 from hrsync.identity import settle_failures
@@ -312,5 +313,9 @@ def _ldap_error_class(failure: Failure) -> str:
     return f"ldap_{code[1]}_{code[2]}" if code else "invalid_record"
 
 
+#: the target-ldap console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetLDAP, "target-ldap")
+
+
 if __name__ == "__main__":
-    TargetLDAP.cli()
+    main()

@@ -10,6 +10,7 @@ from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
 from hrsync.batch import BatchAsRecords
+from hrsync.cli import plugin_main
 from hrsync.deadletter import TargetDeadLetters
 from hrsync.errors import ConfigError
 from hrsync.http import HTTP_SETTINGS
@@ -128,5 +129,9 @@ class TargetMoodle(BatchAsRecords, Target):  # BATCH files take the RECORD path
         return TargetDeadLetters(self.name)
 
 
+#: the target-moodle console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetMoodle, "target-moodle")
+
+
 if __name__ == "__main__":
-    TargetMoodle.cli()
+    main()

@@ -9,6 +9,7 @@ from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
 from hrsync.batch import BatchAsRecords
+from hrsync.cli import plugin_main
 from hrsync.deadletter import DeadLetterStore
 from hrsync.http import HTTP_SETTINGS
 from hrsync.singer_input import SingerObjectReader
@@ -133,5 +134,9 @@ class TargetPayrollAPI(BatchAsRecords, Target):  # BATCH files take the RECORD p
         return DeadLetterStore(self.config.get("dead_letter_path"))
 
 
+#: the target-payroll-api console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetPayrollAPI, "target-payroll-api")
+
+
 if __name__ == "__main__":
-    TargetPayrollAPI.cli()
+    main()

@@ -12,6 +12,7 @@ from singer_sdk import typing as th
 from singer_sdk.target_base import Target
 
 from hrsync.batch import BatchAsRecords
+from hrsync.cli import plugin_main
 from hrsync.singer_input import SingerObjectReader
 from hrsync.transfer import SFTP_SETTINGS
 from target_payroll_file.feed import DEFAULT_NAME_TEMPLATE, Outcome, PayrollFeed
@@ -101,3 +102,11 @@ class TargetPayrollFile(BatchAsRecords, Target):  # BATCH files take the RECORD 
         finally:
             self.feed.close()
         super().process_endofpipe()
+
+
+#: the target-payroll-file console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetPayrollFile, "target-payroll-file")
+
+
+if __name__ == "__main__":
+    main()

@@ -11,6 +11,7 @@ from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
 from hrsync.batch import BatchAsRecords
+from hrsync.cli import plugin_main
 from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.http import HTTP_SETTINGS
 from hrsync.identity import settle_failures
@@ -271,5 +272,9 @@ def _scim_error_class(failure: Failure) -> str:
     return f"http_{kind}" if failure.status else "invalid_record"
 
 
+#: the target-scim console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetSCIM, "target-scim")
+
+
 if __name__ == "__main__":
-    TargetSCIM.cli()
+    main()

@@ -15,6 +15,7 @@ from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
 from hrsync.batch import BatchAsRecords
+from hrsync.cli import plugin_main
 from hrsync.deadletter import DeadLetterStore, TargetDeadLetters
 from hrsync.singer_input import SingerObjectReader
 from target_warehouse.sinks import WarehouseSink
@@ -81,5 +82,9 @@ class TargetWarehouse(BatchAsRecords, Target):  # BATCH files take the RECORD pa
                 self.warehouse.close()
 
 
+#: the target-warehouse console script: closed pipes and missing files end quietly (hrsync.cli)
+main = plugin_main(TargetWarehouse, "target-warehouse")
+
+
 if __name__ == "__main__":
-    TargetWarehouse.cli()
+    main()
