@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,13 +16,22 @@ import requests
 
 from hrsync.audit import AuditLog
 from sandbox.demo import iam_env, meltano_env
-from sandbox.directories import DISABLED, PEOPLE, ScimServer, Slapd, start_scim_server, start_slapd
+from sandbox.directories import (
+    DISABLED,
+    GROUPS,
+    PEOPLE,
+    ScimServer,
+    Slapd,
+    start_scim_server,
+    start_slapd,
+)
 from sandbox.server import Sandbox
 
 pytestmark = pytest.mark.meltano
 
 ROOT = Path(__file__).resolve().parents[2]
 MELTANO = str(Path(sys.executable).parent / "meltano")
+MANAGERS = f"cn=managers,{GROUPS}"
 
 Env = tuple[Sandbox, dict[str, str], ScimServer, Slapd]
 
@@ -32,10 +42,30 @@ def iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     scim, slapd = start_scim_server(), start_slapd(workdir / "slapd")
     try:
         with Sandbox(employees=60, vendors=("bamboohr",)) as sb:
-            yield sb, meltano_env(sb, workdir) | iam_env(scim, slapd, workdir), scim, slapd
+            env = meltano_env(sb, workdir) | iam_env(scim, slapd, workdir)
+            env["TARGET_LDAP_GROUP_RULES"] = second_title_rules(sb, env)
+            yield sb, env, scim, slapd
     finally:
         scim.stop()
         slapd.stop()
+
+
+def second_title_rules(sb: Sandbox, env: dict[str, str]) -> str:
+    """The demo's group rules, plus cn=managers for the jobs (title and department) that
+    people hold as their second position."""
+    rules = [
+        {"group": MANAGERS, "match": {"title": title, "department": department}}
+        for title, department in second_jobs(sb)
+    ]
+    return json.dumps([*json.loads(env["TARGET_LDAP_GROUP_RULES"]), *rules])
+
+
+def second_jobs(sb: Sandbox) -> set[tuple[str, str]]:
+    return {
+        (p.positions[1].job_title, p.positions[1].department)
+        for p in sb.world.people()
+        if len(p.positions) > 1
+    }
 
 
 def run_job(env: dict[str, str], *args: str) -> None:
@@ -80,6 +110,27 @@ def test_joiners_and_leavers_reach_both_directories(iam: Env) -> None:
     ldap = ldap_people(slapd)
     assert set(ldap) == expected_active
     assert ldap["1"]["sn"] == ["O'Brien-Łukasiewicz"]
+    # a second position reaches LDAP: its title, and the group only its title earns
+    with slapd.connect() as conn:
+        conn.search(MANAGERS, "(objectClass=*)", attributes=["member"])
+        members = {str(m).lower() for m in conn.entries[0].entry_attributes_as_dict["member"]}
+        conn.search(PEOPLE, "(objectClass=inetOrgPerson)", attributes=["employeeNumber"])
+        dns = {str(e.employeeNumber): e.entry_dn.lower() for e in conn.entries}
+    two = [p for p in people if len(p.positions) > 1 and str(p.employee_id) in expected_active]
+    assert two, "the world should have an active employee with two positions"
+    for p in two:
+        key = str(p.employee_id)
+        assert sorted(ldap[key]["title"]) == sorted(x.job_title for x in p.positions)
+        assert dns[key] in members
+        assert users[key]["title"] == p.positions[0].job_title  # SCIM: the primary one
+    jobs = second_jobs(sb)
+    holders = {
+        dns[str(p.employee_id)]
+        for p in people
+        if str(p.employee_id) in expected_active
+        and any((x.job_title, x.department) in jobs for x in p.positions)
+    }
+    assert members - {MANAGERS.lower()} == holders
     # no sensitive field reached either directory
     assert not any("ssn" in str(u).lower() or "birth" in str(u).lower() for u in users.values())
 
