@@ -20,6 +20,7 @@ from sandbox.directories import (
     DISABLED,
     GROUPS,
     PEOPLE,
+    SUFFIX,
     ScimServer,
     Slapd,
     start_scim_server,
@@ -156,3 +157,51 @@ def test_leaver_is_deactivated_then_a_rerun_writes_nothing(iam: Env) -> None:
         e for e in AuditLog.read(audit)[mark:] if e["outcome"] not in ("unchanged", "skipped")
     ]
     assert writes == []
+
+
+def test_a_rehire_under_a_new_employee_id_keeps_one_account_in_both_directories(iam: Env) -> None:
+    """HR terminates someone, frees their work e-mail and, later, rehires them under a new
+    employee id with the same address: both directories keep the one account, re-keyed and
+    active (before: SCIM failed the create, userName taken; LDAP made a second login)."""
+    sb, env, scim, slapd = iam
+    before = scim_users(scim)
+    gone = next(
+        p
+        for p in sb.world.people()
+        if p.work_email and p.employee_id > 2 and len(p.positions) == 1
+        and before.get(str(p.employee_id), {}).get("active") is True
+    )  # fmt: skip
+    key, email = str(gone.employee_id), str(gone.work_email)
+    last_day = sb.world.as_of - timedelta(days=1)
+    ended = dataclasses.replace(gone.employments[-1], termination_date=last_day)
+    sb.world.update_person(gone.employee_id, employments=(*gone.employments[:-1], ended))
+    run_job(env)
+    account = scim_users(scim)[key]
+    assert account["active"] is False
+    uid = ldap_people(slapd, DISABLED)[key]["uid"]
+
+    api, creds = sb.info()["bamboohr"]["api_url"], (sb.credentials["bamboohr"]["api_key"], "x")
+    freed = requests.post(f"{api}/employees/{key}", json={"workEmail": ""}, auth=creds, timeout=30)
+    assert freed.status_code == 200, freed.text
+    pos = gone.positions[0]
+    hired = requests.post(
+        f"{api}/employees",
+        json={"firstName": gone.first_name, "lastName": gone.last_name, "workEmail": email,
+              "hireDate": sb.world.as_of.isoformat(), "jobTitle": pos.job_title,
+              "department": pos.department, "location": pos.location},
+        auth=creds,
+        timeout=30,
+    )  # fmt: skip
+    assert hired.status_code == 201, hired.text
+    new_id = hired.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    run_job(env)  # one run of the job: both targets
+
+    users = scim_users(scim)
+    assert key not in users and users[new_id]["id"] == account["id"]
+    assert users[new_id]["active"] is True and users[new_id]["userName"] == email
+    assert [u for u in users.values() if u["userName"] == email] == [users[new_id]]
+    ldap = ldap_people(slapd)
+    assert ldap[new_id]["uid"] == uid and key not in ldap_people(slapd, DISABLED)
+    with slapd.connect() as conn:
+        conn.search(SUFFIX, f"(uid={uid[0]}*)", attributes=["uid"])
+        assert len(conn.entries) == 1  # no second login

@@ -254,7 +254,8 @@ class Provisioner:
             if same_name and by_name is None:
                 by_name = (dict(candidate), values[scim.EXTERNAL_ID], bool(values[scim.ACTIVE]))
         if by_prior is not None:  # the HRIS links the rehire to the earlier employee id
-            return self._link(user, by_prior, str(prior)), None
+            linked = self._link(user, by_prior, str(prior))
+            return linked, None if linked else f"employee {prior}'s account is claimed twice"
         if by_name is None:
             return None, None
         account, other, active = by_name
@@ -265,11 +266,16 @@ class Provisioner:
             # The same work login, and its owner has left (inactive in this feed, or absent
             # from it with the account already deactivated): a rehire under a new employee
             # id. The account follows the person: reactivated, re-keyed, never duplicated.
-            return self._link(user, account, str(other)), None
+            linked = self._link(user, account, str(other))
+            if linked is not None:
+                return linked, None
         return None, f"userName is already used by the account of employee {other}"
 
-    def _link(self, user: DesiredUser, account: dict[str, Any], earlier: str) -> dict[str, Any]:
-        self.rehired[earlier] = user.employee_id
+    def _link(
+        self, user: DesiredUser, account: dict[str, Any], earlier: str
+    ) -> dict[str, Any] | None:
+        if self.rehired.setdefault(earlier, user.employee_id) != user.employee_id:
+            return None  # a second new id claims the same earlier account: a conflict
         self.logger.info(
             "employee %s is a rehire of employee %s: their account follows them",
             user.employee_id,

@@ -208,6 +208,18 @@ def test_rehire_and_leaving_in_one_run_never_leaves_the_person_without_an_accoun
     assert set(users) == {"R9", "R2"} and users["R9"].active is True
 
 
+def test_two_new_ids_never_share_the_account_of_one_leaver(scim, make_person):
+    old = make_person("L1", user_name="sam@example.com", work_email="sam@example.com")
+    scim.run([old, make_person("L2")])
+    left = dict(old, termination_date=_days(-3), employment_status="Inactive")
+    first, second = dict(old, employee_id="L8"), dict(old, employee_id="L9")
+    target = scim.run([left, first, second, make_person("L2")])
+    [failure] = target.summary.failures
+    assert failure.employee_id == "L9" and "already used" in failure.reason
+    users = scim.users()
+    assert users["L8"].active is True and "L9" not in users and "L1" not in users
+
+
 def test_rehire_linked_by_the_prior_employee_id_even_with_a_new_address(scim, make_person):
     scim.run([make_person("P1", user_name="old@example.com", work_email="old@example.com")])
     first_id = scim.users()["P1"].id
