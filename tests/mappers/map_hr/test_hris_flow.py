@@ -142,3 +142,35 @@ def test_second_positions_reach_iam_and_lms(world: World, run_inprocess: Run, h:
             assert iam_users[key]["title"] == p.positions[0].job_title
     single = next(p for p in people if len(p.positions) == 1 and str(p.employee_id) in iam_users)
     assert iam_users[str(single.employee_id)]["positions"] == []
+
+
+def test_an_incremental_run_without_job_rows_keeps_the_positions(
+    world: World, run_inprocess: Run, h: Any
+) -> None:
+    """jobInfo rows are kept in the lookup store: a later run in which only the employee
+    changed (no jobInfo rows re-sent) still knows both positions; a re-sent row replaces its
+    earlier version instead of adding a third position."""
+    two = next(p for p in world.people() if len(p.positions) > 1 and p.hire_date <= world.as_of)
+    rows = table_rows(two, "jobInfo")
+    job_schema = h.schema_msg("job_info", ("employeeId", "id", "date"), ("employeeId", "id"))
+    first = [
+        h.schema_msg("employees", ("id",)),
+        h.record("employees", bamboo(two)),
+        job_schema,
+        *(h.record("job_info", r) for r in rows),
+    ]
+    out = run_inprocess({"profile": "bamboohr_to_canonical"}, first)
+    [worker] = [m["record"] for m in out if m["type"] == "RECORD"]
+    assert len(worker["positions"]) == 2
+    renamed = dict(rows[-1], jobTitle="Principal " + str(rows[-1]["jobTitle"]))
+    later = [h.schema_msg("employees", ("id",)), h.record("employees", bamboo(two)), job_schema,
+             h.record("job_info", renamed)]  # fmt: skip
+    out = run_inprocess({"profile": "bamboohr_to_canonical"}, later)
+    [worker] = [m["record"] for m in out if m["type"] == "RECORD"]
+    assert [p["job_title"] for p in worker["positions"]] == [
+        two.positions[0].job_title,
+        renamed["jobTitle"],
+    ]
+    out = run_inprocess({"profile": "bamboohr_to_canonical"}, later[:2])  # employee only
+    [worker] = [m["record"] for m in out if m["type"] == "RECORD"]
+    assert len(worker["positions"]) == 2

@@ -237,6 +237,11 @@ def test_a_second_position_brings_its_roles_courses(env: Env) -> None:
     # the second position ends: its course is no longer required (suspended, history kept)
     env.run(worker("1", positions=[]))
     assert set(env.courses("1")) == {2, 4} and 9 in env.courses("1", status=1)
+    # positions that are not a list of objects: that worker's dead letter, the rest goes on
+    env.run(worker("3", positions="Trainer"), worker("4"))
+    [letter] = DeadLetterStore(env.dlq).list()
+    assert letter.record_key == "3" and "field positions" in letter.error
+    assert set(env.courses("4")) == {2, 4}
 
 
 def test_promotion_to_manager_when_someone_starts_reporting(env: Env) -> None:
