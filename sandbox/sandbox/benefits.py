@@ -161,6 +161,24 @@ class Benefits:
         if not self.eligible(person):
             return []
         k = person.employee_id
+        given = getattr(self.world, "given_dependants", None)
+        if given is not None:  # a world from a people file: its dependants, or none
+            start = self.coverage_start(person)
+            return [
+                Dependant(
+                    DEPENDENT_BASE + k * 10 + n,
+                    k,
+                    d.first_name,
+                    None,
+                    d.last_name,
+                    d.relationship,
+                    d.gender,
+                    d.date_of_birth,
+                    None,
+                    start,
+                )
+                for n, d in enumerate(given(k)[:9], start=1)
+            ]
         rng = self.world._rng("dependants", k)
         start = self.coverage_start(person)
         base = DEPENDENT_BASE + k * 10

@@ -67,7 +67,21 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument("--employees", type=int, default=200)
     demo_parser.add_argument("--seed", type=int, default=7)
     demo_parser.add_argument("--workdir", type=Path, default=Path(".hrsync/demo"))
+    rehearse_parser = sub.add_parser(
+        "rehearse",
+        help="seed the HRIS from a people file and run every job once, with a summary of what "
+        "each destination would receive and what would be dead-lettered",
+    )
+    rehearse_parser.add_argument(
+        "--people", type=Path, required=True, help="CSV (HRIS export) or JSON lines (canonical)"
+    )
+    rehearse_parser.add_argument("--seed", type=int, default=7)
+    rehearse_parser.add_argument("--workdir", type=Path, default=Path(".hrsync/rehearsal"))
     args = parser.parse_args(argv)
+    if args.command == "rehearse":
+        from sandbox.rehearse import run_rehearsal
+
+        return run_rehearsal(people=args.people, workdir=args.workdir, seed=args.seed)
     if not 1 <= args.employees <= 1_000_000:
         parser.error("--employees must be between 1 and 1000000")
     if args.command == "demo":
@@ -79,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--employees", type=int, default=200, help="HRIS employees (1..1000000)")
+    parser.add_argument(
+        "--people",
+        type=Path,
+        help="seed the HRIS from this people file instead (CSV or JSON lines)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--host", default="127.0.0.1")
     for vendor in VENDORS:
@@ -101,7 +120,18 @@ def serve(args: argparse.Namespace) -> int:
         rate_malformed=args.rate_malformed,
     )
     ports = {v: getattr(args, f"{v}_port") for v in VENDORS}
-    sandbox = Sandbox(args.employees, args.seed, faults, host=args.host, ports=ports).start()
+    world = None
+    if args.people:
+        from sandbox.people import PeopleFileError, PeopleWorld
+
+        try:
+            world = PeopleWorld.from_file(args.people, seed=args.seed)
+        except (PeopleFileError, OSError) as exc:
+            print(f"hrsync-sandbox serve: {exc}", file=sys.stderr)
+            return 2
+    sandbox = Sandbox(
+        args.employees, args.seed, faults, host=args.host, ports=ports, world=world
+    ).start()
     info = sandbox.info()
     if args.env_file:
         args.env_file.parent.mkdir(parents=True, exist_ok=True)

@@ -182,7 +182,8 @@ class LeverWorld:
                 raw_first = unicodedata.normalize("NFD", raw_first)
                 raw_last = unicodedata.normalize("NFD", raw_last)
         name = raw_first if not raw_last else f"{raw_first} {raw_last}"
-        if j % 10 == 0 or (j <= len(HARD_NAMES) and j % 3 == 1):
+        hires = getattr(self.world, "ats_hires", True)  # a people-file world: none waiting
+        if hires and (j % 10 == 0 or (j <= len(HARD_NAMES) and j % 3 == 1)):
             kind = "hired"
         elif j % 10 == 5:
             kind = "offer"

@@ -53,8 +53,10 @@ class Sandbox:
         ports: dict[str, int] | None = None,
         credentials: dict[str, dict[str, str]] | None = None,
         vendors: tuple[str, ...] = tuple(VENDORS),
+        world: World | None = None,
     ) -> None:
-        self.world = World(employees=employees, seed=seed, as_of=as_of)
+        # a world of the caller's (e.g. sandbox.people.PeopleWorld from a people file), or seeded
+        self.world = world or World(employees=employees, seed=seed, as_of=as_of)
         self.faults = faults or Faults()
         self.host = host
         self.ports = ports or {}

@@ -32,6 +32,12 @@ from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore
 
 began = time.time()
+if os.environ.get("FAKE_TOUCH"):  # tell another job's fake that this one has started
+    open(os.environ["FAKE_TOUCH"], "w").close()
+if os.environ.get("FAKE_UNTIL"):  # run until that file appears (at most two minutes)
+    deadline = time.time() + 120
+    while not os.path.exists(os.environ["FAKE_UNTIL"]) and time.time() < deadline:
+        time.sleep(0.05)
 time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
 if os.environ.get("FAKE_TIMES"):
     with open(os.environ["FAKE_TIMES"], "a") as fh:
@@ -239,14 +245,17 @@ def test_jobs_sharing_a_tap_run_one_after_the_other(project: Path, tmp_path: Pat
     waits, naming what it waits for. job-b shares nothing with job-a and runs alongside."""
     times = tmp_path / "times.jsonl"
     lock = project / ".hrsync" / "locks" / "tap-a.lock"
-    first = _hrsync_run(project, "job-a", sleep=3, times=times)
+    # job-a runs until job-b has started: if job-b waited for job-a, job-a would end first
+    # (after two minutes) and the span check below fails; no wall-clock guess involved
+    started_b = tmp_path / "job-b-started"
+    first = _hrsync_run(project, "job-a", until=started_b, times=times)
     deadline = time.monotonic() + 30
     while not (lock.exists() and "job-a (pid" in lock.read_text()):
         assert time.monotonic() < deadline and first.poll() is None
         time.sleep(0.05)
     second = _hrsync_run(project, "job-c", sleep=0, times=times)
-    alongside = _hrsync_run(project, "job-b", sleep=1, times=times)
-    assert [p.wait(60) for p in (first, second, alongside)] == [0, 0, 0]
+    alongside = _hrsync_run(project, "job-b", touch=started_b, times=times)
+    assert [p.wait(300) for p in (first, second, alongside)] == [0, 0, 0]
     spans = {job: (began, ended) for job, began, ended in map(json.loads, times.open())}
     assert spans["job-c"][0] >= spans["job-a"][1]  # after job-a's meltano ended
     assert spans["job-b"][0] < spans["job-a"][1]  # not held up by job-a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,13 +16,23 @@ import requests
 
 from hrsync.audit import AuditLog
 from sandbox.demo import iam_env, meltano_env
-from sandbox.directories import DISABLED, PEOPLE, ScimServer, Slapd, start_scim_server, start_slapd
+from sandbox.directories import (
+    DISABLED,
+    GROUPS,
+    PEOPLE,
+    SUFFIX,
+    ScimServer,
+    Slapd,
+    start_scim_server,
+    start_slapd,
+)
 from sandbox.server import Sandbox
 
 pytestmark = pytest.mark.meltano
 
 ROOT = Path(__file__).resolve().parents[2]
 MELTANO = str(Path(sys.executable).parent / "meltano")
+MANAGERS = f"cn=managers,{GROUPS}"
 
 Env = tuple[Sandbox, dict[str, str], ScimServer, Slapd]
 
@@ -32,10 +43,30 @@ def iam(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     scim, slapd = start_scim_server(), start_slapd(workdir / "slapd")
     try:
         with Sandbox(employees=60, vendors=("bamboohr",)) as sb:
-            yield sb, meltano_env(sb, workdir) | iam_env(scim, slapd, workdir), scim, slapd
+            env = meltano_env(sb, workdir) | iam_env(scim, slapd, workdir)
+            env["TARGET_LDAP_GROUP_RULES"] = second_title_rules(sb, env)
+            yield sb, env, scim, slapd
     finally:
         scim.stop()
         slapd.stop()
+
+
+def second_title_rules(sb: Sandbox, env: dict[str, str]) -> str:
+    """The demo's group rules, plus cn=managers for the jobs (title and department) that
+    people hold as their second position."""
+    rules = [
+        {"group": MANAGERS, "match": {"title": title, "department": department}}
+        for title, department in second_jobs(sb)
+    ]
+    return json.dumps([*json.loads(env["TARGET_LDAP_GROUP_RULES"]), *rules])
+
+
+def second_jobs(sb: Sandbox) -> set[tuple[str, str]]:
+    return {
+        (p.positions[1].job_title, p.positions[1].department)
+        for p in sb.world.people()
+        if len(p.positions) > 1
+    }
 
 
 def run_job(env: dict[str, str], *args: str) -> None:
@@ -80,6 +111,27 @@ def test_joiners_and_leavers_reach_both_directories(iam: Env) -> None:
     ldap = ldap_people(slapd)
     assert set(ldap) == expected_active
     assert ldap["1"]["sn"] == ["O'Brien-Łukasiewicz"]
+    # a second position reaches LDAP: its title, and the group only its title earns
+    with slapd.connect() as conn:
+        conn.search(MANAGERS, "(objectClass=*)", attributes=["member"])
+        members = {str(m).lower() for m in conn.entries[0].entry_attributes_as_dict["member"]}
+        conn.search(PEOPLE, "(objectClass=inetOrgPerson)", attributes=["employeeNumber"])
+        dns = {str(e.employeeNumber): e.entry_dn.lower() for e in conn.entries}
+    two = [p for p in people if len(p.positions) > 1 and str(p.employee_id) in expected_active]
+    assert two, "the world should have an active employee with two positions"
+    for p in two:
+        key = str(p.employee_id)
+        assert sorted(ldap[key]["title"]) == sorted(x.job_title for x in p.positions)
+        assert dns[key] in members
+        assert users[key]["title"] == p.positions[0].job_title  # SCIM: the primary one
+    jobs = second_jobs(sb)
+    holders = {
+        dns[str(p.employee_id)]
+        for p in people
+        if str(p.employee_id) in expected_active
+        and any((x.job_title, x.department) in jobs for x in p.positions)
+    }
+    assert members - {MANAGERS.lower()} == holders
     # no sensitive field reached either directory
     assert not any("ssn" in str(u).lower() or "birth" in str(u).lower() for u in users.values())
 
@@ -105,3 +157,51 @@ def test_leaver_is_deactivated_then_a_rerun_writes_nothing(iam: Env) -> None:
         e for e in AuditLog.read(audit)[mark:] if e["outcome"] not in ("unchanged", "skipped")
     ]
     assert writes == []
+
+
+def test_a_rehire_under_a_new_employee_id_keeps_one_account_in_both_directories(iam: Env) -> None:
+    """HR terminates someone, frees their work e-mail and, later, rehires them under a new
+    employee id with the same address: both directories keep the one account, re-keyed and
+    active (before: SCIM failed the create, userName taken; LDAP made a second login)."""
+    sb, env, scim, slapd = iam
+    before = scim_users(scim)
+    gone = next(
+        p
+        for p in sb.world.people()
+        if p.work_email and p.employee_id > 2 and len(p.positions) == 1
+        and before.get(str(p.employee_id), {}).get("active") is True
+    )  # fmt: skip
+    key, email = str(gone.employee_id), str(gone.work_email)
+    last_day = sb.world.as_of - timedelta(days=1)
+    ended = dataclasses.replace(gone.employments[-1], termination_date=last_day)
+    sb.world.update_person(gone.employee_id, employments=(*gone.employments[:-1], ended))
+    run_job(env)
+    account = scim_users(scim)[key]
+    assert account["active"] is False
+    uid = ldap_people(slapd, DISABLED)[key]["uid"]
+
+    api, creds = sb.info()["bamboohr"]["api_url"], (sb.credentials["bamboohr"]["api_key"], "x")
+    freed = requests.post(f"{api}/employees/{key}", json={"workEmail": ""}, auth=creds, timeout=30)
+    assert freed.status_code == 200, freed.text
+    pos = gone.positions[0]
+    hired = requests.post(
+        f"{api}/employees",
+        json={"firstName": gone.first_name, "lastName": gone.last_name, "workEmail": email,
+              "hireDate": sb.world.as_of.isoformat(), "jobTitle": pos.job_title,
+              "department": pos.department, "location": pos.location},
+        auth=creds,
+        timeout=30,
+    )  # fmt: skip
+    assert hired.status_code == 201, hired.text
+    new_id = hired.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    run_job(env)  # one run of the job: both targets
+
+    users = scim_users(scim)
+    assert key not in users and users[new_id]["id"] == account["id"]
+    assert users[new_id]["active"] is True and users[new_id]["userName"] == email
+    assert [u for u in users.values() if u["userName"] == email] == [users[new_id]]
+    ldap = ldap_people(slapd)
+    assert ldap[new_id]["uid"] == uid and key not in ldap_people(slapd, DISABLED)
+    with slapd.connect() as conn:
+        conn.search(SUFFIX, f"(uid={uid[0]}*)", attributes=["uid"])
+        assert len(conn.entries) == 1  # no second login

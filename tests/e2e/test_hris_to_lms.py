@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore
 from sandbox.demo import meltano_env
 from sandbox.moodle import Moodle
 from sandbox.server import Sandbox
+from target_moodle.rules import DEFAULT_RULES
 
 pytestmark = pytest.mark.meltano
 
@@ -34,7 +36,18 @@ def lms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         env = meltano_env(sb, workdir) | private_run_dir(workdir)
         env["TARGET_MOODLE_STATE_PATH"] = str(workdir / "target-moodle-state.sqlite")
         env["HRSYNC_DLQ_PATH"] = str(workdir / "dlq.sqlite")
+        env["TARGET_MOODLE_RULES_PATH"] = str(rules_with_finance(workdir))
         yield sb, env
+
+
+def rules_with_finance(workdir: Path) -> Path:
+    """The shipped rules, plus one that only a second position meets in this world (person 17:
+    Customer Success, and Controller in Finance)."""
+    rules = yaml.safe_load(DEFAULT_RULES.read_text(encoding="utf-8"))
+    rules["rules"].append({"name": "finance", "when": {"department": "Finance"}, "courses": [11]})
+    path = workdir / "rules.yml"
+    path.write_text(yaml.safe_dump(rules), encoding="utf-8")
+    return path
 
 
 def private_run_dir(workdir: Path) -> dict[str, str]:
@@ -117,6 +130,20 @@ def test_workers_reach_moodle_with_their_compliance_courses(lms: Env) -> None:
         assert {7, 8} <= courses(sb, wid)
     # managers are derived from who reports to whom: person 1 has reports in every world
     assert 10 in courses(sb, "1")
+    # a second position brings its own courses: Finance (rule "finance") or Sales (rule "sales")
+    two = [p for p in people if len(p.positions) > 1 and str(p.employee_id) in current]
+    second_only = [
+        p for p in two if p.positions[0].department not in ("Finance", "Sales")
+        and p.positions[1].department in ("Finance", "Sales")
+    ]  # fmt: skip
+    assert second_only, "the world should have someone whose second position has a course"
+    for p in second_only:
+        assert 11 in courses(sb, str(p.employee_id))
+    others = [
+        p for p in people if str(p.employee_id) in current and p not in second_only
+        and p.positions[0].department not in ("Finance", "Sales")
+    ]  # fmt: skip
+    assert all(11 not in courses(sb, str(p.employee_id)) for p in others)
     # nothing but LMS fields reached Moodle
     assert not any("ssn" in str(u).lower() or "1960" in str(u) for u in users(sb).values())
 

@@ -104,6 +104,12 @@ class Engine:
         self.lookup_streams = {
             name: lk["stream"] for name, lk in (profile.data.get("lookups") or {}).items()
         }
+        # lookups that keep every row of a key (a history table), by row id field
+        self.many = {
+            name: str(lk["many"])
+            for name, lk in (profile.data.get("lookups") or {}).items()
+            if lk.get("many")
+        }
         self.store: LookupStore | None = None
         if self.lookups:
             base = Path(state_dir) if state_dir else Path(".hrsync") / "map-hr"
@@ -282,7 +288,19 @@ class Engine:
             k = rec.get(key)
             if k is None:
                 raise RecordError(stream, "<no key>", key, f"lookup {name!r}: record has no {key}")
-            self.store.put(name, k, {f: rec[f] for f in keep if f in rec})
+            kept = {f: rec[f] for f in keep if f in rec}
+            row_field = self.many.get(name)
+            if row_field is not None:
+                row = rec.get(row_field)
+                if row is None:
+                    raise RecordError(
+                        stream, self.record_key(stream, rec), row_field,
+                        f"lookup {name!r} keeps rows by {row_field}, and this record has none",
+                    )  # fmt: skip
+                rows = dict(self.store.get(name, k) or {})
+                rows[LookupStore.key(row)] = kept  # a re-sent row replaces itself
+                kept = rows
+            self.store.put(name, k, kept)
             self.stored[name] += 1
 
     def record_key(self, stream: str, rec: Mapping[str, Any]) -> str:
@@ -385,6 +403,16 @@ class Engine:
         rec = msg["record"]
         for j in plan.joins:
             key = j.get_key(rec)
+            if j.lookup in self.many:
+                # every row of the key: complete only once the whole input has been read
+                if not final:
+                    for done in plan.joins:
+                        rec.pop(done.name, None)
+                    self.store.defer(f"{plan.input_stream}\x00{index}", msg)
+                    return False
+                found_rows = self.store.get(j.lookup, key) if key not in (None, "") else None
+                rec[j.name] = list((found_rows or {}).values())
+                continue
             if key is None or key == "":
                 if j.optional:
                     rec[j.name] = None

@@ -223,6 +223,7 @@ COMPUTE_ARGS = {
     "money": ("amount",),
 }
 COMPUTE_FROM_OR_ARGS = ("coalesce", "concat", "truthy", "equals")
+COMPUTE_FROM = ("current_positions", "secondary_positions")  # a list of rows
 
 
 def field_paths(spec: Mapping[str, Any]) -> list[str]:
@@ -361,6 +362,12 @@ def _check_field(
                 raise prof.error((*kp, "args"), f"compute {compute!r} needs args.{need}")
         if compute in COMPUTE_FROM_OR_ARGS and not (args or "from" in spec):
             raise prof.error(kp, f"compute {compute!r} needs from: [paths] or args")
+        if compute in COMPUTE_FROM and "from" not in spec:
+            raise prof.error(kp, f"compute {compute!r} needs from: the list of positions")
+        if compute in COMPUTE_FROM and not spec.get("row_fields"):
+            raise prof.error(kp, f"compute {compute!r} needs row_fields")
+        if compute not in COMPUTE_FROM and ("row_fields" in spec or "date_field" in spec):
+            raise prof.error(kp, "row_fields and date_field are for the positions computes")
         if compute == "format" and "template" not in spec:
             raise prof.error(kp, "compute 'format' needs a template")
         if compute != "format" and "template" in spec:

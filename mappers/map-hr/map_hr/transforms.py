@@ -617,7 +617,103 @@ def build_compute(
 
         return equals
 
+    if name in ("current_positions", "secondary_positions"):
+        return _positions_compute(name, args, options, sources)
+
     raise ValueError(f"unknown compute {name!r}")
+
+
+def _positions_compute(
+    name: str, args: Mapping[str, Getter], options: Mapping[str, Any], sources: Sequence[Getter]
+) -> Compute:
+    """Positions held at once (two concurrent jobs are two rows of one effective date).
+
+    ``current_positions``: from a list of effective-dated rows (``from``), the rows of the
+    latest date on or before today (a future hire: the earliest date), each as ``row_fields``
+    says plus ``effective_date`` and ``is_primary``; the primary one (the row matching
+    ``args.title`` and ``args.department``, else the first) comes first.
+    ``secondary_positions``: from such a list, the positions that are not primary, each as
+    ``row_fields`` says (output key -> key of the position).
+    """
+    if not sources:
+        raise ValueError(f"compute {name!r} needs from: the list of rows")
+    rows_of = sources[0]
+    fields = dict(options.get("row_fields") or {})
+    if not fields:
+        raise ValueError(f"compute {name!r} needs row_fields")
+
+    def listed(rec: dict[str, Any]) -> list[dict[str, Any]]:
+        value = rows_of(rec)
+        if is_empty(value):
+            return []
+        if not isinstance(value, list) or any(not isinstance(r, dict) for r in value):
+            raise TransformError(f"expected a list of objects, got {type(value).__name__}")
+        return value
+
+    if name == "secondary_positions":
+
+        def secondary(rec: dict[str, Any]) -> Any:
+            return [
+                {k: row.get(src) for k, src in fields.items()}
+                for row in listed(rec)
+                if not row.get("is_primary")
+            ]
+
+        return secondary
+
+    date_key = str(options.get("date_field") or "date")
+    title, department = args.get("title"), args.get("department")
+
+    def day(row: dict[str, Any]) -> str | None:
+        value = row.get(date_key)
+        return str(value)[:10] if not is_empty(value) else None
+
+    def current(rec: dict[str, Any]) -> Any:
+        rows = [r for r in listed(rec) if day(r) is not None]
+        if not rows:
+            return None  # no job history in the input nor the store: unknown, not "none"
+        today = date.today().isoformat()
+        days = [str(day(r)) for r in rows]
+        past = [d for d in days if d <= today]
+        when = max(past) if past else min(days)
+        chosen = [r for r in rows if day(r) == when]
+        want = tuple(
+            _fold(g(rec)) if g else None for g in (title, department)
+        )  # the worker's own (primary) job
+        primary = next(
+            (
+                i
+                for i, r in enumerate(chosen)
+                if (
+                    _fold(r.get(fields.get("job_title", ""))),
+                    _fold(r.get(fields.get("department", ""))),
+                )
+                == want
+            ),
+            0,
+        )
+        chosen.insert(0, chosen.pop(primary))
+        return [
+            {
+                **{k: _text_or_none(r.get(src)) for k, src in fields.items()},
+                "effective_date": when,
+                "is_primary": i == 0,
+            }
+            for i, r in enumerate(chosen)
+        ]
+
+    return current
+
+
+def _fold(value: Any) -> str | None:
+    return None if is_empty(value) else str(value).strip().casefold()
+
+
+def _text_or_none(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
 
 
 COMPUTE_SCHEMA: dict[str, dict[str, Any]] = {
@@ -628,4 +724,6 @@ COMPUTE_SCHEMA: dict[str, dict[str, Any]] = {
     "concat": {"type": "string"},
     "truthy": {"type": "boolean"},
     "equals": {"type": "boolean"},
+    "current_positions": {"type": "array", "items": {"type": "object"}},
+    "secondary_positions": {"type": "array", "items": {"type": "object"}},
 }

@@ -124,7 +124,12 @@ def person(rec: dict[str, Any], stream: str) -> dict[str, Any]:
     if not last:
         if not first:
             raise RecordError(stream, key, "last_name", "no name: NM103 (last name) is required")
-        last = first  # a mononym: the carrier needs a last name
+        last, first = first, ""  # a mononym: the one name goes in NM103
+    elif first == last:
+        # A single name, stored by the HRIS as first = last (BambooHR requires both). The 834
+        # guide (005010X220A1, loop 2100A/2100B NM1) makes NM103 (last name) required and NM104
+        # (first name) situational: a single name is NM103 alone, NM104 left out.
+        first = ""
     ssn = digits(rec.get("ssn"))
     return {
         "last": last,

@@ -50,6 +50,7 @@ class DesiredPerson:
     manager_employee_id: str | None
     facets: list[dict[str, str | None]]  # primary position first, then the others
     record: dict[str, Any] = field(repr=False)
+    login_from_address: bool = False  # the login is the work e-mail's (or userName's) local part
 
 
 def build_person(
@@ -120,6 +121,7 @@ def build_person(
         manager_employee_id=text(record.get("manager_employee_id")),
         facets=facets,
         record=record,
+        login_from_address=any(a and "@" in a for a in (email, user_name)),
     )
 
 

@@ -43,6 +43,7 @@ from target_ldap.people import (
     DesiredPerson,
     desired_attributes,
     template_values,
+    text,
 )
 
 LOGGER = logging.getLogger("target_ldap")
@@ -199,6 +200,8 @@ class Provisioner:
         self.by_eid: dict[str, Account] = {}
         self.duplicates: dict[str, list[str]] = {}
         self.logins: set[str] = set()
+        self.by_login: dict[str, Account] = {}  # managed accounts by login (lower case)
+        self.rehired: dict[str, str] = {}  # earlier employee id -> the id of the rehire
         self._lock = threading.Lock()
         self._template_fields = set(template_fields(settings.dn_template))
 
@@ -296,6 +299,55 @@ class Provisioner:
                 self.duplicates[eid] = [a.dn for a in accounts]
             else:
                 self.by_eid[eid] = accounts[0]
+                for login in accounts[0].values(login_attr):
+                    self.by_login.setdefault(login.lower(), accounts[0])
+
+    def _link_rehires(self) -> None:
+        """A rehire under a new employee id keeps the account of the earlier employment.
+
+        Linked by the HRIS's ``prior_employee_id`` when the record carries one, else by the
+        same work login (from the work e-mail) when its owner has left: inactive in this
+        feed, or absent from it with the account already disabled. Anyone still active keeps
+        their login and the newcomer gets another one, as before.
+        """
+        s = self.settings
+        for eid, person in self.people.items():
+            if eid in self.by_eid or eid in self.duplicates or not person.enabled:
+                continue
+            prior = text(person.record.get("prior_employee_id"))
+            earlier: str | None = None
+            if prior and prior != eid and prior in self.by_eid:
+                earlier = prior
+            elif person.login_from_address:
+                base = next(login_candidates(person.login_base, eid, s.login_max_length))
+                account = self.by_login.get(base.lower())
+                other = account.first(s.employee_id_attribute) if account else None
+                if (
+                    account is not None
+                    and other
+                    and other != eid
+                    and self._same_mail(person, account)
+                ):
+                    owner = self.people.get(other)
+                    left = not owner.enabled if owner else not self.is_enabled(account)
+                    earlier = other if left else None
+            if earlier is None or earlier in self.rehired:
+                continue
+            self.rehired[earlier] = eid
+            self.by_eid[eid] = self.by_eid[earlier]
+            self.logger.info(
+                "employee %s is a rehire of employee %s: their account follows them", eid, earlier
+            )
+
+    def _same_mail(self, person: DesiredPerson, account: Account) -> bool:
+        """Where the directory keeps the work e-mail, a login match must be the same address
+        too (maria.silva@example.com is not maria.silva@example.pt)."""
+        mail_attrs = [a for a, src in self.settings.attributes.items() if src == "work_email"]
+        email = person.fields.get("work_email")
+        if not mail_attrs or not email:
+            return True
+        have = {v.casefold() for a in mail_attrs for v in account.values(a)}
+        return not have or str(email).casefold() in have
 
     def is_enabled(self, account: Account) -> bool:
         s = self.settings
@@ -396,7 +448,13 @@ class Provisioner:
         # so collisions resolve the same way whatever order the feed came in)
         placed: dict[str, tuple[DesiredPerson, Account | None, str, str]] = {}
         new_people = []
+        self._link_rehires()
         for eid, person in self.people.items():
+            if eid in self.rehired:
+                plan.skipped.append(
+                    (eid, f"rehired as employee {self.rehired[eid]}: the account is theirs")
+                )
+                continue
             if eid in self.duplicates:
                 self.failures.append(
                     Failure(
@@ -516,7 +574,7 @@ class Provisioner:
 
         if s.deactivate_missing_users:
             for eid, account in self.by_eid.items():
-                if eid in self.people or not self.is_enabled(account):
+                if eid in self.people or eid in self.rehired or not self.is_enabled(account):
                     continue
                 if not is_under(account.dn, s.base_dn):
                     continue

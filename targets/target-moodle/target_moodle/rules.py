@@ -121,6 +121,20 @@ class Rules:
                     )
         return found
 
+    def requirements_any(self, facets: t.Sequence[Facts]) -> dict[int, Requirement]:
+        """The courses of every position a person holds (two jobs: both roles' courses); a
+        course that several require is due at the earliest date."""
+        found: dict[int, Requirement] = {}
+        for facts in facets:
+            for course, need in self.requirements(facts).items():
+                have = found.get(course)
+                if have is None:
+                    found[course] = need
+                else:
+                    rules = (*have.rules, *(r for r in need.rules if r not in have.rules))
+                    found[course] = Requirement(course, min(have.due_days, need.due_days), rules)
+        return found
+
     def rule_for(self, course_id: int) -> str:
         return next((r.name for r in self.rules if course_id in r.courses), "?")
 

@@ -18,6 +18,7 @@ derived manager flag changed because a report joined, moved or left.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import typing as t
@@ -94,6 +95,23 @@ def _text(value: t.Any) -> str | None:
         return None
     text = " ".join(str(value).split())
     return text or None
+
+
+def _positions(record: dict[str, t.Any], *, stream: str, key: str) -> list[dict[str, str | None]]:
+    """The other positions held at once, as {role, department, location} (none: [])."""
+    value = record.get("positions")
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list) or any(not isinstance(p, dict) for p in value):
+        raise RecordError(
+            stream, key, "positions", "must be an array of {role, department, location}"
+        )
+    out = []
+    for pos in value:
+        facet = {k: _text(pos.get(k)) for k in ("role", "department", "location")}
+        if any(facet.values()):
+            out.append(facet)
+    return out
 
 
 def epoch(day: dt.date) -> int:
@@ -190,6 +208,9 @@ class LmsUserSink(BatchSink):
             "is_manager": parse_flag(record.get("is_manager")),
             "hire_date": hire.isoformat() if hire else None,
         }
+        others = _positions(record, stream=stream, key=key)
+        if others:  # the other positions held at once: their roles' courses too
+            facts["positions"] = others
         manager = _text(record.get("manager_id"))
         return Person(key, record, user, facts, manager, active)
 
@@ -481,11 +502,27 @@ class LmsUserSink(BatchSink):
             is_manager=bool(f.get("is_manager")) or self.memory.has_reports(worker.worker_id),
         )
 
+    def _all_facts(self, worker: Worker) -> list[Facts]:
+        """The primary position's facts, then one per other position held at once (its role,
+        department and location; the person's country, state and manager flag)."""
+        primary = self._facts(worker)
+        out = [primary]
+        for pos in worker.facts.get("positions") or []:
+            out.append(
+                dataclasses.replace(
+                    primary,
+                    role=pos.get("role"),
+                    department=pos.get("department") or primary.department,
+                    location=pos.get("location") or primary.location,
+                )
+            )
+        return out
+
     def plan(self, worker: Worker) -> list[Action]:
         """What to change in Moodle so ``worker`` has exactly the courses the rules require."""
         if not worker.active or worker.moodle_id is None:
             return []  # a leaver's enrolments stay as they are: the suspended account keeps them
-        required = self.rules.requirements(self._facts(worker))
+        required = self.rules.requirements_any(self._all_facts(worker))
         current = self.memory.enrolments(worker.worker_id)
         if not worker.enrolments_known:
             # an account the target did not create: what Moodle already has counts as done

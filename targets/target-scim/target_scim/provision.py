@@ -166,6 +166,7 @@ class Provisioner:
         self.plan_out = plan_out or sys.stderr
         self.desired: dict[str, DesiredUser] = {}
         self.input_failures: list[Failure] = []
+        self.rehired: dict[str, str] = {}  # earlier employee id -> the id of the rehire
         self._features: ServerFeatures | None = None
 
     # -- input -----------------------------------------------------------------------------
@@ -221,37 +222,66 @@ class Provisioner:
                 active += 1
         return by_ext, by_name, active
 
-    def _find(self, external_id: str, user_name: str | None) -> list[dict[str, Any]]:
+    def _find(
+        self, external_id: str, user_name: str | None, prior: str | None = None
+    ) -> list[dict[str, Any]]:
         flt = f"externalId eq {scim.filter_string(external_id)}"
         if user_name:
             flt += f" or userName eq {scim.filter_string(user_name)}"
+        if prior:
+            flt += f" or externalId eq {scim.filter_string(prior)}"
         _, found = self.client.search(flt)
         return found
 
-    @staticmethod
     def _pick(
-        user: DesiredUser, candidates: Iterable[Mapping[str, Any] | None]
+        self, user: DesiredUser, candidates: Iterable[Mapping[str, Any] | None]
     ) -> tuple[dict[str, Any] | None, str | None]:
         """(existing account, conflict reason)."""
-        by_name = None
+        by_name = by_prior = None
+        prior = user.prior_employee_id
         for candidate in candidates:
             if not candidate:
                 continue
             values = scim.read_managed(candidate)
             if values[scim.EXTERNAL_ID] == user.employee_id:
                 return dict(candidate), None
+            if prior and values[scim.EXTERNAL_ID] == prior:
+                by_prior = dict(candidate)
             same_name = (
                 user.user_name is not None
                 and str(values[scim.USER_NAME] or "").lower() == user.user_name.lower()
             )
             if same_name and by_name is None:
-                by_name = (dict(candidate), values[scim.EXTERNAL_ID])
+                by_name = (dict(candidate), values[scim.EXTERNAL_ID], bool(values[scim.ACTIVE]))
+        if by_prior is not None:  # the HRIS links the rehire to the earlier employee id
+            linked = self._link(user, by_prior, str(prior))
+            return linked, None if linked else f"employee {prior}'s account is claimed twice"
         if by_name is None:
             return None, None
-        account, other = by_name
-        if other:
-            return None, f"userName is already used by the account of employee {other}"
-        return account, None  # an unmanaged account with this userName: adopt it
+        account, other, active = by_name
+        if not other:
+            return account, None  # an unmanaged account with this userName: adopt it
+        earlier = self.desired.get(str(other))
+        if user.active and (not earlier.active if earlier is not None else not active):
+            # The same work login, and its owner has left (inactive in this feed, or absent
+            # from it with the account already deactivated): a rehire under a new employee
+            # id. The account follows the person: reactivated, re-keyed, never duplicated.
+            linked = self._link(user, account, str(other))
+            if linked is not None:
+                return linked, None
+        return None, f"userName is already used by the account of employee {other}"
+
+    def _link(
+        self, user: DesiredUser, account: dict[str, Any], earlier: str
+    ) -> dict[str, Any] | None:
+        if self.rehired.setdefault(earlier, user.employee_id) != user.employee_id:
+            return None  # a second new id claims the same earlier account: a conflict
+        self.logger.info(
+            "employee %s is a rehire of employee %s: their account follows them",
+            user.employee_id,
+            earlier,
+        )
+        return account
 
     # -- planning --------------------------------------------------------------------------
 
@@ -268,10 +298,14 @@ class Provisioner:
                 candidates = [by_ext.get(user.employee_id)]
                 if user.user_name:
                     candidates.append(by_name.get(user.user_name.lower()))
+                if user.prior_employee_id:
+                    candidates.append(by_ext.get(user.prior_employee_id))
                 matches[user.employee_id] = self._pick(user, candidates)
             ids = {ext: str(r.get("id")) for ext, r in by_ext.items() if r.get("id")}
         else:
-            found = self._map(lambda u: self._find(u.employee_id, u.user_name), users)
+            found = self._map(
+                lambda u: self._find(u.employee_id, u.user_name, u.prior_employee_id), users
+            )
             for user, hits in zip(users, found, strict=True):
                 matches[user.employee_id] = self._pick(user, hits)
         for employee_id, (account, _) in matches.items():
@@ -305,6 +339,10 @@ class Provisioner:
 
         for user in users:
             account, conflict = matches[user.employee_id]
+            if user.employee_id in self.rehired:
+                later = self.rehired[user.employee_id]
+                plan.skipped.append((user, f"rehired as employee {later}: the account is theirs"))
+                continue
             if conflict and not user.active:
                 plan.skipped.append((user, "inactive and has no account: nothing to create"))
                 continue
@@ -327,7 +365,7 @@ class Provisioner:
         if self.settings.deactivate_missing_users:
             stream = users[0].stream if users else "iam_users"
             for ext, resource in by_ext.items():
-                if ext in self.desired:
+                if ext in self.desired or ext in self.rehired:
                     continue
                 if not scim.read_managed(resource)[scim.ACTIVE]:
                     continue
@@ -402,6 +440,10 @@ class Provisioner:
 
         current = scim.read_managed(account)
         changes = {p: v for p, v in wanted.items() if _norm(p, v) != _norm(p, current.get(p))}
+        earlier = current.get(scim.EXTERNAL_ID)
+        reason = None
+        if earlier and earlier != user.employee_id and self.rehired.get(str(earlier)):
+            reason = f"rehire of employee {earlier}"
         if current[scim.ACTIVE] and not user.active:
             action = "deactivate"
         elif not current[scim.ACTIVE] and user.active:
@@ -411,7 +453,9 @@ class Provisioner:
         else:
             plan.unchanged += 1
             return
-        plan.changes.append(Change(action, user, str(account["id"]), account, changes, pending))
+        plan.changes.append(
+            Change(action, user, str(account["id"]), account, changes, pending, reason)
+        )
 
     # -- guard -----------------------------------------------------------------------------
 

@@ -30,6 +30,13 @@ class DesiredUser:
         value = self.values.get(scim.USER_NAME)
         return str(value) if value else None
 
+    @property
+    def prior_employee_id(self) -> str | None:
+        """The employee id of an earlier employment, when the HRIS links a rehire to it."""
+        value = _text(self.record.get("prior_employee_id"))
+        value = value.strip() if value else None
+        return value if value and value != self.employee_id else None
+
 
 def _text(value: Any) -> str | None:
     if value is None:

@@ -6,6 +6,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+from sandbox.bamboohr import table_rows
 from sandbox.seed import Person, World
 
 Run = Callable[..., list[dict[str, Any]]]
@@ -74,7 +75,7 @@ def test_hris_to_canonical_to_lms(world: World, run_inprocess: Run, h: Any) -> N
     assert allowed == {
         "worker_id", "first_name", "last_name", "email", "department", "role", "location",
         "country", "state", "is_manager", "manager_id", "hire_date", "employment_status",
-        "termination_date",
+        "termination_date", "positions",
     }  # fmt: skip
     users = [m["record"] for m in lms if m["type"] == "RECORD"]
     assert len(users) == len(people)  # no status filter: every worker, leavers included
@@ -96,3 +97,80 @@ def test_hris_to_canonical_to_lms(world: World, run_inprocess: Run, h: Any) -> N
     madonna = next(p for p in people if p.first_name == "Madonna" and p.status == "Active")
     mononym = by_id[str(madonna.employee_id)]
     assert mononym["first_name"] == mononym["last_name"] == "Madonna"
+
+
+def test_second_positions_reach_iam_and_lms(world: World, run_inprocess: Run, h: Any) -> None:
+    """jobInfo rows come after the employees (as tap-bamboohr sends them): every current
+    position reaches the canonical worker, and the other ones the IAM and LMS records."""
+    people = list(world.people())
+    msgs = [h.schema_msg("employees", ("id",)), *(h.record("employees", bamboo(p)) for p in people)]
+    msgs.append(
+        h.schema_msg("job_info", ("employeeId", "id", "date", "jobTitle"), ("employeeId", "id"))
+    )
+    msgs += [h.record("job_info", row) for p in people for row in table_rows(p, "jobInfo")]
+    msgs.append({"type": "STATE", "value": {"bookmarks": {"job_info": {"n": 1}}}})
+    canonical = run_inprocess({"profile": "bamboohr_to_canonical"}, msgs)
+    assert canonical[-1]["type"] == "STATE"  # held until the workers waiting for it are out
+    workers = {m["record"]["id"]: m["record"] for m in canonical if m["type"] == "RECORD"}
+    assert len(workers) == len(people)
+    two = [p for p in people if len(p.positions) > 1 and p.hire_date <= world.as_of]
+    rehired = [p for p in people if len(p.employments) > 1]
+    assert two and rehired
+    for p in people:
+        held = workers[str(p.employee_id)]["positions"]
+        if p.hire_date > world.as_of:
+            continue
+        assert [(x["job_title"], x["department"]) for x in held] == [
+            (pos.job_title, pos.department) for pos in p.positions
+        ], p.employee_id  # the current employment's only, the primary first
+        assert [x["is_primary"] for x in held] == [True] + [False] * (len(p.positions) - 1)
+
+    iam = run_inprocess({"profile": "hris_to_iam"}, canonical)
+    lms = run_inprocess({"profile": "hris_to_lms"}, canonical)
+    iam_users = {m["record"]["employee_id"]: m["record"] for m in iam if m["type"] == "RECORD"}
+    lms_users = {m["record"]["worker_id"]: m["record"] for m in lms if m["type"] == "RECORD"}
+    for p in two:
+        second = p.positions[1]
+        key = str(p.employee_id)
+        assert lms_users[key]["positions"] == [
+            {"role": second.job_title, "department": second.department, "location": second.location}
+        ]
+        if key in iam_users:  # people without a work e-mail get no account
+            assert iam_users[key]["positions"] == [
+                {"title": second.job_title, "department": second.department}
+            ]
+            assert iam_users[key]["title"] == p.positions[0].job_title
+    single = next(p for p in people if len(p.positions) == 1 and str(p.employee_id) in iam_users)
+    assert iam_users[str(single.employee_id)]["positions"] == []
+
+
+def test_an_incremental_run_without_job_rows_keeps_the_positions(
+    world: World, run_inprocess: Run, h: Any
+) -> None:
+    """jobInfo rows are kept in the lookup store: a later run in which only the employee
+    changed (no jobInfo rows re-sent) still knows both positions; a re-sent row replaces its
+    earlier version instead of adding a third position."""
+    two = next(p for p in world.people() if len(p.positions) > 1 and p.hire_date <= world.as_of)
+    rows = table_rows(two, "jobInfo")
+    job_schema = h.schema_msg("job_info", ("employeeId", "id", "date"), ("employeeId", "id"))
+    first = [
+        h.schema_msg("employees", ("id",)),
+        h.record("employees", bamboo(two)),
+        job_schema,
+        *(h.record("job_info", r) for r in rows),
+    ]
+    out = run_inprocess({"profile": "bamboohr_to_canonical"}, first)
+    [worker] = [m["record"] for m in out if m["type"] == "RECORD"]
+    assert len(worker["positions"]) == 2
+    renamed = dict(rows[-1], jobTitle="Principal " + str(rows[-1]["jobTitle"]))
+    later = [h.schema_msg("employees", ("id",)), h.record("employees", bamboo(two)), job_schema,
+             h.record("job_info", renamed)]  # fmt: skip
+    out = run_inprocess({"profile": "bamboohr_to_canonical"}, later)
+    [worker] = [m["record"] for m in out if m["type"] == "RECORD"]
+    assert [p["job_title"] for p in worker["positions"]] == [
+        two.positions[0].job_title,
+        renamed["jobTitle"],
+    ]
+    out = run_inprocess({"profile": "bamboohr_to_canonical"}, later[:2])  # employee only
+    [worker] = [m["record"] for m in out if m["type"] == "RECORD"]
+    assert len(worker["positions"]) == 2

@@ -125,6 +125,13 @@ def test_first_run_enrols_every_covered_family(carrier: Carrier, tmp_path: Path)
     assert loop_value(maria[0], "NM1", "IL")[3:6] == ["IVANOVA", "MARIYA", "SERGEEVNA"]  # type: ignore[index]
     assert loop_value(maria[1], "NM1", "IL")[3:5] == ["LHEUREUX", "OEDIPE"]  # type: ignore[index]
     assert "'" not in text and "’" not in text
+    # a mononym (first = last in the HRIS) is NM103 alone: NM104 (first name) is situational
+    mononyms = [k for k in families if (p := carrier.sandbox.world.person(int(k))).first_name
+                == p.last_name]  # fmt: skip
+    assert mononyms
+    for k in mononyms:
+        nm1 = loop_value(families[k][0], "NM1", "IL")
+        assert nm1 is not None and nm1[4:5] in ([], [""]), nm1
 
 
 def test_unspellable_names_are_dead_lettered_with_the_reason(carrier: Carrier) -> None:

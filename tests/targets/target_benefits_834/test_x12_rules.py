@@ -98,12 +98,18 @@ def test_members_name_the_record_field_and_reason() -> None:
 
 def test_mononym_and_missing_fields_still_make_a_member() -> None:
     member = subscriber({"employee_id": "7", "first_name": "Sukarno", "last_name": ""})
-    assert (member["last"], member["dob"], member["gender"], member["address"]) == (
+    assert (member["last"], member["first"], member["dob"], member["gender"]) == (
         "SUKARNO",
+        "",  # NM104 is situational: a single name is NM103 alone
         None,
         "U",
-        None,
     )
+    assert member["address"] is None
+    # the HRIS form of a mononym (first = last, as BambooHR stores it) is the same single name
+    hris = subscriber({"employee_id": "7", "first_name": "Teller", "last_name": "Teller"})
+    assert (hris["last"], hris["first"]) == ("TELLER", "")
+    nm1 = segment("NM1", "IL", "1", hris["last"], hris["first"], hris["middle"], "", "", "", "")
+    assert nm1.rstrip("~") == "NM1*IL*1*TELLER"
     assert election({"election_id": "1", "plan_id": "11", "status": "Waived"}) is None
 
 

@@ -208,6 +208,54 @@ def test_rehire_reenables_and_rejoins(slapd: Slapd, tmp_path: Path, run_target: 
     assert len(slapd.entries(SUFFIX, "(employeeNumber=4001)")) == 1  # never a second account
 
 
+def test_rehire_under_a_new_employee_id_keeps_the_one_account(
+    slapd: Slapd, tmp_path: Path, run_target: RunTarget
+) -> None:
+    config = openldap_config(slapd, tmp_path, allow_mass_deactivation=True)
+    old = person("4101", "Aoife", "Ní Bhriain", work_email="aoife.nibhriain@example.com")
+    keep = person("4102", "Tomás", "Ó Sé")
+    run_target(config, [old, keep])
+    first_dn, _ = slapd.by_eid("4101")
+    left = dict(old, termination_date="2023-03-31", employment_status="Inactive")
+    run_target(config, [left, keep])
+    assert slapd.by_eid("4101")[0].endswith(DISABLED.lower())
+
+    # rehired under a new id, same work e-mail; the full feed still carries the old employment
+    new = dict(old, employee_id="4999", employee_number="N4999", hire_date="2024-09-01",
+               department="Sales")  # fmt: skip
+    target = run_target(config, [left, new, keep])
+    assert target.summary.failures == []
+    assert target.summary.outcomes == {"enabled": 1, "group_added": 2}  # sales, all-staff
+    entry_dn, attrs = slapd.by_eid("4999")
+    assert entry_dn == dn("aoife.nibhriain", "Sales")  # the same login, back from disabled
+    assert attrs["employeeNumber"] == ["4999"] and attrs["uid"] == ["aoife.nibhriain"]
+    assert slapd.entries(SUFFIX, "(employeeNumber=4101)") == {}  # no second entry
+    assert len(slapd.entries(SUFFIX, "(uid=aoife.nibhriain*)")) == 1
+    assert entry_dn in slapd.members(SALES) and first_dn not in slapd.members(ENG)
+    assert run_target(config, [left, new, keep]).summary.outcomes == {}  # converged
+
+
+def test_a_new_id_with_the_login_of_someone_still_employed_is_another_person(
+    slapd: Slapd, tmp_path: Path, run_target: RunTarget
+) -> None:
+    config = openldap_config(slapd, tmp_path)
+    active = person("4201", "Ana", "Lima", work_email="ana.lima@example.com")
+    run_target(config, [active])
+    # a different Ana Lima joins; the first one is still employed: never the same account
+    other = dict(active, employee_id="4202", employee_number="N4202")
+    run_target(config, [active, other])
+    assert slapd.by_eid("4201")[1]["uid"] == ["ana.lima"]
+    assert slapd.by_eid("4202")[1]["uid"] == ["ana.lima4202"]
+    # a login shared by a leaver, but another work e-mail (another domain): not a rehire
+    gone = person("4301", "Rui", "Costa", work_email="rui.costa@example.pt")
+    run_target(config, [gone])
+    newcomer = person("4302", "Rui", "Costa", work_email="rui.costa@example.com")
+    left = dict(gone, termination_date="2023-03-31", employment_status="Inactive")
+    run_target(config, [left, newcomer])
+    assert slapd.by_eid("4301")[0].endswith(DISABLED.lower())
+    assert slapd.by_eid("4302")[1]["uid"] == ["rui.costa4302"]
+
+
 def test_two_positions(slapd: Slapd, tmp_path: Path, run_target: RunTarget) -> None:
     rec = person(
         "5001",

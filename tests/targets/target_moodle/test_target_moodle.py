@@ -67,6 +67,7 @@ SCHEMA = {
             "is_manager": {"type": ["boolean", "null"]},
             "hire_date": {"type": ["string", "null"], "format": "date"},
             "termination_date": {"type": ["string", "null"], "format": "date"},
+            "positions": {"type": ["array", "null"], "items": {"type": "object"}},
         },
     },
 }
@@ -225,6 +226,22 @@ def test_transfer_from_california_to_berlin_swaps_jurisdiction_courses(env: Env)
     assert set(env.courses("1")) == {2, 4}
     assert env.courses("1", status=1).keys() == {7, 8}
     assert len([k for k in env.app.enrolments if k[1] == env.user("1")["id"]]) == 4
+
+
+def test_a_second_position_brings_its_roles_courses(env: Env) -> None:
+    # an accountant who is also a part-time software engineer: both roles' courses
+    second = {"role": "Software Engineer", "department": "Engineering", "location": None}
+    env.run(worker("1", positions=[second]), worker("2"))
+    assert set(env.courses("1")) == {2, 4, 9}
+    assert set(env.courses("2")) == {2, 4}  # one position: no engineering course
+    # the second position ends: its course is no longer required (suspended, history kept)
+    env.run(worker("1", positions=[]))
+    assert set(env.courses("1")) == {2, 4} and 9 in env.courses("1", status=1)
+    # positions that are not a list of objects: that worker's dead letter, the rest goes on
+    env.run(worker("3", positions="Trainer"), worker("4"))
+    [letter] = DeadLetterStore(env.dlq).list()
+    assert letter.record_key == "3" and "field positions" in letter.error
+    assert set(env.courses("4")) == {2, 4}
 
 
 def test_promotion_to_manager_when_someone_starts_reporting(env: Env) -> None:

@@ -170,6 +170,68 @@ def test_rehire_reactivates_the_same_account(scim, make_person):
     assert rehired.id == first_id
 
 
+@pytest.mark.parametrize("listing", [True, False], ids=["listing", "filters"])
+def test_rehire_under_a_new_employee_id_reactivates_the_one_account(scim, make_person, listing):
+    people = _seed(scim, make_person, 20)
+    first_id = scim.users()["E007"].id
+    left = dict(people[6], termination_date=_days(-200), employment_status="Inactive")
+    people[6] = left
+    scim.run(people)
+    assert scim.users()["E007"].active is False
+
+    # rehired under a new employee id with the same work e-mail; the feed still has the old one
+    new = dict(left, employee_id="E907", employee_number="N-E907", hire_date=_days(-1),
+               termination_date=None, employment_status="Active", title="Lead")  # fmt: skip
+    # a full feed: the target lists every user; one change: it looks it up with a filter
+    target = scim.run([*people, new] if listing else [new])
+    assert target.summary.failures == [] and scim.dead_letters() == []
+    assert target.summary.outcomes == {"reactivated": 1}
+    users = scim.users()
+    assert "E007" not in users  # re-keyed, not duplicated
+    rehired = users["E907"]
+    assert (rehired.id, rehired.active, rehired.title) == (first_id, True, "Lead")
+    assert rehired.user_name == "e007@example.com"
+    assert len([u for u in users.values() if u.user_name == "e007@example.com"]) == 1
+    assert scim.run([*people, new]).summary.outcomes == {}  # converged: nothing more to do
+
+
+def test_rehire_and_leaving_in_one_run_never_leaves_the_person_without_an_account(
+    scim, make_person
+):
+    old = make_person("R1", user_name="kai@example.com", work_email="kai@example.com")
+    scim.run([old, make_person("R2")])
+    left = dict(old, termination_date=_days(-3), employment_status="Inactive")
+    new = dict(old, employee_id="R9", hire_date=_days(-1))
+    target = scim.run([left, new, make_person("R2")])
+    assert target.summary.failures == []
+    users = scim.users()
+    assert set(users) == {"R9", "R2"} and users["R9"].active is True
+
+
+def test_two_new_ids_never_share_the_account_of_one_leaver(scim, make_person):
+    old = make_person("L1", user_name="sam@example.com", work_email="sam@example.com")
+    scim.run([old, make_person("L2")])
+    left = dict(old, termination_date=_days(-3), employment_status="Inactive")
+    first, second = dict(old, employee_id="L8"), dict(old, employee_id="L9")
+    target = scim.run([left, first, second, make_person("L2")])
+    [failure] = target.summary.failures
+    assert failure.employee_id == "L9" and "already used" in failure.reason
+    users = scim.users()
+    assert users["L8"].active is True and "L9" not in users and "L1" not in users
+
+
+def test_rehire_linked_by_the_prior_employee_id_even_with_a_new_address(scim, make_person):
+    scim.run([make_person("P1", user_name="old@example.com", work_email="old@example.com")])
+    first_id = scim.users()["P1"].id
+    new = make_person("P9", user_name="new@example.com", work_email="new@example.com",
+                      prior_employee_id="P1")  # fmt: skip
+    target = scim.run([new])
+    assert target.summary.outcomes == {"updated": 1}
+    users = scim.users()
+    assert list(users) == ["P9"] and users["P9"].id == first_id
+    assert users["P9"].user_name == "new@example.com"
+
+
 def test_two_positions_make_one_account_with_the_primary_position(scim, make_person):
     record = make_person(
         "E1",
