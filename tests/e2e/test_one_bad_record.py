@@ -3,8 +3,9 @@
 The hris-to-iam pipeline as processes (what `meltano run` starts, without the install):
 tap-bamboohr (against the BambooHR sandbox) | map-hr bamboohr_to_canonical | map-hr hris_to_iam
 | target-scim (a real scim2-server). An employee early in the stream gets a work e-mail with a
-zero-width joiner; a leaver comes after them. Every process exits 0, the leaver's account is
-deactivated, and the bad record waits in the dead-letter store naming the field.
+typo (a comma for a dot in the domain); a leaver comes after them. Every process exits 0, the
+leaver's account is deactivated, and the bad record waits in the dead-letter store naming the
+field.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def test_a_bad_email_early_in_the_stream_never_blocks_a_later_leaver(pipeline: P
     bad, leaver = active[0], active[-1]
     good_address = world.person(bad).work_email
     assert good_address is not None
-    world.update_person(bad, work_email=good_address.replace("@", "\u200d@"))
+    world.update_person(bad, work_email=good_address.replace(".example", ",example"))
     person = world.person(leaver)
     ended = replace(person.employments[-1], termination_date=world.as_of - timedelta(days=1))
     world.update_person(leaver, employments=(*person.employments[:-1], ended))
@@ -133,5 +134,5 @@ def test_a_bad_email_early_in_the_stream_never_blocks_a_later_leaver(pipeline: P
     assert letter["plugin"] == "map-hr:bamboohr_to_canonical"
     assert letter["integration"] == "hris-to-iam" and letter["record_key"] == f"id={bad}"
     assert letter["error_class"] == "unmappable_work_email"
-    assert "field work_email" in letter["error"] and "ZERO WIDTH JOINER" in letter["error"]
+    assert "field work_email" in letter["error"] and "not a host name" in letter["error"]
     assert good_address.split("@")[0] not in letter["error"]  # the value itself is left out
