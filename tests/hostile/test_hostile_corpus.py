@@ -336,3 +336,29 @@ def test_moodle_holds_each_person_and_no_parameter_was_injected(run: Run) -> Non
     assert ours["9009"]["firstname"] == by_id(9009).first
     assert not any(u.get("email") == "evil@x.example" for u in users)
     assert len([u for u in users if not u.get("deleted")]) >= len(lms)
+
+
+# --- fixed width (the payroll layout for providers that take one) --------------------------------
+
+
+def test_fixed_width_lines_keep_their_width_or_are_refused_naming_the_field(run: Run) -> None:
+    from hrsync.errors import RecordError
+    from target_payroll_file.layout import load_layout
+
+    layout = load_layout("payroll_changes_fixed")
+    refused: dict[str, str] = {}
+    for m in run.mapped["payroll"]:
+        if m["type"] != "RECORD" or m["stream"] not in layout.streams:
+            continue
+        key = m["record"]["employee_id"]
+        try:
+            line = "".join(layout.row(m["stream"], m["record"], key))
+        except RecordError as exc:
+            refused[key] = str(exc)
+            continue
+        assert len(line) == layout.line_width and line.isascii() and line.isprintable(), line
+    assert "field ssn" in refused["9011"]
+    # the rest are names too long for their field: refused, never cut into something else
+    for key, error in refused.items():
+        assert key == "9011" or " wide" in error, error
+    assert "9010" in refused and "9001" not in refused
