@@ -102,3 +102,14 @@ def test_the_file_on_the_sftp_drop_holds_neutralised_cells_and_no_bad_ssn(payrol
     (letter,) = DeadLetterStore().list()
     assert letter.record_key == "402" and "field ssn:" in letter.error
     assert "area number" in letter.error and "000-12-3456" not in letter.error
+
+
+def test_a_record_without_its_key_is_a_dead_letter_not_the_end_of_the_run(payroll: Any) -> None:
+    keyless = employee("0")[1]
+    del keyless["employee_id"]
+    run = payroll.run([("payroll_employees", keyless), employee("411")], allow_partial_file=True)
+    assert run.error is None, run.error
+    (data,) = payroll.files().values()
+    assert [r["EMPLOYEE_ID"] for r in payroll.csv_rows(data)] == ["411"]
+    (letter,) = DeadLetterStore().list()
+    assert "employee_id" in letter.error
