@@ -25,6 +25,7 @@ from .transforms import (
     TransformError,
     build_compute,
     build_transform,
+    clean_text,
     is_empty,
     transform_name,
 )
@@ -118,6 +119,8 @@ class StreamPlan:
             except TransformError as exc:
                 failures.append((fp.name, _redact(exc.reason, fp, rec)))
                 continue
+            if isinstance(value, str) and not fp.spec.get("raw_text"):
+                value = clean_text(value)
             if fp.required and (value is None or value == ""):
                 failures.append((fp.name, "required value is missing"))
                 continue
@@ -393,7 +396,11 @@ def _generate(
     fields: list[FieldPlan], emit_nulls: bool
 ) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], str]:
     """Straight-line record function for a stream's fields."""
-    ns: dict[str, Any] = {"FieldFailure": FieldFailure, "TransformError": TransformError}
+    ns: dict[str, Any] = {
+        "FieldFailure": FieldFailure,
+        "TransformError": TransformError,
+        "clean": clean_text,
+    }
     lines = ["def apply(rec):", "    g = rec.get", "    out = {}"]
     for i, fp in enumerate(fields):
         name = repr(fp.name)
@@ -417,6 +424,11 @@ def _generate(
                 "    except TransformError as e:",
                 f"        raise FieldFailure({name}, e.reason) from e",
             ]
+        if not fp.spec.get("raw_text"):
+            # the character policy for every text that leaves (transforms.clean_text): one
+            # C-level isprintable() per value; only text with a control or format character
+            # is rewritten
+            lines += ["    if v.__class__ is str and not v.isprintable():", "        v = clean(v)"]
         if fp.required:
             lines += [
                 "    if v is None or v == '':",
