@@ -168,8 +168,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             )
             benefits["sftp_port"] = drop.sshd.port
             subscribers = _records(mapped["benefits"], "benefit_subscribers")
-            _target("target-benefits-834", benefits,
-                    [*mapped["benefits"], *_elections(subscribers)], result, env)  # fmt: skip
+            keyless = {"type": "RECORD", "stream": "benefit_subscribers",
+                       "record": {"first_name": "No", "last_name": "Key"}}  # fmt: skip
+            feed = [*mapped["benefits"], keyless, *_elections(subscribers)]
+            _target("target-benefits-834", benefits, feed, result, env)
             moodle = {"base_url": sb.url("moodle"), "token": sb.credentials["moodle"]["token"],
                       "state_path": str(work / "moodle.sqlite")}  # fmt: skip
             _target("target-moodle", moodle, mapped["lms"], result, env)
@@ -310,6 +312,8 @@ def test_the_834_validates_and_carries_no_injected_segment(run: Run, tmp_path: P
     assert not any(s.startswith("SE*1*") for s in segments)
     letters = {x.record_key: x for x in run.letters("target-benefits-834")}
     assert "field ssn" in letters["9011"].error
+    # a subscriber without its key (fed to the target directly) is a dead letter, not the end
+    assert any("employee_id" in x.error for k, x in letters.items() if k.startswith("<missing"))
 
 
 # --- Moodle (form-encoded web service calls) ---------------------------------------------------
