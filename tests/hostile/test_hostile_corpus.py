@@ -109,6 +109,15 @@ def _target(
     run.stderr[name] = proc.stderr.decode(errors="replace")[-4000:]
 
 
+def _known(config: dict[str, Any], plugin: str) -> dict[str, Any]:
+    """Only the settings the plugin's --about knows."""
+    about = subprocess.run(
+        [str(BIN / plugin), "--about", "--format", "json"], capture_output=True, check=True
+    )
+    known = set(json.loads(about.stdout)["settings"]["properties"])
+    return {k: v for k, v in config.items() if k in known}
+
+
 def _elections(subscribers: list[dict[str, Any]]) -> Messages:
     """One medical election per subscriber (what hris_to_benefits emits for them)."""
     props = ["election_id", "employee_id", "plan_id", "insurance_line", "coverage_level",
@@ -132,7 +141,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     scim, slapd = start_scim_server(), start_slapd(work / "slapd")
     drop = start_file_drop(work)
     try:
-        with Sandbox(employees=3, vendors=("moodle",)) as sb, pytest.MonkeyPatch.context() as mp:
+        vendors = ("moodle", "gusto")
+        with Sandbox(employees=3, vendors=vendors) as sb, pytest.MonkeyPatch.context() as mp:
             mp.setenv("HRSYNC_DLQ_PATH", str(dlq))
             mp.setenv("HRSYNC_AUDIT_LOG", str(work / "audit.jsonl"))
             mp.setenv("HRSYNC_INTEGRATION", "hostile")
@@ -174,7 +184,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             _target("target-benefits-834", benefits, feed, result, env)
             moodle = {"base_url": sb.url("moodle"), "token": sb.credentials["moodle"]["token"],
                       "state_path": str(work / "moodle.sqlite")}  # fmt: skip
-            _target("target-moodle", moodle, mapped["lms"], result, env)
+            keyless = {"type": "RECORD", "stream": "lms_users",
+                       "record": {"first_name": "No", "last_name": "Key"}}  # fmt: skip
+            _target("target-moodle", moodle, [*mapped["lms"], keyless], result, env)
+            gusto = dict(sb.info()["gusto"])
+            gusto["state_path"] = str(work / "gusto-state.sqlite")
+            keyless = {"type": "RECORD", "stream": "payroll_employees",
+                       "record": {"first_name": "No", "last_name": "Key"}}  # fmt: skip
+            payroll_feed = [*mapped["payroll"], keyless]
+            _target("target-payroll-api", _known(gusto, "target-payroll-api"), payroll_feed,
+                    result, env)  # fmt: skip
             yield result
     finally:
         drop.stop()
@@ -340,6 +359,27 @@ def test_moodle_holds_each_person_and_no_parameter_was_injected(run: Run) -> Non
     assert ours["9009"]["firstname"] == by_id(9009).first
     assert not any(u.get("email") == "evil@x.example" for u in users)
     assert len([u for u in users if not u.get("deleted")]) >= len(lms)
+    # a user without its key (fed to the target directly) is a dead letter, not the end
+    assert any("worker_id" in x.error for x in run.letters("target-moodle"))
+
+
+# --- Gusto (the payroll API) ---------------------------------------------------------------------
+
+
+def test_gusto_holds_the_us_payroll_people_and_no_never_issued_ssn(run: Run) -> None:
+    assert run.exits["target-payroll-api"] == 0, run.stderr["target-payroll-api"]
+    state = requests.get(f"{run.sandbox.url('gusto')}/_sandbox/gusto/state", timeout=30).json()
+    employees = state["employees"]
+    payroll = {r["employee_id"]: r for r in _records(run.mapped["payroll"], "payroll_employees")}
+    assert set(employees) == set(payroll) - {"9011"}
+    for eid, emp in employees.items():
+        assert emp["first_name"] == payroll[eid]["first_name"]
+        assert emp["last_name"] == payroll[eid]["last_name"]
+    letters = run.letters("target-payroll-api")
+    (ssn,) = [x for x in letters if x.record_key == "9011"]
+    assert "field ssn" in ssn.error and "never issues" in ssn.error
+    # a record without its key (fed to the target directly) is a dead letter, not the end
+    assert [x.record_key for x in letters if x.record_key != "9011"] == ["<missing>"]
 
 
 # --- fixed width (the payroll layout for providers that take one) --------------------------------
