@@ -326,3 +326,13 @@ def test_singer_sdk_listen_path(cfg: dict[str, Any], h: Any) -> None:
     out = [json.loads(line) for line in buf.getvalue().splitlines()]
     assert [m["type"] for m in out] == ["SCHEMA", "RECORD", "STATE"]
     assert out[1]["record"]["hire_date"] == "2021-03-07"
+
+
+def test_the_engine_finds_the_dead_letter_store_where_the_core_keeps_it() -> None:
+    from hrsync import deadletter
+    from map_hr import engine
+
+    assert (
+        deadletter.ENV_PATH,
+        str(deadletter.DEFAULT_PATH),
+    ) == (engine.DLQ_ENV, engine.DLQ_DEFAULT)
