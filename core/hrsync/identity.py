@@ -74,6 +74,11 @@ class PlanningSink(RecordSink):
 
     fail_on_record_validation_exception = False
 
+    def _singer_validate_message(self, record: dict[str, Any]) -> None:
+        """A record without its key properties is left to the target's record builder, which
+        files it as a dead letter naming the field (singer-sdk's MissingKeyPropertiesError
+        would stop the run, and every record after it)."""
+
     def _parse_timestamps_in_record(
         self, record: dict[str, Any], schema: dict[str, Any], treatment: Any
     ) -> None:

@@ -205,7 +205,7 @@ class Benefits:
                     relationship="spouse",
                     gender=rng.choice(("female", "male")),
                     date_of_birth=born + timedelta(days=rng.randint(-1500, 1500)),
-                    ssn=f"9{rng.randint(0, 99):02d}-{rng.randint(70, 99):02d}-"
+                    ssn=f"1{rng.randint(0, 99):02d}-{rng.randint(70, 99):02d}-"
                     f"{rng.randint(1, 9999):04d}",
                     since=start,
                 )

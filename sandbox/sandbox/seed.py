@@ -916,7 +916,7 @@ class World:
             date_of_birth=None
             if k % 23 == 0
             else date(1960, 1, 1) + timedelta(days=rng.randint(0, 15000)),
-            ssn=f"9{rng.randint(0, 99):02d}-{rng.randint(70, 99):02d}-{rng.randint(1, 9999):04d}"
+            ssn=f"1{rng.randint(0, 99):02d}-{rng.randint(70, 99):02d}-{rng.randint(1, 9999):04d}"
             if office.country == "US"
             else None,
             gender=rng.choice(("Female", "Male", "Nonbinary", None)),

@@ -187,6 +187,23 @@ def test_encrypted_letters_need_the_key_to_be_replayed(
     assert code == 0 and runs[0]["messages"][1]["record"] == PEOPLE["E1"]
 
 
+def test_a_mappers_letters_are_fixed_at_source_not_replayed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "dl.sqlite"
+    monkeypatch.setenv("HRSYNC_DLQ_PATH", str(path))
+    monkeypatch.setenv("FAKE_SEEN", str(tmp_path / "seen.jsonl"))
+    DeadLetterStore(path).add(
+        plugin="map-hr:bamboohr_to_canonical", stream="worker", record_key="id=7",
+        record={"id": "7"}, error="stream employees, record id=7: field work_email: bad",
+        integration="hris-to-iam",
+    )  # fmt: skip
+    code, report, runs = replay(capsys, tmp_path)
+    entry = report["replayed"][0]
+    assert code == 1 and runs == [] and entry["sent"] == []
+    assert entry["fix_at_source"] == [1] and entry["unreadable"] == []
+
+
 def test_replay_with_a_missing_command_keeps_every_letter(
     store: DeadLetterStore, capsys: pytest.CaptureFixture[str]
 ) -> None:

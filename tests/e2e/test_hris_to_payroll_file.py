@@ -78,6 +78,9 @@ def test_the_file_carries_us_payroll_and_a_rerun_sends_nothing(feed: Env) -> Non
     us = {k for k, p in people.items() if payroll_tax_fields(p)["customWorkState"]}
     employees = {r["EMPLOYEE_ID"]: r for r in rows if r["RECORD_TYPE"] == "EMP"}
     assert set(employees) == us and us
+    # the profile's population applies to every line: no job, pay, status or deduction line
+    # of anyone outside US payroll (a foreign contractor, a UK employee) is in the file
+    assert {r["EMPLOYEE_ID"] for r in rows} == us
     for key in us:
         person, row = people[key], employees[key]
         assert (row["FIRST_NAME"], row["LAST_NAME"]) == (person.first_name, person.last_name)

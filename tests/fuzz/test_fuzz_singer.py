@@ -301,6 +301,9 @@ def judge_record(
         return "non-JSON on stdout"
     if BARE_CRASH.match(out.last_line):
         return "bare crash"
+    if target and out.code != 0:
+        # one bad record never stops anyone else's: a target delivers it or dead-letters it
+        return f"record-level garbage stopped the run (exit {out.code})"
     if out.code != 0:
         names = "|".join(re.escape(x) for x in (stream, field, key, "record", "json", "nest"))
         if not re.search(names, out.stderr, re.IGNORECASE):

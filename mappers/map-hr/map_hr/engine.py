@@ -22,10 +22,21 @@ from hrsync.pseudonym import DEFAULT_ENV, Pseudonymizer, PseudonymKeyError
 from hrsync.shapes import json_kind
 
 from .lookups import LookupStore
-from .plan import FieldFailure, StreamPlan, compile_profile, runtime_pii_violations
+from .plan import (
+    FieldFailure,
+    StreamPlan,
+    compile_profile,
+    population_predicate,
+    runtime_pii_violations,
+)
 from .profile import Profile, load_profile
 
 READ_BUFFER = 1 << 20
+#: hrsync.deadletter's ENV_PATH and DEFAULT_PATH, without importing the store (~0.2 s) on a
+#: run that has no bad record
+DLQ_ENV, DLQ_DEFAULT = "HRSYNC_DLQ_PATH", ".hrsync/deadletters.sqlite"
+#: the lookup-store name under which a population's members are remembered
+POPULATION = "\x00population"
 WRITE_BUFFER = 1 << 20
 
 logger = logging.getLogger("map_hr")
@@ -68,9 +79,71 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "enum": ["deny", "pass"],
             "description": "Streams the profile does not name: deny (drop; default) or pass.",
         },
+        "bad_records": {
+            "type": "string",
+            "enum": ["dead_letter", "fail"],
+            "description": "A record the profile cannot map: dead_letter (default: it goes to "
+            "the dead-letter store naming field and reason, every other record is delivered, "
+            "exit 0) or fail (stop with exit 1).",
+        },
     },
     "required": ["profile"],
 }
+
+
+class MapperDeadLetters:
+    """map-hr's side of the dead-letter store (``hrsync.deadletter``), opened on first use so
+    a run without bad records never imports it.
+
+    Letters are filed under plugin ``map-hr:<profile>``, the output stream and the input
+    record's key. They hold what the destination may receive (the fields that mapped) and no
+    schema: a mapping failure is fixed in the source system, not replayed, and the letter is
+    resolved by the first later run that maps the same record.
+    """
+
+    def __init__(self, profile: str) -> None:
+        self.plugin = f"map-hr:{profile}"
+        self._store: Any = None
+        self._waiting: set[tuple[str, str]] = set()
+        self._resolved: dict[str, list[str]] = {}
+        #: letters of this profile waiting from earlier runs: records to watch for
+        self.watching = False
+        path = os.environ.get(DLQ_ENV) or DLQ_DEFAULT
+        if Path(path).exists():
+            for letter in self.store.list(plugin=self.plugin):
+                self._waiting.add((letter.stream, letter.record_key))
+            self.watching = bool(self._waiting)
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from hrsync.deadletter import DeadLetterStore
+
+            self._store = DeadLetterStore()
+        return self._store
+
+    def dead(self, stream: str, key: str, record: dict[str, Any], error: str, field: str) -> None:
+        self.store.add(
+            plugin=self.plugin,
+            stream=stream,
+            record_key=key,
+            record=record,
+            error=error,
+            error_class=f"unmappable_{field}",
+        )
+        self._waiting.discard((stream, key))  # failed again: stays waiting
+
+    def mapped(self, stream: str, key: str) -> None:
+        if (stream, key) in self._waiting:
+            self._waiting.discard((stream, key))
+            self._resolved.setdefault(stream, []).append(key)
+
+    def flush(self) -> int:
+        done = 0
+        for stream, keys in self._resolved.items():
+            done += self.store.resolve(plugin=self.plugin, stream=stream, record_keys=keys)
+        self._resolved.clear()
+        return done
 
 
 def _default(obj: Any) -> Any:
@@ -92,8 +165,11 @@ class Engine:
         unknown_streams: str,
         state_dir: str | Path | None,
         lookup_retention_days: float | None = None,
+        bad_records: str = "dead_letter",
     ) -> None:
         self.profile = profile
+        self.bad_records = bad_records
+        self.letters = MapperDeadLetters(profile.name) if bad_records == "dead_letter" else None
         self.plans: dict[str, list[StreamPlan]] = {}
         for plan in plans:
             self.plans.setdefault(plan.input_stream, []).append(plan)
@@ -110,8 +186,15 @@ class Engine:
             for name, lk in (profile.data.get("lookups") or {}).items()
             if lk.get("many")
         }
+        population = profile.data.get("population")
+        #: (stream, key field, predicate): who the profile is about (see ``_in_population``)
+        self.population: tuple[str, str, Callable[[dict[str, Any]], bool]] | None = None
+        if population is not None:
+            predicate = population_predicate(profile)
+            assert predicate is not None
+            self.population = (population["stream"], population["key"], predicate)
         self.store: LookupStore | None = None
-        if self.lookups:
+        if self.lookups or self.population:
             base = Path(state_dir) if state_dir else Path(".hrsync") / "map-hr"
             self.store = LookupStore(
                 base / f"{profile.name}.sqlite", retention_days=lookup_retention_days
@@ -127,6 +210,8 @@ class Engine:
         self.filtered: Counter[str] = Counter()
         self.stored: Counter[str] = Counter()
         self.sor_dropped: Counter[tuple[str, str, str]] = Counter()
+        self.dead: Counter[str] = Counter()  # output stream -> records dead-lettered
+        self.outside: Counter[str] = Counter()  # output stream -> records of non-members
         self._fast_counts: list[tuple[StreamPlan, list[int]]] = []
         self.line: int | None = None  # the input line being handled (run_stream sets it)
 
@@ -274,6 +359,8 @@ class Engine:
             )
         if refs is not None:
             self._store_reference(stream, refs, rec)
+        if self.population is not None and stream == self.population[0]:
+            self._store_member(rec)
         if plans is None:
             return
         self.records_in[stream] += 1
@@ -303,6 +390,34 @@ class Engine:
             self.store.put(name, k, kept)
             self.stored[name] += 1
 
+    def _store_member(self, rec: dict[str, Any]) -> None:
+        """Remember whether this person is in the population (their id and a flag, nothing
+        else): records of the other streams are sent only for people who are."""
+        assert self.store is not None and self.population is not None
+        _, key, predicate = self.population
+        k = rec.get(key)
+        if k is not None and k != "":
+            self.store.put(POPULATION, k, {"in": bool(predicate(rec))})
+
+    def _population(self, plan: StreamPlan, index: int, msg: dict[str, Any], *, final: bool) -> str:
+        """``in``, ``out`` or ``parked``: whether the person of this record is in the
+        population. A person not seen yet parks the record until the end of the input (their
+        record may come later); never seen by then (nor in an earlier run) is ``out``."""
+        assert self.store is not None and plan.person is not None
+        try:
+            person = plan.person(msg["record"])
+        except Exception:  # no readable person: not provably in the population
+            person = None
+        if person is None or person == "":
+            return "out"
+        member = self.store.get(POPULATION, person)
+        if member is None:
+            if not final:
+                self.store.defer(f"{plan.input_stream}\x00{index}", msg)
+                return "parked"
+            return "out"
+        return "in" if member.get("in") else "out"
+
     def record_key(self, stream: str, rec: Mapping[str, Any]) -> str:
         keys = self.keys.get(stream) or (["id"] if "id" in rec else [])
         if not keys:
@@ -313,6 +428,14 @@ class Engine:
         self, plan: StreamPlan, index: int, msg: dict[str, Any], emit: Emit, *, final: bool
     ) -> None:
         rec = msg["record"]
+        if plan.person is not None:
+            where = self._population(plan, index, msg, final=final)
+            if where == "parked":
+                return
+            if where == "out":
+                self.filtered[plan.output_stream] += 1
+                self.outside[plan.output_stream] += 1
+                return
         if plan.pre_filter is not None and not plan.pre_filter(rec):
             self.filtered[plan.output_stream] += 1
             return
@@ -332,9 +455,10 @@ class Engine:
         try:
             out = plan.apply(rec)
         except FieldFailure as exc:
-            raise RecordError(
-                plan.input_stream, self.record_key(plan.input_stream, rec), exc.field, exc.reason
-            ) from exc
+            self.bad_record(plan, rec, exc.field, exc.reason)
+            return
+        if self.letters is not None and self.letters.watching:
+            self.letters.mapped(plan.output_stream, self.record_key(plan.input_stream, rec))
         if plan.output_stream not in self.schema_sent:  # e.g. a SCHEMA that came mid-stream
             emit(self._schema_message(plan, self.schemas.get(plan.input_stream), None))
         message: dict[str, Any] = {"type": "RECORD", "stream": plan.output_stream, "record": out}
@@ -345,6 +469,30 @@ class Engine:
         self.records_out[plan.output_stream] += 1
         emit(message)
 
+    def bad_record(
+        self, plan: StreamPlan, rec: dict[str, Any], field: str, reason: str, *, join: bool = False
+    ) -> None:
+        """A record this profile cannot map: a dead letter (what the destination may receive,
+        the fields that failed and why), or the run stops (``bad_records: fail``)."""
+        key = self.record_key(plan.input_stream, rec)
+        if self.letters is None:
+            raise RecordError(plan.input_stream, key, field, reason + self._on_line())
+        salvaged, failures = plan.salvage(rec)
+        if join or not failures:  # a join failed: the fields that read it fail with it
+            failures = [(field, reason)]
+        error = "; ".join(f"field {name}: {why}" for name, why in failures)
+        self.letters.dead(plan.output_stream, key, salvaged, f"stream {plan.input_stream}, "
+                          f"record {key}: {error}", failures[0][0])  # fmt: skip
+        self.dead[plan.output_stream] += 1
+        logger.warning(
+            "profile %s: record %s of stream %r is a dead letter (not sent to %s): %s",
+            self.profile.name,
+            key,
+            plan.input_stream,
+            plan.output_stream,
+            error,
+        )
+
     def fast_record(self, plan: StreamPlan) -> Callable[[dict[str, Any]], dict[str, Any] | None]:
         """A record function for a plan without joins: the message in, the message out."""
         pre, post, apply = plan.pre_filter, plan.post_filter, plan.apply
@@ -353,6 +501,7 @@ class Engine:
         self._fast_counts.append((plan, counts))
         sor = plan.sor_dropped
         sor_counts = self.sor_dropped
+        letters = self.letters
 
         def fast(msg: dict[str, Any]) -> dict[str, Any] | None:
             rec = msg.get("record")
@@ -372,9 +521,10 @@ class Engine:
             try:
                 out = apply(rec)
             except FieldFailure as exc:
-                raise RecordError(
-                    in_stream, self.record_key(in_stream, rec), exc.field, exc.reason
-                ) from exc
+                self.bad_record(plan, rec, exc.field, exc.reason)
+                return None
+            if letters is not None and letters.watching:
+                letters.mapped(out_stream, self.record_key(in_stream, rec))
             counts[1] += 1
             if len(msg) == 3:
                 return {"type": "RECORD", "stream": out_stream, "record": out}
@@ -417,12 +567,10 @@ class Engine:
                 if j.optional:
                     rec[j.name] = None
                     continue
-                raise RecordError(
-                    plan.input_stream,
-                    self.record_key(plan.input_stream, rec),
-                    j.on,
-                    f"no value to join lookup {j.lookup!r} on",
+                self.bad_record(
+                    plan, rec, j.on, f"no value to join lookup {j.lookup!r} on", join=True
                 )
+                return False
             found = self.store.get(j.lookup, key)
             if found is None:
                 if j.optional:
@@ -435,14 +583,16 @@ class Engine:
                     self.store.defer(f"{plan.input_stream}\x00{index}", msg)
                     return False
                 stream = self.lookup_streams[j.lookup]
-                raise RecordError(
-                    plan.input_stream,
-                    self.record_key(plan.input_stream, rec),
+                self.bad_record(
+                    plan,
+                    rec,
                     j.on,
                     f"lookup {j.lookup!r} has no record with {j.on} = {key!r} "
                     f"(not in this run's {stream!r} stream nor in the store); run a full "
                     f"refresh of the {stream!r} stream",
+                    join=True,
                 )
+                return False
             rec[j.name] = found
         return True
 
@@ -474,6 +624,8 @@ class Engine:
         for message in self.held:
             emit(message)
         self.held.clear()
+        if self.letters is not None:
+            self.letters.flush()
         self.log_summary()
 
     def close(self) -> None:
@@ -489,8 +641,23 @@ class Engine:
             logger.info("profile %s: %d record(s) out to %r", self.profile.name, n, stream)
         for stream, n in sorted(self.filtered.items()):
             logger.info("profile %s: %d record(s) filtered out of %r", self.profile.name, n, stream)
+        for stream, n in sorted(self.outside.items()):
+            logger.info(
+                "profile %s: %d record(s) of people outside its population kept out of %r",
+                self.profile.name,
+                n,
+                stream,
+            )
         for name, n in sorted(self.stored.items()):
             logger.info("profile %s: lookup %r stored %d record(s)", self.profile.name, name, n)
+        for stream, n in sorted(self.dead.items()):
+            logger.warning(
+                "profile %s: %d record(s) for %r are dead letters, the others were delivered "
+                "(`hrsync dlq list` shows field and reason; fix them in the source system)",
+                self.profile.name,
+                n,
+                stream,
+            )
         for stream, n in sorted(self.denied.items()):
             logger.warning("unknown stream %r denied: %d record(s) dropped", stream, n)
         for stream, n in sorted(self.passed.items()):
@@ -522,6 +689,7 @@ def build_engine(config: Mapping[str, Any]) -> Engine:
         or profile.data.get("unknown_streams", "deny"),
         state_dir=config.get("state_dir"),
         lookup_retention_days=config.get("lookup_retention_days"),
+        bad_records=config.get("bad_records") or "dead_letter",
     )
 
 
@@ -548,7 +716,11 @@ def run_stream(engine: Engine, source: IO[bytes], sink: IO[bytes]) -> Counter[st
     fast = {
         s: engine.fast_record(ps[0])
         for s, ps in engine.plans.items()
-        if len(ps) == 1 and not ps[0].joins and s not in engine.lookups
+        if len(ps) == 1
+        and not ps[0].joins
+        and ps[0].person is None
+        and s not in engine.lookups
+        and (engine.population is None or s != engine.population[0])
     }
     schema_sent = engine.schema_sent
     outputs = {s: engine.plans[s][0].output_stream for s in fast}

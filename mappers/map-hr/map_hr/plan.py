@@ -25,6 +25,7 @@ from .transforms import (
     TransformError,
     build_compute,
     build_transform,
+    clean_text,
     is_empty,
     transform_name,
 )
@@ -77,6 +78,8 @@ class StreamPlan:
     # system of record: fields dropped because the source is not the owner
     sor_dropped: list[tuple[str, Getter, str]] = field(default_factory=list)
     source: str = ""  # generated code, for debugging
+    # the person a record is about (streams of a profile with a population, but its own)
+    person: Getter | None = None
 
     def output_schema(
         self, input_schema: Mapping[str, Any] | None, lookup_schemas: Mapping[str, Any]
@@ -103,6 +106,57 @@ class StreamPlan:
         if required:
             schema["required"] = required
         return schema
+
+    def salvage(self, rec: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        """For a record ``apply`` refused: every field that maps (what the destination may
+        receive, nothing more) and each field that does not, with its reason. The reasons name
+        no value: a dead letter's error is shown to operators and alerts."""
+        out: dict[str, Any] = {}
+        failures: list[tuple[str, str]] = []
+        for fp in self.fields:
+            try:
+                value = _field_value(fp.code, rec)
+            except TransformError as exc:
+                failures.append((fp.name, _redact(exc.reason, fp, rec)))
+                continue
+            if isinstance(value, str) and not fp.spec.get("raw_text"):
+                value = clean_text(value)
+            if fp.required and (value is None or value == ""):
+                failures.append((fp.name, "required value is missing"))
+                continue
+            if value is not None or self.emit_nulls:
+                out[fp.name] = value
+        return out, failures
+
+
+def _field_value(code: FieldCode, rec: dict[str, Any]) -> Any:
+    """One field, the way the generated record function computes it."""
+    if code.copy_of is not None:
+        return rec.get(code.copy_of)
+    if code.src_key is not None:
+        value = rec.get(code.src_key)
+        if code.transform is not None:
+            value = code.transform(value, rec)
+        if code.hmac is not None and value is not None:
+            value = code.hmac(value)
+        return value
+    assert code.fn is not None
+    return code.fn(rec)
+
+
+def _redact(reason: str, fp: FieldPlan, rec: dict[str, Any]) -> str:
+    """``reason`` without the field's source values (they may be personal data)."""
+    for path in fp.sources:
+        try:
+            value = paths.compile_path(path)(rec)
+        except Exception:  # a path that cannot be read has nothing to redact
+            value = None
+        if value is None or isinstance(value, bool):
+            continue
+        for shown in {repr(value), repr(str(value)), repr(str(value).strip())}:
+            if len(shown) > 2:
+                reason = reason.replace(shown, "the value")
+    return reason
 
 
 def _nullable(prop: dict[str, Any]) -> dict[str, Any]:
@@ -342,7 +396,11 @@ def _generate(
     fields: list[FieldPlan], emit_nulls: bool
 ) -> tuple[Callable[[dict[str, Any]], dict[str, Any]], str]:
     """Straight-line record function for a stream's fields."""
-    ns: dict[str, Any] = {"FieldFailure": FieldFailure, "TransformError": TransformError}
+    ns: dict[str, Any] = {
+        "FieldFailure": FieldFailure,
+        "TransformError": TransformError,
+        "clean": clean_text,
+    }
     lines = ["def apply(rec):", "    g = rec.get", "    out = {}"]
     for i, fp in enumerate(fields):
         name = repr(fp.name)
@@ -366,6 +424,11 @@ def _generate(
                 "    except TransformError as e:",
                 f"        raise FieldFailure({name}, e.reason) from e",
             ]
+        if not fp.spec.get("raw_text"):
+            # the character policy for every text that leaves (transforms.clean_text): one
+            # C-level isprintable() per value; only text with a control or format character
+            # is rewritten
+            lines += ["    if v.__class__ is str and not v.isprintable():", "        v = clean(v)"]
         if fp.required:
             lines += [
                 "    if v is None or v == '':",
@@ -389,6 +452,7 @@ def compile_profile(
 ) -> list[StreamPlan]:
     """Every output stream of the profile as a plan."""
     owners = {**(prof.data.get("system_of_record") or {}), **(system_of_record or {})}
+    population_filter = population_conditions(prof)
     plans: list[StreamPlan] = []
     for stream, idx, spec in prof.stream_specs():
         base: KeyPath = ("streams", stream) if idx is None else ("streams", stream, idx)
@@ -441,6 +505,8 @@ def compile_profile(
         ]
         conds = spec.get("filter") or []
         conds = conds if isinstance(conds, list) else [conds]
+        if population_filter and stream == prof.data["population"]["stream"]:
+            conds = [*population_filter, *conds]
         pre = [_condition(c) for c in conds if not paths.head(c["field"]).startswith("$")]
         post = [_condition(c) for c in conds if paths.head(c["field"]).startswith("$")]
         emit_nulls = bool(spec.get("emit_nulls"))
@@ -463,9 +529,24 @@ def compile_profile(
                 emit_nulls=emit_nulls,
                 sor_dropped=dropped,
                 source=source,
+                person=paths.compile_path(spec["person"]) if "person" in spec else None,
             )
         )
     return plans
+
+
+def population_conditions(prof: Profile) -> list[dict[str, Any]]:
+    """The profile's population filter as a list of conditions (empty: everyone)."""
+    population = prof.data.get("population")
+    if not population:
+        return []
+    conds = population["filter"]
+    return list(conds) if isinstance(conds, list) else [conds]
+
+
+def population_predicate(prof: Profile) -> Callable[[dict[str, Any]], bool] | None:
+    """Whether a record of the population's stream is a person in the population."""
+    return _all([_condition(c) for c in population_conditions(prof)])
 
 
 def runtime_pii_violations(

@@ -278,9 +278,36 @@ def check_profile(prof: Profile) -> None:
             lk["keep"] = [*lk["keep"], lk["key"]]
         if name.startswith("$"):
             raise prof.error(kp, "a lookup name must not start with $")
+    population = data.get("population")
+    if population is not None:
+        if population["stream"] not in data["streams"]:
+            raise prof.error(
+                ("population", "stream"),
+                f"the population's stream {population['stream']!r} is not one of the streams",
+            )
+        conditions = population["filter"]
+        for i, cond in enumerate(conditions if isinstance(conditions, list) else [conditions]):
+            pp: KeyPath = ("population", "filter")
+            if isinstance(conditions, list):
+                pp = (*pp, i)
+            if paths.head(cond["field"]).startswith("$"):
+                raise prof.error((*pp, "field"), "a population filter reads the person's record")
+            _check_path(prof, (*pp, "field"), cond["field"], set())
     outputs: dict[str, KeyPath] = {}
     for stream, idx, spec in prof.stream_specs():
         base: KeyPath = ("streams", stream) if idx is None else ("streams", stream, idx)
+        # A profile's population applies to every stream it emits: each one names its person
+        if population is not None and stream != population["stream"] and "person" not in spec:
+            raise prof.error(
+                base,
+                f"the profile's population is people of {population['stream']!r}: this stream "
+                "must name its person (person: <path of their id>), or people outside the "
+                "population would leave through it",
+            )
+        if population is None and "person" in spec:
+            raise prof.error((*base, "person"), "person needs a population at the profile's top")
+        if "person" in spec:
+            _check_path(prof, (*base, "person"), spec["person"], set())
         out_stream = spec.get("output_stream", stream)
         if out_stream in outputs:
             raise prof.error(

@@ -4,6 +4,23 @@ Every transform is a function ``(value, record) -> value`` that passes ``None`` 
 raises :class:`TransformError` (a reason, no record context) on a value it cannot convert; the
 mapper adds the stream, record key and field. Expensive conversions (dates, phones, countries)
 memoise their results in a bounded cache: HR columns repeat values a lot.
+
+Character policy (names, titles and any text through ``name``, ``trim``, ``collapse_spaces``,
+``nfc``, ``upper``, ``lower`` and the text computes), see :func:`clean_text`:
+
+* line breaks, tabs and the other whitespace controls (CR, LF, VT, FF, NEL, U+2028/U+2029)
+  become one space: a title never starts a new line in a line-based file or LDIF;
+* every other control character (C0/C1, NUL included) is removed;
+* format characters are removed (bidi marks and embeddings/isolates, zero-width space, word
+  joiner, byte-order mark, soft hyphen, tag characters), except ZERO WIDTH JOINER and ZERO
+  WIDTH NON-JOINER between two letters of a script that needs them (Arabic, Persian, Indic,
+  Sinhala...: never between Latin, Greek or Cyrillic letters);
+* accents, apostrophes, hyphens and non-Latin scripts stay as they are.
+
+E-mail addresses (``email``) are identifiers, not text: any control, format or whitespace
+character in one is refused (the record becomes a dead letter naming the field), and so is an
+address that is not a dot-atom ``local@domain`` (RFC 5322 / RFC 6531: letters of any script,
+digits and ``!#$%&'*+/=?^_`{|}~-`` in the local part, LDH or IDN labels in the domain).
 """
 
 from __future__ import annotations
@@ -70,9 +87,47 @@ def _require_str(value: Any, what: str) -> str:
 # --- text -------------------------------------------------------------------------------------
 
 
+#: whitespace controls and separators that would start a new line (or cell) somewhere
+_LINE_BREAKS = re.compile("[\t\n\v\f\r\x1c-\x1f\x85\u2028\u2029]+")
+_JOINERS = frozenset("\u200c\u200d")  # ZWNJ, ZWJ
+#: scripts whose letters never need a joiner between them
+_NO_JOINER_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC", "CJK", "HANGUL", "HIRAGANA", "KATAKANA")
+
+
+def _joins_script(ch: str) -> bool:
+    """A letter or mark of a script that uses ZWJ / ZWNJ inside words (Arabic, Indic...)."""
+    if ch.isascii() or unicodedata.category(ch)[0] not in "LM":
+        return False
+    return not unicodedata.name(ch, "").startswith(_NO_JOINER_SCRIPTS)
+
+
+def clean_text(text: str) -> str:
+    """The character policy (module docstring): line breaks to a space, other controls and
+    format characters removed, joiners kept only inside scripts that need them."""
+    if text.isprintable():  # no control, format, separator or unassigned character: as is
+        return text
+    text = _LINE_BREAKS.sub(" ", text)
+    out: list[str] = []
+    last = len(text) - 1
+    for i, ch in enumerate(text):
+        cat = unicodedata.category(ch)
+        if cat == "Cc" or cat == "Cs":
+            continue
+        if cat == "Cf" and not (
+            ch in _JOINERS
+            and 0 < i < last
+            and _joins_script(text[i - 1])
+            and _joins_script(text[i + 1])
+        ):
+            continue
+        out.append(ch)
+    return "".join(out)
+
+
 def normalise_name(value: str) -> str:
-    """Trim, collapse inner whitespace (incl. no-break spaces), compose to NFC. Accents stay."""
-    return unicodedata.normalize("NFC", " ".join(value.split()))
+    """Character policy, trim, collapse inner whitespace (incl. no-break spaces), compose to
+    NFC. Accents stay."""
+    return unicodedata.normalize("NFC", " ".join(clean_text(value).split()))
 
 
 def _name(value: Any, _rec: dict[str, Any]) -> Any:
@@ -82,26 +137,70 @@ def _name(value: Any, _rec: dict[str, Any]) -> Any:
 
 
 def _trim(value: Any, _rec: dict[str, Any]) -> Any:
-    return value.strip() if isinstance(value, str) else value
+    return clean_text(value).strip() if isinstance(value, str) else value
 
 
 def _collapse(value: Any, _rec: dict[str, Any]) -> Any:
-    return " ".join(value.split()) if isinstance(value, str) else value
+    return " ".join(clean_text(value).split()) if isinstance(value, str) else value
 
 
 def _nfc(value: Any, _rec: dict[str, Any]) -> Any:
-    return unicodedata.normalize("NFC", value) if isinstance(value, str) else value
+    return unicodedata.normalize("NFC", clean_text(value)) if isinstance(value, str) else value
 
 
 def _upper(value: Any, _rec: dict[str, Any]) -> Any:
-    return value.upper() if isinstance(value, str) else value
+    return clean_text(value).upper() if isinstance(value, str) else value
 
 
 def _lower(value: Any, _rec: dict[str, Any]) -> Any:
-    return value.lower() if isinstance(value, str) else value
+    return clean_text(value).lower() if isinstance(value, str) else value
 
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# RFC 5322 dot-atom with RFC 6531 (non-ASCII letters and digits of any script) in the local
+# part; no quoted local parts, comments or address literals: no HR system issues them and
+# they are what breaks the directories and filters the address ends up in.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]|[^\x00-\x7f]"
+_LOCAL = re.compile(rf"(?:{_ATEXT})+(?:\.(?:{_ATEXT})+)*")
+_LABEL = re.compile(r"(?:[A-Za-z0-9]|[^\x00-\x7f])(?:[A-Za-z0-9-]|[^\x00-\x7f]){0,62}")
+
+
+_ASCII_EMAIL = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,64}(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z0-9-]*[A-Za-z][A-Za-z0-9-]*"
+)
+
+
+def email_problem(text: str) -> str | None:
+    """Why ``text`` (trimmed) is not an e-mail address this project sends anywhere, or None."""
+    if (
+        len(text) <= 254
+        and text.isascii()
+        and _ASCII_EMAIL.fullmatch(text)
+        and text.index("@") <= 64
+        and not text.endswith("-")
+    ):
+        return None  # the common case, in one regex; everything else gets its reason below
+    for ch in text:
+        if not ch.isprintable() or ch.isspace():
+            name = unicodedata.name(ch, "a control character")
+            return f"contains U+{ord(ch):04X} ({name}), an invisible or control character"
+    if text.count("@") != 1:
+        return "is not an e-mail address (needs exactly one @)"
+    local, _, domain = text.partition("@")
+    if not local or len(local) > 64 or not _LOCAL.fullmatch(local):
+        return "is not an e-mail address (the part before @ is not a dot-atom)"
+    labels = domain.split(".")
+    if (
+        len(domain) > 253
+        or len(labels) < 2
+        or any(not _LABEL.fullmatch(lb) or lb.endswith("-") for lb in labels)
+        or labels[-1].isdigit()
+    ):
+        return "is not an e-mail address (the domain is not a host name)"
+    for ch in text:
+        if not ch.isascii() and unicodedata.category(ch)[0] not in "LMN":
+            return f"contains U+{ord(ch):04X} ({unicodedata.name(ch, '?')}), not a letter or digit"
+    return None
 
 
 def _email(value: Any, _rec: dict[str, Any]) -> Any:
@@ -109,8 +208,9 @@ def _email(value: Any, _rec: dict[str, Any]) -> Any:
     if value is None:
         return None
     text = _require_str(value, "an e-mail address").strip()
-    if not _EMAIL.match(text):
-        raise TransformError(f"{value!r} is not an e-mail address")
+    problem = email_problem(text)
+    if problem is not None:
+        raise TransformError(f"{value!r} {problem}")
     local, _, domain = text.rpartition("@")
     return f"{local}@{domain.lower()}"
 
@@ -532,8 +632,9 @@ def build_compute(
             if is_empty(value):
                 return None
             text = str(value).strip()
-            if "@" not in text:
-                raise TransformError(f"{value!r} is not an e-mail address")
+            problem = email_problem(text)
+            if problem is not None:
+                raise TransformError(f"{value!r} {problem}")
             return text.rpartition("@")[0]
 
         return email_local_part
@@ -586,7 +687,9 @@ def build_compute(
         getters = list(sources) or list(args.values())
 
         def concat(rec: dict[str, Any]) -> Any:
-            parts = [str(v).strip() for v in (g(rec) for g in getters) if not is_empty(v)]
+            parts = [
+                clean_text(str(v)).strip() for v in (g(rec) for g in getters) if not is_empty(v)
+            ]
             return sep.join(parts) if parts else None
 
         return concat

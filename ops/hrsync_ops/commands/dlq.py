@@ -183,8 +183,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         groups.setdefault((letter.integration, letter.plugin), []).append(letter)
     report: list[dict[str, Any]] = []
     for (integration, plugin), letters in groups.items():
-        sealed = [x.id for x in letters if x.record is None or x.schema is None]
-        sendable = [x for x in letters if x.id not in set(sealed)]
+        sealed = [x.id for x in letters if x.record is None]
+        # a mapper's letter (no schema): fixed in the source system, resolved by the next run
+        at_source = [x.id for x in letters if x.record is not None and x.schema is None]
+        sendable = [x for x in letters if x.record is not None and x.schema is not None]
         command = _command(args.command, plugin)
         entry: dict[str, Any] = {
             "integration": integration,
@@ -192,6 +194,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             "command": command,
             "sent": [x.id for x in sendable],
             "unreadable": sealed,  # encrypted, and no (or the wrong) key
+            "fix_at_source": at_source,
         }
         if sendable and not args.dry_run:
             text = "".join(
@@ -230,6 +233,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 print(e["stderr_tail"], file=sys.stderr)
             if e["unreadable"]:
                 print(f"  encrypted, not readable with this key: {e['unreadable']}")
+            if e["fix_at_source"]:
+                print(
+                    f"  not replayable, the mapping refused them: {e['fix_at_source']} (correct "
+                    "the source record; the next run that maps it resolves the letter)"
+                )
         if remaining and not args.dry_run:
             print(f"{remaining} letter(s) still waiting: `hrsync dlq list` shows their errors")
     return 0 if args.dry_run or remaining == 0 else 1

@@ -111,6 +111,18 @@ class NewHireSink(RecordSink):
             self._invalid = RecordError(self.stream_name, key, field, reason)
         return record
 
+    def _singer_validate_message(self, record: dict) -> None:
+        """A record without its key properties is this record's dead letter, not the run's
+        end (singer-sdk raises MissingKeyPropertiesError and stops every later record)."""
+        missing = [k for k in self.key_properties or () if k not in record]
+        if missing and self._invalid is None:
+            self._invalid = RecordError(
+                self.stream_name,
+                "<missing>",
+                missing[0],
+                "the record has no key property: it cannot be matched to an employee",
+            )
+
     def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: t.Any) -> None:
         """singer-sdk's date parsing, but a bad date names the candidate (never nulls a date)."""
         try:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hrsync.errors import RecordError
+from hrsync.identifiers import ssn_problem
 from target_benefits_834.x12 import Untransliterable, digits, x12_text
 
 SUBSCRIBERS = "benefit_subscribers"
@@ -131,6 +132,10 @@ def person(rec: dict[str, Any], stream: str) -> dict[str, Any]:
         # (first name) situational: a single name is NM103 alone, NM104 left out.
         first = ""
     ssn = digits(rec.get("ssn"))
+    if len(ssn) == 9 and stream != DEPENDENTS:  # dependants' arrive masked and are never sent
+        problem = ssn_problem(ssn)
+        if problem is not None:  # NM109 would carry a number the SSA never issued
+            raise RecordError(stream, key, "ssn", f"{problem} (NM109)")
     return {
         "last": last,
         "first": first,

@@ -35,6 +35,10 @@ class SpoolSink(RecordSink):
         except ValueError:
             return
 
+    def _singer_validate_message(self, record: dict[str, t.Any]) -> None:
+        """A record without its key is dead-lettered by ``process_record`` naming the field
+        (singer-sdk's MissingKeyPropertiesError would stop the run and every later record)."""
+
     def process_record(self, record: dict, context: dict) -> None:
         key = key_of(self.stream_name, record)
         if key == "<missing>":

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from hrsync.errors import ConfigError, RecordError
+from hrsync.identifiers import ssn_problem
 from target_payroll_api.client import GustoClient, GustoError
 
 #: outcome, field names sent (never values), optional short detail
@@ -224,8 +225,10 @@ class Payroll:
         if hire and ended and ended < hire:
             raise RecordError(stream, key, "termination_date", "is before the hire date")
         ssn = "".join(ch for ch in str(rec.get("ssn") or "") if ch.isdigit())
-        if rec.get("ssn") and len(ssn) != 9:
-            raise RecordError(stream, key, "ssn", "is not a 9-digit SSN")
+        if rec.get("ssn"):
+            problem = ssn_problem(ssn) if len(ssn) == 9 else "is not a 9-digit SSN"
+            if problem is not None:  # never sent: the SSA never issued it
+                raise RecordError(stream, key, "ssn", problem)
         taxes = self._federal_desired(rec, key)
         outcomes: list[Outcome] = []
         existing = self.people.get(key)

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from hrsync.errors import ConfigError, RecordError
+from hrsync.identifiers import ssn_problem
 
 LAYOUTS_DIR = Path(__file__).parent / "layouts"
 TYPES = ("string", "integer", "decimal", "date", "boolean", "enum")
@@ -49,7 +50,13 @@ CONTEXT_SOURCES = (
     "company_code",
 )
 
-__all__ = ["CONTEXT_SOURCES", "Column", "Layout", "StreamRule", "load_layout"]
+#: identifier checks a string column may name (``check: ssn``): value -> problem or None
+CHECKS: dict[str, Callable[[str], str | None]] = {"ssn": ssn_problem}
+#: first characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection":
+#: = + - @, tab and carriage return; and their full-width forms, which some spreadsheets fold)
+FORMULA_TRIGGERS = frozenset("=+-@\t\r\uff1d\uff0b\uff0d\uff20")
+
+__all__ = ["CHECKS", "CONTEXT_SOURCES", "Column", "Layout", "StreamRule", "load_layout"]
 
 
 #: Latin letters that Unicode does not decompose into a base letter plus accents
@@ -103,6 +110,8 @@ class Column:
     pattern: str | None = None
     case: str | None = None  # upper | lower
     strip: str | None = None  # characters removed before checks ("-" for an SSN)
+    check: str | None = None  # an identifier check after the pattern: ssn
+    raw: bool = False  # CSV: written as is, even when it starts like a formula
     truncate: bool = False  # fixed width: cut an over-long string instead of refusing the row
     # number
     scale: int | None = None  # decimal places; more places is an error, never rounded
@@ -154,6 +163,7 @@ class Layout:
     delimiter: str = ","
     header_row: bool = True
     quote_all: bool = False
+    formula_guard: bool = True  # CSV: text cells starting with = + - @ tab CR get a leading '
     unknown_streams: str = "ignore"  # ignore | fail
     header: tuple[Column, ...] = ()  # fixed width header line (context sources / consts)
     trailer: tuple[Column, ...] = ()  # fixed width trailer line
@@ -177,7 +187,30 @@ class Layout:
     # --- one record -> one line -----------------------------------------------------------
 
     def row(self, stream: str, record: Mapping[str, Any], record_key: str) -> list[str]:
-        """The formatted values of one detail line (strings, not yet padded for CSV)."""
+        """The formatted values of one detail line (strings, not yet padded for CSV).
+
+        In a CSV layout with ``formula_guard`` (the default), a text cell that a spreadsheet
+        would read as a formula gets a leading ``'`` (OWASP CSV injection); numeric columns
+        and columns marked ``raw: true`` are written as they are (-12.50 is an amount)."""
+        line = self._row(stream, record, record_key)
+        for index in self._guarded:
+            value = line[index]
+            if value and value[0] in FORMULA_TRIGGERS:
+                line[index] = "'" + value
+        return line
+
+    @cached_property
+    def _guarded(self) -> tuple[int, ...]:
+        """Indexes of the columns the formula guard applies to."""
+        if self.format != "csv" or not self.formula_guard:
+            return ()
+        return tuple(
+            i
+            for i, c in enumerate(self.columns)
+            if not c.raw and c.type not in {"integer", "decimal"}
+        )
+
+    def _row(self, stream: str, record: Mapping[str, Any], record_key: str) -> list[str]:
         plan = self._stream_plans.get(stream) or self._stream_plan(stream)
         get = record.get
         for name, source, const in plan.required:
@@ -310,6 +343,8 @@ class Layout:
             longest = col.max_length
             table = {ord(c): None for c in col.strip} if col.strip else None
             case = col.case
+            if col.check:  # every value goes through the general path, which checks it
+                rx, longest = _NEVER, 0
 
             def string(raw: Any, stream: str, key: str) -> str:
                 if type(raw) is str:
@@ -416,7 +451,13 @@ class Layout:
 
     def _typed(self, raw: Any, col: Column, stream: str, key: str, name: str) -> str:
         kind = col.type
-        if kind == "string" and type(raw) is str and not col.strip and not col.case:
+        if (
+            kind == "string"
+            and type(raw) is str
+            and not col.strip
+            and not col.case
+            and not col.check
+        ):
             text = raw.strip()  # the common case, without the general path's checks
             if col.pattern and not _regex(col.pattern).fullmatch(text):
                 raise RecordError(stream, key, name, f"does not match {col.pattern} ({col.name})")
@@ -443,6 +484,10 @@ class Layout:
                 raise bad(f"does not match {col.pattern}")
             if col.max_length is not None and len(text) > col.max_length:
                 raise bad(f"is {len(text)} characters long; at most {col.max_length} allowed")
+            if col.check:
+                problem = CHECKS[col.check](text)
+                if problem is not None:
+                    raise bad(problem)
             return text
         if kind == "enum":
             text = str(raw).strip()
@@ -548,6 +593,9 @@ class _StreamPlan:
     by_field: dict[str, list[tuple[int, _Convert]]]  # record field -> the columns it fills
 
 
+_NEVER = re.compile(r"(?!)")  # matches nothing: sends a value to the general path
+
+
 @lru_cache(maxsize=256)
 def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
@@ -598,6 +646,12 @@ def _column(data: Any, where: str) -> Column:
         raise ConfigError.at("pad must be one character", file=where, key=kw["name"])
     if kw.get("type") == "enum" and not kw.get("values") and not kw.get("map"):
         raise ConfigError.at("an enum needs values or a map", file=where, key=kw["name"])
+    if kw.get("check") is not None and kw["check"] not in CHECKS:
+        raise ConfigError.at(
+            f"check {kw['check']!r} is not one of {', '.join(CHECKS)}", file=where, key=kw["name"]
+        )
+    if kw.get("check") is not None and kw.get("type", "string") != "string":
+        raise ConfigError.at("check applies to string columns", file=where, key=kw["name"])
     return Column(**kw)
 
 
@@ -649,6 +703,7 @@ def parse_layout(data: Any, where: str = "<layout>") -> Layout:
         delimiter=str(csv_options.get("delimiter") or ","),
         header_row=bool(csv_options.get("header", True)),
         quote_all=bool(csv_options.get("quote_all", False)),
+        formula_guard=bool(csv_options.get("formula_guard", True)),
         unknown_streams=str(data.get("unknown_streams") or "ignore"),
         header=header,
         trailer=trailer,

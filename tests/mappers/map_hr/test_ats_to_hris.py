@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hrsync.deadletter import DeadLetterStore
 from hrsync.errors import RecordError
 from sandbox.seed import World
 
@@ -135,11 +136,16 @@ def test_missing_reference_names_record_lookup_and_fix(
         h.record("offers", orphan),
     ]
     with pytest.raises(RecordError) as info:
-        run_inprocess(CFG, msgs)
+        run_inprocess({**CFG, "bad_records": "fail"}, msgs)
     text = str(info.value)
     assert f"id={orphan['id']}" in text
     assert "lookup 'candidates'" in text and "4999999999" in text
     assert "full refresh" in text
+    # by default the offer is a dead letter with the same error, and the run goes on
+    out = run_inprocess(CFG, msgs)
+    assert not hires(out)
+    (letter,) = DeadLetterStore().list(plugin="map-hr:ats_to_hris")
+    assert letter.record_key == f"id={orphan['id']}" and "full refresh" in letter.error
 
 
 def test_not_accepted_offers_are_filtered(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from hrsync.deadletter import DeadLetterStore
 from hrsync.errors import ConfigError, RecordError
 
 PROFILE = """\
@@ -157,7 +158,7 @@ def test_unknown_streams_denied_by_default_or_passed(
     assert passed == msgs
 
 
-def test_untransformable_value_fails_the_run_with_key_and_field(
+def test_untransformable_value_fails_a_strict_run_with_key_and_field(
     cfg: dict[str, Any], run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
 ) -> None:
     msgs = [
@@ -165,19 +166,57 @@ def test_untransformable_value_fails_the_run_with_key_and_field(
         h.record("employees", emp(7, hireDate="2/30/2021")),
     ]
     with pytest.raises(RecordError) as info:
-        run_inprocess(cfg, msgs)
+        run_inprocess({**cfg, "bad_records": "fail"}, msgs)
     assert "id=7" in str(info.value) and "hire_date" in str(info.value)
     assert "2/30/2021" in str(info.value)
 
 
-def test_missing_required_value_and_unmapped_code(
+def test_missing_required_value_and_unmapped_code_fail_a_strict_run(
     cfg: dict[str, Any], run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
 ) -> None:
     schema = h.schema_msg("employees", EMP_PROPS)
+    strict = {**cfg, "bad_records": "fail"}
     with pytest.raises(RecordError, match=r"first_name.*required value is missing"):
-        run_inprocess(cfg, [schema, h.record("employees", emp(8, firstName="  "))])
+        run_inprocess(strict, [schema, h.record("employees", emp(8, firstName="  "))])
     with pytest.raises(RecordError, match="'Seasonal' is not in the value map"):
-        run_inprocess(cfg, [schema, h.record("employees", emp(9, employmentType="Seasonal"))])
+        run_inprocess(strict, [schema, h.record("employees", emp(9, employmentType="Seasonal"))])
+
+
+def test_unmappable_records_are_dead_letters_and_the_others_are_delivered(
+    cfg: dict[str, Any], run_inprocess: Callable[..., list[dict[str, Any]]], h: Any
+) -> None:
+    """One bad record never stops anyone else's: each is a dead letter holding only what the
+    destination may receive, naming field and reason without the value; a later run that maps
+    the corrected record resolves its letter."""
+    schema = h.schema_msg("employees", EMP_PROPS)
+    msgs = [
+        schema,
+        h.record("employees", emp(1)),
+        h.record("employees", emp(2, hireDate="2/30/2021", workEmail="x@acme.example")),
+        h.record("employees", emp(3, firstName="  ")),
+        h.record("employees", emp(4, employmentType="Seasonal")),
+        h.record("employees", emp(5)),
+    ]
+    out = run_inprocess(cfg, msgs)
+    assert [m["record"]["worker_id"] for m in out if m["type"] == "RECORD"] == ["1", "5"]
+    store = DeadLetterStore()
+    letters = {x.record_key: x for x in store.list(plugin="map-hr:proto")}
+    assert set(letters) == {"id=2", "id=3", "id=4"}
+    two = letters["id=2"]
+    assert two.stream == "lms_users" and two.error_class == "unmappable_hire_date"
+    assert "field hire_date:" in two.error and "2/30/2021" not in two.error
+    # minimised: the fields this destination gets (the e-mail as its pseudonym), never the
+    # input record (no ssn, salary or raw e-mail)
+    assert two.record is not None and set(two.record) == {"worker_id", "first_name", "email_key",
+                                                          "employment"}  # fmt: skip
+    assert "x@acme.example" not in json.dumps(two.record)
+    assert "first_name: required value is missing" in letters["id=3"].error
+    assert "employment: the value is not in the value map" in letters["id=4"].error
+    # fixed in the source: the next run delivers it and resolves its letter; the others wait
+    out = run_inprocess(cfg, [schema, h.record("employees", emp(2))])
+    assert [m["record"]["worker_id"] for m in out if m["type"] == "RECORD"] == ["2"]
+    assert {x.record_key for x in store.list(plugin="map-hr:proto")} == {"id=3", "id=4"}
+    assert store.list(status="delivered")[0].record_key == "id=2"
 
 
 def test_schema_annotation_blocks_an_unacknowledged_sensitive_field(
@@ -220,11 +259,25 @@ def test_cli_end_to_end_and_failure_exit(
     assert [m["type"] for m in out] == ["SCHEMA", "RECORD"]
     assert out[1]["record"]["first_name"] == "Zoë"
 
-    proc = run_cli(cfg, [*msgs, h.record("employees", emp(5, hireDate="not a date"))])
+    bad = [
+        *msgs,
+        h.record("employees", emp(5, hireDate="not a date")),
+        h.record("employees", emp(6)),
+    ]
+    proc = run_cli(cfg, bad)
+    assert proc.returncode == 0, proc.stderr.decode()
+    err = proc.stderr.decode()
+    assert "record id=5 of stream 'employees' is a dead letter" in err and "hire_date" in err
+    assert "1 record(s) for 'lms_users' are dead letters" in err
+    # the records after the bad one were delivered too
+    out = h.from_bytes(proc.stdout)
+    assert [m["record"]["worker_id"] for m in out if m["type"] == "RECORD"] == ["1", "6"]
+
+    proc = run_cli({**cfg, "bad_records": "fail"}, bad)
     assert proc.returncode == 1
     err = proc.stderr.decode()
     assert "id=5" in err and "hire_date" in err and "not a date" in err
-    # what came before the bad record was delivered; nothing after it
+    # strict: what came before the bad record was delivered; nothing after it
     assert [m["type"] for m in h.from_bytes(proc.stdout)] == ["SCHEMA", "RECORD"]
 
 
@@ -273,3 +326,13 @@ def test_singer_sdk_listen_path(cfg: dict[str, Any], h: Any) -> None:
     out = [json.loads(line) for line in buf.getvalue().splitlines()]
     assert [m["type"] for m in out] == ["SCHEMA", "RECORD", "STATE"]
     assert out[1]["record"]["hire_date"] == "2021-03-07"
+
+
+def test_the_engine_finds_the_dead_letter_store_where_the_core_keeps_it() -> None:
+    from hrsync import deadletter
+    from map_hr import engine
+
+    assert (
+        deadletter.ENV_PATH,
+        str(deadletter.DEFAULT_PATH),
+    ) == (engine.DLQ_ENV, engine.DLQ_DEFAULT)
