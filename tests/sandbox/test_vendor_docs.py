@@ -1,0 +1,37 @@
+"""Every fake's doc says what it leaves out: a gap between a fake and its vendor is never
+silent (a '## Not followed' section listing the documented endpoints and fields it lacks)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[2] / "sandbox" / "docs"
+FAKES = ("bamboohr", "greenhouse", "gusto", "lever", "moodle", "surveymonkey")
+
+
+def test_every_fake_has_a_doc() -> None:
+    modules = {p.stem for p in (DOCS.parent / "sandbox").glob("*.py")}
+    assert set(FAKES) <= modules
+    assert {p.stem for p in DOCS.glob("*.md")} >= set(FAKES)
+
+
+@pytest.mark.parametrize("doc", sorted(DOCS.glob("*.md")), ids=lambda p: p.stem)
+def test_each_doc_lists_what_it_does_not_follow(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    match = re.search(r"^## Not followed\n(.*?)(?=^## |\Z)", text, re.M | re.S)
+    assert match, f"{doc.name} has no '## Not followed' section"
+    items = [line for line in match.group(1).splitlines() if line.startswith(("- ", "Not "))]
+    assert items, f"{doc.name}: the 'Not followed' section lists nothing"
+
+
+def test_lever_doc_names_the_endpoints_the_fake_serves_and_lacks() -> None:
+    text = (DOCS / "lever.md").read_text(encoding="utf-8")
+    followed, _, missing = text.partition("## Not followed")
+    for served in ("/opportunities/{id}/resumes", "/opportunities/{id}/referrals", "/sources"):
+        assert served in followed
+    assert "`signatures`" in followed
+    for absent in ("/opportunities/deleted", "/interviews", "/requisitions", "download"):
+        assert absent in missing
