@@ -150,6 +150,12 @@ def test_clear_text_is_refused_by_ad_and_by_the_settings(
     plain = ad_config(samba_dc, url="ldap://127.0.0.1:389", initial_password=None)
     with pytest.raises(DirectoryError, match="strongerAuthRequired"):
         run_target(plain, [person("AD-4001", "Clear", "Text")])
+    # the certificate must name the host: the DC's names localhost and 127.0.0.1, not ::1,
+    # although the same DC answers there and the CA is trusted
+    wrong_name = ad_config(samba_dc, url="ldaps://[::1]:636")
+    with pytest.raises(DirectoryError, match=r"(?i)hostname|host name|certificate"):
+        run_target(wrong_name, [person("AD-4002", "Wrong", "Name")])
+    assert samba_dc.ldapsearch(SUFFIX, "(|(employeeID=AD-4001)(employeeID=AD-4002))", "dn") == {}
     # and an initial password is refused before anything runs without TLS
     with pytest.raises(ConfigError, match="initial_password needs a protected connection"):
         parse_settings(dict(plain, initial_password=INITIAL))
