@@ -91,7 +91,7 @@ _LEADING_CODE = re.compile(r"^\s*([0-9A-Fa-f]{8})\s*:")
 _DATA_CODE = re.compile(r"\bdata\s+([0-9A-Fa-f]{1,8})\b")
 _ATTRIBUTE = re.compile(
     r"\b(samAccountName|userPrincipalName|unicodePwd|employeeID|userAccountControl|"
-    r"mail|displayName|cn|manager)\b",
+    r"mail|displayName|cn|manager)\b(?!=)",  # not an RDN inside a DN (CN=x,OU=y)
     re.IGNORECASE,
 )
 _CANONICAL = {

@@ -913,8 +913,8 @@ class Provisioner:
     # -- errors -------------------------------------------------------------------------
     def _field(self, change: Change, result: Result) -> str:
         known = explain_ad(result.code, result.message) if self.settings.mode == "ad" else None
-        if known is not None and known.field:
-            return known.field
+        if known is not None:  # AD's own code decides; no guessing from Samba's module names
+            return known.field or "entry"
         named = _attribute_from_message(result.message)
         if named:
             return named

@@ -11,7 +11,7 @@ from ldap_testkit import RunTarget, person
 from samba_dc import ADMIN, LEAVERS, PASSWORD, PEOPLE, SUFFIX, SambaDC
 
 from hrsync.deadletter import DeadLetterStore
-from target_ldap.ad_errors import ad_code, explain
+from target_ldap.ad_errors import ADError, ad_code, explain
 from target_ldap.config import ConfigError, parse_settings
 from target_ldap.directory import DirectoryError
 
@@ -230,3 +230,24 @@ def test_ad_codes_name_the_field_and_the_reason(
     assert known is not None and known.ad_code == ad == ad_code(message)
     assert known.field == field and words in known.reason
     assert explain(68, "Entry CN=x,DC=y already exists") is None  # the DN: the generic path
+    assert explain(50, "acl: unable to get access to CN=x,OU=y") == ADError(
+        50, None, None, "the bind account has insufficient access rights for this change"
+    )
+
+
+def test_a_bind_account_without_rights_is_a_specific_dead_letter(
+    samba_dc: SambaDC, run_target: RunTarget
+) -> None:
+    # an ordinary domain user: may read the directory, may not create accounts
+    samba_dc.tool("user", "create", "hrsync-readonly", "Readonly-2026-Hrsync")
+    readonly = f"CN=hrsync-readonly,CN=Users,{SUFFIX}"
+    samba_dc.add(f"OU=Support,{PEOPLE}", objectClass="organizationalUnit", ou="Support")
+    config = ad_config(samba_dc, bind_dn=readonly, bind_password="Readonly-2026-Hrsync")
+    target = run_target(config, [person("AD-5001", "No", "Rights", department="Support")])
+    assert len(target.summary.failures) == 1
+    (letter,) = DeadLetterStore().list()
+    assert letter.record_key == "AD-5001"
+    assert letter.error_class.startswith("ldap_50_insufficientAccessRights")
+    assert "failed on entry" in letter.error
+    assert "insufficient" in letter.error and "rights" in letter.error
+    assert samba_dc.ldapsearch(SUFFIX, "(employeeID=AD-5001)", "dn") == {}
