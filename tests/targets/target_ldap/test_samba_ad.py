@@ -251,3 +251,21 @@ def test_a_bind_account_without_rights_is_a_specific_dead_letter(
     assert "failed on entry" in letter.error
     assert "insufficient" in letter.error and "rights" in letter.error
     assert samba_dc.ldapsearch(SUFFIX, "(employeeID=AD-5001)", "dn") == {}
+
+
+def test_group_rules_use_ad_groups(samba_dc: SambaDC, run_target: RunTarget) -> None:
+    group = f"CN=hrsync-eng,CN=Users,{SUFFIX}"
+    samba_dc.tool("group", "add", "hrsync-eng")  # a global security group
+    config = ad_config(samba_dc, group_rules={group: {"department": "Platform"}})
+    joiner = person("AD-6001", "Grace", "Group", department="Platform")
+    run_target(config, [joiner])
+    dn, _ = samba_dc.user("AD-6001")
+    members = samba_dc.ldapsearch(group, "(objectClass=group)", "member", scope="base")[group]
+    assert [m.lower() for m in members["member"]] == [dn.lower()]
+    # AD computes the back-link on the user
+    assert samba_dc.user("AD-6001")[1]["memberOf"] == [group]
+    # the leaver leaves the group; an AD group may be empty
+    run_target(config, [dict(joiner, termination_date="2024-05-31")])
+    after = samba_dc.ldapsearch(group, "(objectClass=group)", "member", scope="base")[group]
+    assert "member" not in after
+    assert samba_dc.user("AD-6001")[1]["userAccountControl"] == ["514"]
