@@ -180,6 +180,7 @@ def start_samba_dc(workdir: Path, *, timeout: float = 300.0) -> SambaDC:
             *(SAMBA_TOOL, "domain", "provision", f"--realm={REALM}", f"--domain={DOMAIN}"),
             *("--server-role=dc", "--dns-backend=NONE", f"--adminpass={PASSWORD}"),
             *(f"--targetdir={target}", "--option=interfaces=lo"),
+            f"--option=log file={workdir / 'log.%m'}",  # not /var/log/samba
             "--option=bind interfaces only=yes",
             *("--option=tls enabled=yes", f"--option=tls keyfile={key}"),
             *(f"--option=tls certfile={cert}", f"--option=tls cafile={cert}"),
