@@ -61,6 +61,7 @@ _CONTACT, _OPP, _OFFER, _POSTING, _USER, _STAGE, _REASON, _APP = (
     0x1E7E0007,
     0x1E7E0008,
 )
+_RESUME, _REFERRAL, _TEMPLATE = 0x1E7E0009, 0x1E7E000A, 0x1E7E000B
 
 STAGES = (
     "New applicant",
@@ -317,6 +318,9 @@ class LeverApp(App):
         self.route("GET", "/v1/opportunities")(self.list_opportunities)
         self.route("GET", "/v1/opportunities/{ident}")(self.get_opportunity)
         self.route("GET", "/v1/opportunities/{ident}/offers")(self.list_offers)
+        self.route("GET", "/v1/opportunities/{ident}/resumes")(self.list_resumes)
+        self.route("GET", "/v1/opportunities/{ident}/referrals")(self.list_referrals)
+        self.route("GET", "/v1/sources")(self.list_sources)
         self.route("GET", "/v1/postings")(self.list_postings)
         self.route("GET", "/v1/users")(self.list_users)
         self.route("GET", "/v1/stages")(self.list_stages)
@@ -617,6 +621,7 @@ class LeverApp(App):
                 },
             ]
         signed = status == "signed"
+        opened = status in ("opened", "signed")
         return [
             {
                 "id": lever_id(_OFFER, slot),
@@ -642,8 +647,139 @@ class LeverApp(App):
                 }
                 if signed
                 else None,
+                # one entry per signer role; the candidate is the only signer here
+                "signatures": {
+                    "candidate": {
+                        "role": "candidate",
+                        "name": c.name,
+                        "email": c.email,
+                        "firstOpenedAt": base - 20 * 86_400_000 if opened else None,
+                        "lastOpenedAt": base - 2 * 3_600_000 if opened else None,
+                        "signedAt": base - 3_600_000 if signed else None,
+                        "signed": signed,
+                    }
+                },
             }
         ]
+
+    # --- resumes, referrals, sources -------------------------------------------------------------
+
+    def _opportunity_slot(self, ident: str) -> int:
+        slot = parse_id(_OPP, ident)
+        if slot is None or not self.lever.slot_exists(slot):
+            raise lever_error(404, "ResourceNotFound", f"Opportunity {ident} was not found")
+        return slot
+
+    def _sub_list(self, req: Request, records: list[dict[str, Any]]) -> Response:
+        limit, after = self._limit(req), self._after(req)
+        rest = records[after:]
+        return self._page(req, rest[:limit], len(rest) > limit, after + min(limit, len(rest)))
+
+    def list_resumes(self, req: Request, ident: str) -> Response:
+        self._authorize(req)
+        self._check_params(req, frozenset())
+        return self._sub_list(req, self.resumes(self._opportunity_slot(ident)))
+
+    def resumes(self, slot: int) -> list[dict[str, Any]]:
+        """A resume on every opportunity but every third contact's (added by hand, no file)."""
+        j = (slot + 1) // 2
+        if j % 3 == 0:
+            return []
+        c = self.lever.contact(j)
+        created = self.lever.base_updated(slot) - 30 * 86_400_000
+        opp, rid = lever_id(_OPP, slot), lever_id(_RESUME, slot)
+        year = self.world.as_of.year
+        return [
+            {
+                "id": rid,
+                "createdAt": created,
+                "file": {
+                    "name": f"{_ascii_local(c.name) or 'resume'}-cv.pdf",
+                    "ext": ".pdf",
+                    "downloadUrl": f"https://api.lever.co/v1/opportunities/{opp}/resumes/{rid}"
+                    "/download",
+                    "uploadedAt": created,
+                    "status": "processed",
+                    "size": 40_000 + (j * 7919) % 200_000,
+                },
+                "parsedData": {
+                    "positions": [
+                        {
+                            "org": f"Previous Employer {j % 50}",
+                            "title": c.job.title,
+                            "summary": "",
+                            "location": self.world.office(c.job.office_id).city,
+                            "start": {"year": year - 3 - j % 5, "month": 1 + j % 12},
+                            "end": {"year": year, "month": 1 + (j * 5) % 12},
+                        }
+                    ],
+                    "schools": [
+                        {
+                            "org": f"University {j % 30}",
+                            "degree": "BSc",
+                            "field": "Computer Science",
+                            "summary": "",
+                            "start": {"year": year - 10 - j % 5, "month": 9},
+                            "end": {"year": year - 7 - j % 5, "month": 6},
+                        }
+                    ],
+                },
+            }
+        ]
+
+    def list_referrals(self, req: Request, ident: str) -> Response:
+        self._authorize(req)
+        self._check_params(req, frozenset())
+        return self._sub_list(req, self.referrals(self._opportunity_slot(ident)))
+
+    def referrals(self, slot: int) -> list[dict[str, Any]]:
+        """The referral form of opportunities whose origin is "referred" (every fourth)."""
+        j = (slot + 1) // 2
+        if j % 4:
+            return []
+        referrer = self.world.users[(j + 1) % len(self.world.users)]
+        created = self.lever.base_updated(slot) - 40 * 86_400_000
+        return [
+            {
+                "id": lever_id(_REFERRAL, slot),
+                "type": "referral",
+                "text": "Referral",
+                "instructions": "Tell us how you know the candidate.",
+                "fields": [
+                    {
+                        "type": "text",
+                        "text": "Name of referrer",
+                        "description": "",
+                        "required": True,
+                        "value": f"{referrer.first_name} {referrer.last_name}",
+                    },
+                    {
+                        "type": "textarea",
+                        "text": "Relationship",
+                        "description": "",
+                        "required": True,
+                        "value": "Former colleague",
+                    },
+                ],
+                "baseTemplateId": lever_id(_TEMPLATE, 1),
+                "user": lever_id(_USER, referrer.id),
+                "referrer": lever_id(_USER, referrer.id),
+                "stage": lever_id(_STAGE, 1),
+                "createdAt": created,
+                "completedAt": created,
+            }
+        ]
+
+    def list_sources(self, req: Request) -> Response:
+        self._authorize(req)
+        self._check_params(req, frozenset())
+        counts: collections.Counter[str] = collections.Counter()
+        for j in range(1, self.lever.contacts + 1):
+            for slot in (2 * j - 1, 2 * j):
+                if self.lever.slot_exists(slot):
+                    counts["Job site" if j % 4 else "Referral"] += 1
+        records = [{"text": text, "count": n} for text, n in sorted(counts.items())]
+        return self._list(req, records)
 
     # --- postings, users, stages ------------------------------------------------------------
 

@@ -132,3 +132,82 @@ def test_unknown_opportunity_is_a_404(sb: Sandbox, app: LeverApp) -> None:
     resp = get(sb, "/opportunities/not-an-id/offers")
     assert resp.status_code == 404
     assert resp.json()["code"] == "ResourceNotFound"
+
+
+def _main_opportunities(sb: Sandbox) -> list[dict[str, Any]]:
+    return [o for o in all_pages(sb, "/opportunities") if "rehire-candidate" not in o["tags"]]
+
+
+def test_resumes_referrals_and_sources_answer_like_lever(sb: Sandbox, app: LeverApp) -> None:
+    opportunities = _main_opportunities(sb)
+    with_resume = without = referred = 0
+    for opp in opportunities:
+        body = get(sb, f"/opportunities/{opp['id']}/resumes").json()
+        assert set(body) == {"data", "hasNext"} and body["hasNext"] is False
+        for resume in body["data"]:
+            assert set(resume) == {"id", "createdAt", "file", "parsedData"}
+            assert set(resume["file"]) == {
+                "name",
+                "ext",
+                "downloadUrl",
+                "uploadedAt",
+                "status",
+                "size",
+            }
+            assert isinstance(resume["createdAt"], int)  # epoch ms, like every Lever timestamp
+            assert resume["file"]["downloadUrl"].endswith(f"/resumes/{resume['id']}/download")
+            assert set(resume["parsedData"]) == {"positions", "schools"}
+            assert set(resume["parsedData"]["positions"][0]) >= {"org", "title", "start", "end"}
+            assert set(resume["parsedData"]["schools"][0]) >= {"org", "degree", "field"}
+        with_resume += bool(body["data"])
+        without += not body["data"]
+        refs = get(sb, f"/opportunities/{opp['id']}/referrals").json()
+        assert set(refs) == {"data", "hasNext"}
+        if refs["data"]:
+            (ref,) = refs["data"]
+            referred += 1
+            assert opp["origin"] == "referred" and opp["sources"] == ["Referral"]
+            assert ref["type"] == "referral" and ref["referrer"] == ref["user"]
+            assert {f["text"] for f in ref["fields"]} >= {"Name of referrer"}
+            assert {"instructions", "baseTemplateId", "stage", "createdAt", "completedAt"} <= set(
+                ref
+            )
+        else:
+            assert opp["origin"] != "referred"
+    assert with_resume and without and referred  # every case is in the seeded world
+    # sources: {text, count}, counting every opportunity, paged like any list
+    sources = all_pages(sb, "/sources", limit=1)
+    assert all(set(s) == {"text", "count"} for s in sources)
+    everything = all_pages(sb, "/opportunities")
+    assert {s["text"]: s["count"] for s in sources} == {
+        text: sum(o["sources"] == [text] for o in everything)
+        for text in {o["sources"][0] for o in everything}
+    }
+    # sub-lists page with the same opaque token; an unknown opportunity is Lever's 404
+    first = get(sb, "/sources", limit=1).json()
+    assert first["hasNext"] is True and not first["next"].isdigit()
+    missing = get(sb, "/opportunities/00000000-0000-0000-0000-000000000000/resumes")
+    assert missing.status_code == 404 and missing.json()["code"] == "ResourceNotFound"
+    assert get(sb, "/sources", bogus="1").status_code == 400
+
+
+def test_offers_carry_signatures(sb: Sandbox, app: LeverApp) -> None:
+    seen = set()
+    for opp in _main_opportunities(sb):
+        for offer in get(sb, f"/opportunities/{opp['id']}/offers").json()["data"]:
+            sig = offer["signatures"]["candidate"]
+            assert set(sig) == {
+                "role",
+                "name",
+                "email",
+                "firstOpenedAt",
+                "lastOpenedAt",
+                "signedAt",
+                "signed",
+            }
+            assert sig["role"] == "candidate" and sig["name"] == opp["name"]
+            assert sig["signed"] is (offer["status"] == "signed")
+            assert (sig["signedAt"] is not None) is sig["signed"]
+            assert (offer["signedDocument"] is not None) is sig["signed"]
+            seen.add(offer["status"])
+    assert seen >= {"signed", "sent"}

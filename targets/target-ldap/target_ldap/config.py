@@ -13,6 +13,7 @@ from ldap3.core.exceptions import LDAPInvalidDnError
 
 from hrsync.errors import ConfigError as HRSyncConfigError
 from target_ldap.naming import TemplateError, parse, rdn_attributes, template_fields
+from target_ldap.passwords import PasswordSettingError, check_password_transport, unicode_pwd
 
 MODES = ("openldap", "ad")
 MATCH_FIELDS = ("department", "division", "location", "title", "cost_center", "employee_id")
@@ -129,6 +130,9 @@ class Settings:
     timezone: str = "UTC"
     timeout: float = 30.0
     extra: dict[str, Any] = field(default_factory=dict)
+    # ad mode: unicodePwd of new accounts (LDAPS or StartTLS only; never in repr)
+    initial_password: str | None = field(default=None, repr=False)
+    password_must_change: bool = True  # ad mode: pwdLastSet=0 with the initial password
 
     @property
     def host(self) -> str:
@@ -316,6 +320,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
     login_max = int(config.get("login_max_length") or defaults["login_max_length"])
     if mode == "ad" and login_max > 20:
         raise ConfigError("login_max_length: sAMAccountName allows at most 20 characters")
+    initial_password = _initial_password(config, mode, url, start_tls)
     placeholder = config.get("group_placeholder_member") or None
     if placeholder:
         _check_dn("group_placeholder_member", placeholder)
@@ -350,4 +355,23 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         max_connections=max(1, int(config.get("max_connections") or 4)),
         timezone=str(config.get("timezone") or "UTC"),
         timeout=float(config.get("timeout") or 30),
+        initial_password=initial_password,
+        password_must_change=bool(config.get("password_must_change", True)),
     )
+
+
+def _initial_password(
+    config: Mapping[str, Any], mode: str, url: str, start_tls: bool
+) -> str | None:
+    """The initial password of new AD accounts, checked: ad mode, a protected connection."""
+    password = config.get("initial_password") or None
+    if password is None:
+        return None
+    if mode != "ad":
+        raise ConfigError("initial_password is for ad mode (unicodePwd); openldap mode sets none")
+    try:
+        check_password_transport(url, start_tls)
+        unicode_pwd(str(password))
+    except PasswordSettingError as error:
+        raise ConfigError(str(error)) from None
+    return str(password)

@@ -16,9 +16,10 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from hrsync.errors import RecordError
+from target_ldap.ad_errors import explain as explain_ad
 from target_ldap.config import ConfigError, Settings
 from target_ldap.directory import (
     MODIFY_ADD,
@@ -37,6 +38,7 @@ from target_ldap.naming import (
     split_dn,
     template_fields,
 )
+from target_ldap.passwords import password_attributes
 from target_ldap.people import (
     AD_ACCOUNTDISABLE,
     AD_NORMAL_ACCOUNT,
@@ -525,6 +527,9 @@ class Provisioner:
                 if s.mode == "ad":
                     wanted["userAccountControl"] = [str(AD_NORMAL_ACCOUNT)]
                 entry = {k: v for k, v in wanted.items() if v}
+                if s.mode == "ad" and s.initial_password:  # bytes: unicodePwd is UTF-16-LE
+                    pwd = password_attributes(s.initial_password, s.password_must_change)
+                    entry.update(cast(dict[str, list[str]], pwd))
                 plan.changes.append(
                     Change(
                         "create",
@@ -965,6 +970,9 @@ class Provisioner:
 
     # -- errors -------------------------------------------------------------------------
     def _field(self, change: Change, result: Result) -> str:
+        known = explain_ad(result.code, result.message) if self.settings.mode == "ad" else None
+        if known is not None:  # AD's own code decides; no guessing from Samba's module names
+            return known.field or "entry"
         named = _attribute_from_message(result.message)
         if named:
             return named
@@ -976,6 +984,9 @@ class Provisioner:
 
     def _explain(self, change: Change, result: Result, field_name: str | None) -> str:
         s = self.settings
+        known = explain_ad(result.code, result.message) if s.mode == "ad" else None
+        if known is not None:
+            return f"Active Directory refused {change.dn_after}: {known.reason} ({result})"
         if result.code == 68:
             owner = self.directory.read(change.dn_after, [s.employee_id_attribute])
             eid = next(iter((owner or {}).get(s.employee_id_attribute.lower(), [])), None)

@@ -18,6 +18,7 @@ from hrsync.deadletter import TargetDeadLetters, replaying
 from hrsync.errors import ConfigError as HRSyncConfigError
 from hrsync.identity import settle_failures
 from hrsync.singer_input import SingerObjectReader
+from target_ldap.ad_errors import ad_code
 from target_ldap.config import MODES, parse_settings
 from target_ldap.directory import Directory, DirectoryError
 from target_ldap.provision import (
@@ -98,6 +99,21 @@ class TargetLDAP(BatchAsRecords, Target):  # BATCH files take the RECORD path
             "upn_domain",
             th.StringType,
             description="ad mode: userPrincipalName = sAMAccountName@upn_domain",
+        ),
+        th.Property(
+            "initial_password",
+            th.StringType,
+            secret=True,
+            description="ad mode: password set on new accounts (unicodePwd; needs ldaps:// or "
+            "start_tls, AD refuses it in clear text). Must meet the domain's password policy; "
+            "a refusal becomes a dead letter naming unicodePwd",
+        ),
+        th.Property(
+            "password_must_change",
+            th.BooleanType,
+            default=True,
+            description="ad mode: with initial_password, set pwdLastSet=0 so the user must "
+            "choose a new password at first logon",
         ),
         th.Property(
             "disabled_ou",
@@ -310,6 +326,10 @@ class TargetLDAP(BatchAsRecords, Target):  # BATCH files take the RECORD path
 
 def _ldap_error_class(failure: Failure) -> str:
     code = re.match(r"LDAP result (-?\d+) (\w*)", failure.result or "")
+    # "LDAP result 19 constraintViolation: 0000052D: ...": AD's code leads the message part
+    ad = ad_code((failure.result or "").partition(": ")[2]) if code else None
+    if code and ad:  # Active Directory's own code says what went wrong
+        return f"ldap_{code[1]}_{code[2]}_ad_{ad}"
     return f"ldap_{code[1]}_{code[2]}" if code else "invalid_record"
 
 

@@ -1,5 +1,6 @@
-"""Active Directory mode (against slapd with an AD-like test schema: real AD is not
-available here) and the transport policy (LDAPS / StartTLS with verified certificates)."""
+"""Active Directory mode against slapd with an AD-like test schema (fast, parallel-safe; the
+same lifecycle against a real Samba AD domain controller is in test_samba_ad.py) and the
+transport policy (LDAPS / StartTLS with verified certificates)."""
 
 from __future__ import annotations
 
