@@ -15,6 +15,7 @@ once could start a tap from the other job's bookmark. A job waits up to ``--wait
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -34,6 +35,7 @@ from hrsync_ops.ops import MeltanoProject, load_ops, meltano_command, project_ro
 from hrsync_ops.runs import DEFAULT_PATH as RUNS_DEFAULT
 from hrsync_ops.runs import ENV_PATH as RUNS_ENV
 from hrsync_ops.runs import PluginLocks, RunLedger, audit_offset, moved_records, now
+from hrsync_ops.tenants import Tenant
 
 #: exit status when the job could not start because its plugins stayed busy (sysexits.h)
 EX_TEMPFAIL = 75
@@ -55,6 +57,12 @@ def register(sub: Any) -> None:
         help="how long to wait for another job that runs one of this job's plugins (default "
         "3600; then the run fails with exit 75 and is recorded and alerted)",
     )
+    run.add_argument(
+        "--tenant",
+        metavar="NAME",
+        help="run for the tenant in tenants/NAME (its .env, state, stores and alerts): see "
+        "docs/operations.md",
+    )
     run.add_argument("job", help="a job name from meltano.yml")
     run.add_argument(
         "meltano_args",
@@ -66,7 +74,11 @@ def register(sub: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     root = (args.project_root or project_root()).resolve()
+    tenant: Tenant | None = None
     try:
+        if args.tenant:  # first: the tenant's ops file, stores and alert variables apply
+            tenant = Tenant.open(root, args.tenant)
+            tenant.activate()
         project = MeltanoProject.load(root)
         ops = load_ops(root=root)
     except ConfigError as exc:
@@ -81,7 +93,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     audit_path = under_root(root, AUDIT_ENV, AUDIT_DEFAULT)
     store = DeadLetterStore(under_root(root, DLQ_ENV, DLQ_DEFAULT))
 
-    locks = PluginLocks(root / ".hrsync" / "locks", project.exclusive_plugins(args.job), args.job)
+    home = tenant.home if tenant else root  # a tenant's Meltano run files are its own
+    locks = PluginLocks(home / ".hrsync" / "locks", project.exclusive_plugins(args.job), args.job)
     busy = locks.acquire(
         args.wait,
         on_wait=lambda plugin, holder: print(
@@ -98,7 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         AUDIT_ENV: str(audit_path),
         DLQ_ENV: str(store.path),
     }
-    command = [*meltano_command(), "run", *extra, args.job]
+    command = [*meltano_command(), *(tenant.meltano_args() if tenant else []), "run"]
+    command += [*extra, args.job]
     if busy is not None:  # recorded and alerted like any failed run
         print(
             f"hrsync run {args.job}: {busy} was still in use after {args.wait:.0f} s: not run "
@@ -125,6 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id, outcome=outcome, exit_code=code, moved=moved, dead_letters=len(new_letters)
     )
     job_ops = project.job_ops(ops, args.job)
+    if tenant:  # alerts name the tenant: "acme/ats-to-hris"
+        job_ops = dataclasses.replace(job_ops, name=f"{tenant.name}/{args.job}")
     alerts = evaluate(
         job_ops,
         run_id=run_id,
