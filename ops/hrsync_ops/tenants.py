@@ -37,12 +37,14 @@ from dotenv import dotenv_values
 from hrsync.audit import ENV_PATH as AUDIT_ENV
 from hrsync.deadletter import ENV_PATH as DLQ_ENV
 from hrsync.errors import ConfigError
-from hrsync.transfer import ENV_LEDGER as TRANSFER_ENV
 
 from .ops import ENV_OPS_FILE, OPS_FILE
 from .runs import ENV_PATH as RUNS_ENV
-from .webhooks.store import ENV_PATH as WEBHOOKS_ENV
 
+# hrsync.transfer.ENV_LEDGER and hrsync_ops.webhooks.store.ENV_PATH, spelled out: importing
+# those modules would load the Singer SDK and Starlette into every `hrsync run` (tested equal)
+TRANSFER_ENV = "HRSYNC_TRANSFER_LEDGER"
+WEBHOOKS_ENV = "HRSYNC_WEBHOOK_DB"
 ENV_TENANTS_DIR = "HRSYNC_TENANTS_DIR"
 ENV_TENANT = "HRSYNC_TENANT"
 TENANTS_DIR = "tenants"

@@ -103,3 +103,11 @@ def test_all_lists_folders_with_an_env_file(
         Tenant.open(ROOT, "not-a-tenant")
     with pytest.raises(ConfigError, match="lower-case letters"):
         Tenant.open(ROOT, "../etc")
+
+
+def test_store_variable_names_are_the_stores_own() -> None:
+    from hrsync.transfer import ENV_LEDGER
+    from hrsync_ops import tenants
+    from hrsync_ops.webhooks.store import ENV_PATH
+
+    assert (tenants.TRANSFER_ENV, tenants.WEBHOOKS_ENV) == (ENV_LEDGER, ENV_PATH)
