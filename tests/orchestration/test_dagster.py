@@ -118,8 +118,16 @@ def test_failure_cause_names_the_plugin_and_its_error_line() -> None:
 
 
 @pytest.fixture(scope="module")
-def sandbox_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sandbox, dict]]:
-    subprocess.run([MELTANO, "install"], cwd=ROOT, capture_output=True, check=True)
+def installed() -> None:
+    """The project's plugins, installed once for this module (as tests/e2e does)."""
+    proc = subprocess.run([MELTANO, "install"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+@pytest.fixture(scope="module")
+def sandbox_env(
+    installed: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Sandbox, dict]]:
     workdir = tmp_path_factory.mktemp("dagster")
     with Sandbox(employees=30, vendors=("greenhouse", "bamboohr")) as sb:
         ops_file = workdir / "hrsync.yml"  # no alert channels: nothing leaves loopback
@@ -181,7 +189,9 @@ def test_failed_run_fails_the_op_with_its_cause(
 
 
 @pytest.mark.meltano
-def test_dagster_cli_validates_and_executes_a_job_per_tenant(tmp_path: Path) -> None:
+def test_dagster_cli_validates_and_executes_a_job_per_tenant(
+    installed: None, tmp_path: Path
+) -> None:
     specs = {"north": (25, 3, "north-key"), "south": (35, 5, "south-key")}
     sandboxes = {
         name: Sandbox(
