@@ -20,6 +20,7 @@ names the cause: the failed plugin's first error line from Meltano's log.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -49,6 +50,7 @@ from hrsync_ops.supervise import (
     system_db,
     wait_for_foreign_runs,
 )
+from hrsync_ops.tenants import Tenant
 
 #: exit status when the job could not start because its plugins stayed busy (sysexits.h)
 EX_TEMPFAIL = 75
@@ -70,6 +72,12 @@ def register(sub: Any) -> None:
         help="how long to wait for another job that runs one of this job's plugins (default "
         "3600; then the run fails with exit 75 and is recorded and alerted)",
     )
+    run.add_argument(
+        "--tenant",
+        metavar="NAME",
+        help="run for the tenant in tenants/NAME (its .env, state, stores and alerts): see "
+        "docs/operations.md",
+    )
     run.add_argument("job", help="a job name from meltano.yml")
     run.add_argument(
         "meltano_args",
@@ -81,7 +89,11 @@ def register(sub: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     root = (args.project_root or project_root()).resolve()
+    tenant: Tenant | None = None
     try:
+        if args.tenant:  # first: the tenant's ops file, stores and alert variables apply
+            tenant = Tenant.open(root, args.tenant)
+            tenant.activate()
         project = MeltanoProject.load(root)
         ops = load_ops(root=root)
     except ConfigError as exc:
@@ -96,8 +108,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     audit_path = under_root(root, AUDIT_ENV, AUDIT_DEFAULT)
     store = DeadLetterStore(under_root(root, DLQ_ENV, DLQ_DEFAULT))
 
+    home = tenant.home if tenant else root  # a tenant's Meltano run files are its own
     locks = PluginLocks(
-        root / ".hrsync" / "locks",
+        home / ".hrsync" / "locks",
         project.exclusive_plugins(args.job),
         args.job,
         shared=job_mappers(project, args.job),
@@ -110,7 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ),
     )
     if busy is None:
-        busy = after_crash(root, project, args.job, locks, args.wait)
+        busy = after_crash(home, project, args.job, locks, args.wait)
     started = now()
     offset = audit_offset(audit_path)
     run_id = ledger.start(args.job, extra, started)
@@ -121,7 +134,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         AUDIT_ENV: str(audit_path),
         DLQ_ENV: str(store.path),
     }
-    command = [*meltano_command(), "run", *extra, args.job]
+    command = [*meltano_command(), *(tenant.meltano_args() if tenant else []), "run"]
+    command += [*extra, args.job]
     cause: str | None
     if busy is not None:  # recorded and alerted like any failed run
         print(
@@ -143,6 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id, outcome=outcome, exit_code=code, moved=moved, dead_letters=len(new_letters)
     )
     job_ops = project.job_ops(ops, args.job)
+    if tenant:  # alerts name the tenant: "acme/ats-to-hris"
+        job_ops = dataclasses.replace(job_ops, name=f"{tenant.name}/{args.job}")
     alerts = evaluate(
         job_ops,
         run_id=run_id,

@@ -1,0 +1,1 @@
+"""hrsync's Dagster code location (``hrsync_dagster.definitions``)."""
