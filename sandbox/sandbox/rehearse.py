@@ -53,9 +53,17 @@ class JobReport:
     unaccounted: list[str] = field(default_factory=list)  # people with no outcome at all
 
 
+def _key(key: Any) -> str:
+    """A record key as text; map-hr files its dead letters under ``field=value`` keys
+    (``id=8``): a single one of those is the value."""
+    text = str(key)
+    match = re.fullmatch(r"[A-Za-z_]\w*=([^,=\s]+)", text)
+    return match.group(1) if match else text
+
+
 def _who(world: PeopleWorld, key: Any) -> str:
     """A record key as the operator knows it: the file's id and the name, when it is a person."""
-    text = str(key)
+    text = _key(key)
     if text.isdigit() and 1 <= int(text) <= world.employees:
         person = world.person(int(text))
         name = (
@@ -107,7 +115,7 @@ def summarise(
         )
     report.errors = _error_lines(log)
     if job in HRIS_JOBS:
-        seen = {str(e["record_key"]) for e in events} | {str(d.record_key) for d in letters}
+        seen = {_key(e["record_key"]) for e in events} | {_key(d.record_key) for d in letters}
         report.unaccounted = [
             _who(world, k) for k in range(1, world.employees + 1) if str(k) not in seen
         ]

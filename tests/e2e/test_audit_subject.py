@@ -126,12 +126,17 @@ def test_a_hire_is_traced_across_every_job(world: Env) -> None:
     assert created, "the sandbox should have pending hires"
     candidate = str(created[0]["record_key"])
     employee = hires[candidate]
-    # IT gives the new hire a work address and the start date arrives: now every job has them
+    # IT gives the new hire a work address, payroll a work state (US payroll's population),
+    # and the start date arrives: now every job has them
     bamboohr(
         sb,
         "POST",
         f"/employees/{employee}",
-        json={"workEmail": f"new.hire.{employee}@example.com", "hireDate": "2020-01-06"},
+        json={
+            "workEmail": f"new.hire.{employee}@example.com",
+            "hireDate": "2020-01-06",
+            "customWorkState": "CA",
+        },
     )
     for job in ("hris-to-iam", "hris-to-lms", "hris-to-payroll"):
         run(env, job)

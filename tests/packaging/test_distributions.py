@@ -77,7 +77,7 @@ def _subcommands(bin_dir: Path, *words: str) -> list[tuple[str, ...]]:
         [str(bin_dir / "hrsync"), *words, "--help"], capture_output=True, text=True, check=True
     ).stdout
     # argparse's usage line shows a subcommand group as "{a,b,c} ..." (option choices have no "...")
-    found = re.search(r"\{([a-z0-9_,-]+)\} \.\.\.", text)
+    found = re.search(r"\{([a-z0-9_,-]+)\}\s+\.\.\.", text)
     if not found or len(words) > 3:
         return []
     paths: list[tuple[str, ...]] = []

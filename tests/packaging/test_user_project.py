@@ -142,8 +142,8 @@ def test_hrsync_run_from_the_ops_wheel(
         cwd=project, env=run_env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
-    record = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert record["outcome"] == "success"
+    record = json.loads(proc.stdout)
+    assert record["run"]["outcome"] == "success", record
     status = subprocess.run(
         [str(ops_bin / "hrsync"), "status"], cwd=project, env=run_env, capture_output=True,
         text=True,
