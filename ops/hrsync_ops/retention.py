@@ -14,6 +14,8 @@ keeps its data. ``hrsync retention apply`` (schedule it daily: see docs/operatio
   written (``updated_at``), else a lookup file nobody has written to since the cut-off;
 - **834 ledger**: members whose last file terminated them before the cut-off (active members
   are the baseline of the next file and stay);
+- **Moodle state**: leavers (and the enrolments target-moodle made for them) inactive since
+  before the cut-off (a rehire is found again in Moodle by the worker id);
 - **audit log**: rotated files whose last line is older than the cut-off. A chained
   ``retention`` line records the chain head of each removed file, so ``hrsync audit verify``
   accepts the shortened chain and still catches any other removal.
@@ -51,6 +53,7 @@ STORES = (
     "transfers",
     "lookups",
     "benefits_ledger",
+    "moodle_state",
     "audit",
 )
 
@@ -66,6 +69,9 @@ def default_paths() -> dict[str, Path]:
         "benefits_ledger": Path(
             os.environ.get("TARGET_BENEFITS_834_STATE_PATH")
             or ".hrsync/target-benefits-834/ledger.sqlite"
+        ),
+        "moodle_state": Path(
+            os.environ.get("TARGET_MOODLE_STATE_PATH") or ".hrsync/target-moodle-state.sqlite"
         ),
         "audit": audit.default_path(),
     }
@@ -219,6 +225,22 @@ def _benefits_ledger(path: Path, cutoff: str, result: StoreResult) -> None:
             ).rowcount
 
 
+def _moodle_state(path: Path, cutoff: str, result: StoreResult) -> None:
+    with _db(path) as db:
+        if "workers" not in _tables(db) or "inactive_since" not in _columns(db, "workers"):
+            result.note = "a state file target-moodle has not opened since retention began"
+            return
+        if "enrolments" in _tables(db):
+            result.removed["enrolments"] = db.execute(
+                "DELETE FROM enrolments WHERE worker_id IN (SELECT worker_id FROM workers "
+                "WHERE active = 0 AND inactive_since < ?)",
+                (cutoff,),
+            ).rowcount
+        result.removed["workers"] = db.execute(
+            "DELETE FROM workers WHERE active = 0 AND inactive_since < ?", (cutoff,)
+        ).rowcount
+
+
 def _audit(path: Path, cutoff: str, result: StoreResult) -> None:
     files = audit.audit_files(path)
     removed, heads, lines = [], [], 0
@@ -249,6 +271,7 @@ _APPLY: dict[str, Callable[[Path, str, StoreResult], None]] = {
     "transfers": _transfers,
     "lookups": _lookups,
     "benefits_ledger": _benefits_ledger,
+    "moodle_state": _moodle_state,
     "audit": _audit,
 }
 

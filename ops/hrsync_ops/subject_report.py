@@ -180,18 +180,31 @@ def rests(policy: Policy, refs: set[str], moodle_state: Path | None = None) -> l
     if moodle_state is not None:
         with _read(moodle_state) as db:
             if db is not None and "workers" in _tables(db):
-                for worker, active in db.execute("SELECT worker_id, active FROM workers"):
+                since_col = "inactive_since" in {
+                    r[1] for r in db.execute("PRAGMA table_info(workers)")
+                }
+                query = (
+                    "SELECT worker_id, active, inactive_since FROM workers"
+                    if since_col
+                    else "SELECT worker_id, active, NULL FROM workers"
+                )
+                for worker, active, since in db.execute(query):
                     if ref_of(str(worker), False) in refs:
                         n = db.execute(
                             "SELECT COUNT(*) FROM enrolments WHERE worker_id = ?", (worker,)
                         ).fetchone()[0]
+                        until = (
+                            "while the worker is synchronised"
+                            if active
+                            else _until(str(since or ""), policy.keep.get("moodle_state"))
+                        )
                         out.append(
                             Rest(
                                 "moodle_state",
                                 str(moodle_state),
                                 f"worker ({'active' if active else 'inactive'}), {n} enrolment(s)",
-                                "",
-                                "while the worker is synchronised (no retention applied)",
+                                str(since or ""),
+                                until,
                             )
                         )
     return out

@@ -19,6 +19,7 @@ from hrsync_ops.runs import RunLedger
 from hrsync_ops.webhooks.store import EventStore
 from map_hr.lookups import LookupStore
 from target_benefits_834.store import Ledger
+from target_moodle.state import Enrolment, StateStore, Worker
 
 OLD = (datetime.now(UTC) - timedelta(days=2)).isoformat(timespec="milliseconds")
 
@@ -44,6 +45,7 @@ def stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
         "transfers": tmp_path / "transfers.sqlite",
         "lookups": tmp_path / "map-hr",
         "benefits_ledger": tmp_path / "ledger.sqlite",
+        "moodle_state": tmp_path / "moodle-state.sqlite",
         "audit": tmp_path / "audit.jsonl",
     }
     # dead letters: 2 resolved (1 old), 2 waiting (1 old)
@@ -113,6 +115,16 @@ def stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
                 ("E:3", "3", b"{}", "x", "terminated", now),
             ],
         )
+    # Moodle state: an active worker, two leavers (one inactive since long ago), a rehire
+    state = StateStore(paths["moodle_state"])
+    for wid, active in (("1", True), ("2", False), ("3", False), ("4", False)):
+        state.save_worker(Worker(wid, int(wid), None, active, {"role": "x"}, True))
+        state.save_enrolment(wid, Enrolment(7, "active", 0, 0, "r", None))
+    state.save_worker(Worker("4", 4, None, True, {"role": "x"}, True))  # 4 is back: active
+    state.save_worker(Worker("3", 3, None, False, {"role": "y"}, True))  # still gone, kept time
+    state.db.execute("UPDATE workers SET inactive_since=? WHERE worker_id IN ('2','4')", (OLD,))
+    state.db.execute("UPDATE workers SET active=1, inactive_since=NULL WHERE worker_id='4'")
+    state.close()
     (paths["audit"]).write_text("")
     return paths
 
@@ -169,6 +181,16 @@ def test_every_store_loses_exactly_what_is_past_due(
     assert report["benefits_ledger"]["removed"] == {"members": 1}
     with sqlite3.connect(stores["benefits_ledger"]) as db:
         assert [r[0] for r in db.execute("SELECT member FROM members ORDER BY 1")] == ["E:1", "E:3"]
+    # the leaver inactive for two days goes with the enrolments made for them; the new leaver
+    # and the active workers stay
+    assert report["moodle_state"]["removed"] == {"enrolments": 1, "workers": 1}
+    with sqlite3.connect(stores["moodle_state"]) as db:
+        assert [r[0] for r in db.execute("SELECT worker_id FROM workers ORDER BY 1")] == [
+            "1",
+            "3",
+            "4",
+        ]
+        assert db.execute("SELECT COUNT(*) FROM enrolments WHERE worker_id='2'").fetchone() == (0,)
     # what was removed is logged as counts, in the chain, and the chain verifies
     (note,) = [
         json.loads(x)

@@ -8,7 +8,9 @@ after a rules edit), lets a promotion to manager be noticed when only the new re
 changed, and keeps the target's hands off enrolments people made by hand in Moodle.
 
 Lose the file and nothing breaks: the next full-refresh run (``meltano run --full-refresh``)
-reads the active enrolments back from Moodle and rebuilds it.
+reads the active enrolments back from Moodle and rebuilds it. That is also why a leaver's row
+may go after a retention period (``inactive_since``; ``hrsync retention apply``, store
+``moodle_state``): a rehire is found again in Moodle by the worker id.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import typing as t
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hrsync import sqlite
@@ -30,7 +33,8 @@ CREATE TABLE IF NOT EXISTS workers (
     manager_id TEXT,
     active INTEGER NOT NULL,
     facts TEXT NOT NULL,
-    enrolments_known INTEGER NOT NULL DEFAULT 0
+    enrolments_known INTEGER NOT NULL DEFAULT 0,
+    inactive_since TEXT            -- UTC ISO time the worker was first saved inactive
 );
 CREATE INDEX IF NOT EXISTS workers_manager ON workers (manager_id);
 CREATE TABLE IF NOT EXISTS enrolments (
@@ -74,6 +78,12 @@ class StateStore:
         self.db = sqlite.connect(
             self.path, schema=_SCHEMA, check_same_thread=False, name="Moodle state"
         )
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(workers)")}
+        if "inactive_since" not in columns:  # a state file from before retention
+            self.db.execute("ALTER TABLE workers ADD COLUMN inactive_since TEXT")
+            self.db.execute(
+                "UPDATE workers SET inactive_since=? WHERE active=0", (_now(),)
+            )  # leavers of an old file age from now on
 
     def close(self) -> None:
         self.db.close()
@@ -118,9 +128,12 @@ class StateStore:
             after = rows[-1][0]
 
     def save_worker(self, worker: Worker) -> None:
+        """Insert or replace; a leaver keeps the time they were first saved inactive (what
+        retention ages), a rehire clears it."""
         self.db.execute(
             "INSERT OR REPLACE INTO workers (worker_id, moodle_id, manager_id, active, facts, "
-            "enrolments_known) VALUES (?, ?, ?, ?, ?, ?)",
+            "enrolments_known, inactive_since) VALUES (?, ?, ?, ?, ?, ?, CASE WHEN ? THEN NULL "
+            "ELSE COALESCE((SELECT inactive_since FROM workers WHERE worker_id=?), ?) END)",
             (
                 worker.worker_id,
                 worker.moodle_id,
@@ -128,6 +141,9 @@ class StateStore:
                 int(worker.active),
                 json.dumps(worker.facts, sort_keys=True, default=str),
                 int(worker.enrolments_known),
+                int(worker.active),
+                worker.worker_id,
+                _now(),
             ),
         )
 
@@ -166,3 +182,7 @@ class StateStore:
     def forget_enrolments(self, worker_id: str) -> None:
         """A brand-new Moodle account has no enrolments, whatever an old state file says."""
         self.db.execute("DELETE FROM enrolments WHERE worker_id=?", (worker_id,))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
