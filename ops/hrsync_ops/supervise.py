@@ -292,8 +292,26 @@ def _parse(line: str) -> tuple[str, str, str] | None:
     return level, source, message.strip()
 
 
+_EXC_TYPE = re.compile(r"\s*\bplugin_exc_type=(?P<value>\S+)")
+_EXC_MESSAGE = re.compile(
+    r"\s*\bplugin_exc_message=(?P<value>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+)"
+)
+
+
+def _structured_exception(message: str) -> str:
+    """Meltano's rendering of a plugin's structured log (singer-sdk with the
+    structured-logging capability) appends the exception as ``plugin_exc_message='...'
+    plugin_exc_type=X``: one ``X: message`` instead."""
+    kind = _EXC_TYPE.search(message)
+    if kind is None:
+        return message
+    text = _EXC_MESSAGE.sub("", _EXC_TYPE.sub("", message)).strip()
+    return f"{kind['value']}: {text}"
+
+
 def _plugin_error(message: str) -> str | None:
     """The error a plugin's stderr line reports, if it reports one."""
+    message = _structured_exception(message)
     if (sdk := _SDK.match(message)) is not None:
         return sdk["msg"].strip() if sdk["level"] in ("ERROR", "CRITICAL", "FATAL") else None
     if message.startswith(("Traceback", "File ", "raise ", "^", "~")) or not message:

@@ -179,9 +179,10 @@ def test_failed_run_fails_the_op_with_its_cause(
     failure = result.failure_data_for_node("run_ats_to_hris")
     assert failure is not None and failure.user_failure_data is not None
     description = failure.user_failure_data.description or ""
+    # Meltano renders the plugin's structured log; hrsync names plugin, exception and message
     assert description == (
-        "hrsync run ats-to-hris failed (exit 1): target-bamboohr: target_bamboohr.client."
-        "BambooHRError: GET /meta/fields -> 401: Invalid API key"
+        "hrsync run ats-to-hris failed (exit 1): target-bamboohr: BambooHRError: "
+        "GET /meta/fields -> 401: Invalid API key"
     )
     runs = RunLedger(Path(env["HRSYNC_RUNS_PATH"])).history("ats-to-hris")
     assert runs[0].outcome == "failed"  # hrsync recorded it; Dagster did not retry it

@@ -53,6 +53,7 @@ class HrsyncRun:
     record: dict[str, Any] | None  # the run ledger's row (``hrsync run --json``)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     stderr: str = ""
+    reported_cause: str | None = None  # what ``hrsync run --json`` names as the cause
 
     @property
     def ok(self) -> bool:
@@ -60,7 +61,9 @@ class HrsyncRun:
 
     @property
     def cause(self) -> str:
-        return failure_cause(self.stderr, self.exit_code)
+        """hrsync run's own verdict (it reads Meltano's log as the run goes); the last error
+        line of the output only when hrsync run could not say (it died)."""
+        return self.reported_cause or failure_cause(self.stderr, self.exit_code)
 
 
 def _parse(line: str) -> tuple[str | None, str]:
@@ -123,6 +126,7 @@ def hrsync_run(
         sys.stderr.flush()
     record: dict[str, Any] | None = None
     alerts: list[dict[str, Any]] = []
+    cause: str | None = None
     try:
         parsed = json.loads(proc.stdout) if proc.stdout.strip() else None
     except ValueError:
@@ -130,6 +134,7 @@ def hrsync_run(
     if isinstance(parsed, dict):
         record = parsed.get("run")
         alerts = list(parsed.get("alerts") or [])
+        cause = parsed.get("cause") or None
     return HrsyncRun(
         job,
         tenant.name if tenant else None,
@@ -138,6 +143,7 @@ def hrsync_run(
         record,
         alerts,
         proc.stderr,
+        cause,
     )
 
 
