@@ -29,6 +29,11 @@ class SingerObjectReader(SingerReader):
             message: t.Any = super().deserialize_json(line)
         except InvalidInputLine as exc:
             raise InvalidInputLine(f"line {self.line_number}: {exc}") from exc
+        except RecursionError as exc:  # valid JSON, nested deeper than any parser recurses
+            raise InvalidInputLine(
+                f"line {self.line_number}: JSON nested too deeply to read (no record can be "
+                f"taken from it): {str(line)[:120]!r}..."
+            ) from exc
         if not isinstance(message, dict):
             raise InvalidInputLine(
                 f"line {self.line_number}: a Singer message must be a JSON object, got "

@@ -293,7 +293,13 @@ def judge_stream(kind: str, out: Outcome) -> str | None:
 
 
 def judge_record(
-    out: Outcome, stream: str, field: str, key: str, letters: int, target: bool
+    out: Outcome,
+    stream: str,
+    field: str,
+    key: str,
+    letters: int,
+    target: bool,
+    readable: bool = True,
 ) -> str | None:
     if out.code is None:
         return "hung"
@@ -301,8 +307,9 @@ def judge_record(
         return "non-JSON on stdout"
     if BARE_CRASH.match(out.last_line):
         return "bare crash"
-    if target and out.code != 0:
+    if target and readable and out.code != 0:
         # one bad record never stops anyone else's: a target delivers it or dead-letters it
+        # (a line no JSON parser can read is no record: stopping there, named, is right)
         return f"record-level garbage stopped the run (exit {out.code})"
     if out.code != 0:
         names = "|".join(re.escape(x) for x in (stream, field, key, "record", "json", "nest"))
@@ -432,10 +439,14 @@ def test_targets_reject_malformed_messages(
             problems.append((kind, why, out))
     dead = 0
     cases = zip(r_cases, outcomes[len(s_cases) :], strict=True)
-    for i, ((kind, _, field), out) in enumerate(cases):
+    for i, ((kind, _lines, field), out) in enumerate(cases):
         letters = len(DeadLetterStore(tmp_path / f"dlq-{100 + i}.sqlite").list(status=None))
         dead += letters
-        if why := judge_record(out, stream, field, str(good[keys[0]]), letters, target=True):
+        # nesting deeper than JSON parsers recurse (5,000 and 200,000 levels) cannot be read
+        readable = not (kind == "deep_nesting" and any("[" * 1000 in x for x in _lines))
+        if why := judge_record(
+            out, stream, field, str(good[keys[0]]), letters, target=True, readable=readable
+        ):
             problems.append((kind, why, out))
     COUNTS[plugin] = len(s_cases) + len(r_cases)
     record_counts("Singer messages into map-hr and the targets", COUNTS)
