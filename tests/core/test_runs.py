@@ -254,13 +254,16 @@ def test_jobs_sharing_a_tap_run_one_after_the_other(project: Path, tmp_path: Pat
         assert time.monotonic() < deadline and first.poll() is None
         time.sleep(0.05)
     second = _hrsync_run(project, "job-c", sleep=0, times=times)
+    # job-b (which ends job-a) starts only once job-c says it waits: started together, job-c's
+    # interpreter could come up after job-a had already ended, and then it rightly waits for none
+    assert second.stderr is not None
+    waiting = second.stderr.readline()
+    assert f"waiting for tap-a, in use by job-a (pid {first.pid})" in waiting
     alongside = _hrsync_run(project, "job-b", touch=started_b, times=times)
     assert [p.wait(300) for p in (first, second, alongside)] == [0, 0, 0]
     spans = {job: (began, ended) for job, began, ended in map(json.loads, times.open())}
     assert spans["job-c"][0] >= spans["job-a"][1]  # after job-a's meltano ended
     assert spans["job-b"][0] < spans["job-a"][1]  # not held up by job-a
-    err = second.stderr.read() if second.stderr else ""
-    assert f"waiting for tap-a, in use by job-a (pid {first.pid})" in err
     ledger = RunLedger(project / ".hrsync/runs.sqlite")
     assert [r.outcome for job in ("job-a", "job-b", "job-c") for r in ledger.history(job)] == [
         "success"
