@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -15,6 +16,37 @@ from sandbox.server import Sandbox
 settings.register_profile("default", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+TESTS = Path(__file__).resolve().parent
+# Tests that run Meltano in the repository's own project share its `.meltano/` (one state.json
+# per tap, and `meltano install` empties `.meltano/run/`), and Samba AD listens on fixed ports:
+# each of these runs on one pytest-xdist worker, one test after the other. Every other test
+# file is a group of its own, so its module- and session-scoped set-up is paid once.
+SHARED_GROUPS = {
+    "meltano-project": (
+        "e2e/",
+        "orchestration/",
+        "test_plugin_settings.py",
+    ),
+    "samba-ad": ("targets/target_ldap/test_samba_ad.py", "taps/tap_ldap/"),
+}
+
+
+def xdist_group(path: Path) -> str:
+    rel = path.resolve().relative_to(TESTS).as_posix()
+    for group, prefixes in SHARED_GROUPS.items():
+        if rel.startswith(prefixes):
+            return group
+    return rel
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Group tests for `pytest -n 2 --dist loadgroup` (scripts/test), the longest group first
+    so that it starts at once rather than last."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item.path)))
+    items.sort(key=lambda item: xdist_group(item.path) != "meltano-project")
 
 
 @pytest.fixture(scope="module")
