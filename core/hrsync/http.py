@@ -44,6 +44,7 @@ from singer_sdk.authenticators import OAuthAuthenticator
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 
+from hrsync.output import SelectedRecordMessages
 from hrsync.tls import MINIMUM_TLS_VERSION
 
 _LOGGER = logging.getLogger("hrsync.http")
@@ -494,8 +495,10 @@ class NoRepeatedPages:
 # --- the stream base class ----------------------------------------------------------------
 
 
-class HRRESTStream(RESTStream[_TToken]):
-    """Base class of every hrsync REST stream: HTTPS policy, retries, rate limit, errors.
+class HRRESTStream(SelectedRecordMessages, RESTStream[_TToken]):
+    """Base class of every hrsync REST stream: HTTPS policy, retries, rate limit, errors, and
+    records written without singer-sdk's per-record walks when they change nothing
+    (:mod:`hrsync.output`).
 
     Subclasses declare ``url_base``, ``path``, ``records_jsonpath``, a paginator and an
     authenticator, as with any singer-sdk ``RESTStream``; vendors whose errors are shaped

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import typing as t
 
+from hrsync.output import OrjsonRecordWriter
+
 if t.TYPE_CHECKING:
+    from singer_sdk.singerlib.encoding import GenericSingerWriter
     from singer_sdk.streams import Stream
 
 
@@ -31,3 +34,11 @@ class DeclaredStreamOrder:
             streams.update(reordered)
         self.__dict__["_hrsync_ordered"] = tuple(streams)
         return streams
+
+
+class HRTap(DeclaredStreamOrder):
+    """What every hrsync tap shares: streams in declared order, and RECORD lines written by
+    :class:`hrsync.output.OrjsonRecordWriter` (singer-sdk's bytes, several times faster).
+    Mix in before ``Tap``: ``class TapX(HRTap, Tap)``."""
+
+    message_writer_class: type[GenericSingerWriter] = OrjsonRecordWriter

@@ -14,6 +14,7 @@ from hrsync.shapes import expect_rows
 from tap_bamboohr.benefit_streams import BENEFIT_STREAMS
 from tap_bamboohr.client import (
     EPOCH,
+    SEEN_AT_BOOKMARK,
     VENDOR,
     BambooHRStream,
     CursorPaginator,
@@ -24,6 +25,8 @@ from tap_bamboohr.client import (
 )
 
 if t.TYPE_CHECKING:
+    from datetime import datetime
+
     from singer_sdk.helpers.types import Context
 
 #: The employee fields read by default (BambooHR field aliases).
@@ -240,10 +243,28 @@ class EmployeeDeletionsStream(BambooHRStream):
     primary_keys: t.ClassVar[list[str]] = ["id"]
     int_fields = ("id",)
 
+    #: the server's clock when the one request was sent (see get_records)
+    _read_at: datetime | None = None
+
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, str]:
         return {"since": format_since(self.since(context) or EPOCH), "type": "deleted"}
 
+    def get_records(self, context: Context | None) -> t.Iterator[dict]:
+        """Bookmark the server's clock when the request was sent, unless a deletion stamped
+        later came back: one request answers every deletion up to then. Deletions are rare, so
+        a bookmark that only moved with the last deletion seen would ask for every deletion
+        since the beginning on every run, until the first one."""
+        self._read_at = None
+        yield from super().get_records(context)
+        read_at, mark = self._read_at, self.bookmark(context)
+        if read_at is None or (mark is not None and read_at <= mark):
+            return  # (a bookmark never moves back)
+        if self._newest is None or self._newest < read_at:
+            self.set_bookmark(context, read_at)
+            self.get_context_state(context)[SEEN_AT_BOOKMARK] = []
+
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
+        self._read_at = server_time_at_send(response)
         data = expect_object(response, self.parse_json(response), 'an object with "employees"')
         employees = expect_map(response, data.get("employees"), '"employees" keyed by id')
         for key, entry in employees.items():

@@ -9,7 +9,7 @@ from singer_sdk import typing as th
 
 from hrsync.cli import plugin_main
 from hrsync.http import HTTP_SETTINGS, secure_request
-from hrsync.taps import DeclaredStreamOrder
+from hrsync.taps import HRTap
 from tap_bamboohr.client import ERROR_HEADER, base_url, load_schema
 from tap_bamboohr.streams import (
     DEFAULT_CANDIDATE_FIELD,
@@ -20,7 +20,7 @@ from tap_bamboohr.streams import (
 )
 
 
-class TapBambooHR(DeclaredStreamOrder, Tap):
+class TapBambooHR(HRTap, Tap):
     """Singer tap for BambooHR: employees (incl. inactive), deletions, job/pay/status history."""
 
     name = "tap-bamboohr"

@@ -7,11 +7,11 @@ from singer_sdk import typing as th
 
 from hrsync.cli import plugin_main
 from hrsync.http import HTTP_SETTINGS
-from hrsync.taps import DeclaredStreamOrder
+from hrsync.taps import HRTap
 from tap_greenhouse.streams import STREAM_TYPES
 
 
-class TapGreenhouse(DeclaredStreamOrder, Tap):
+class TapGreenhouse(HRTap, Tap):
     """Singer tap for Greenhouse Harvest v3 (Harvest v1/v2 are retired on 2026-08-31)."""
 
     name = "tap-greenhouse"

@@ -27,7 +27,6 @@ from hrsync.http import HRRESTStream, require_secure_url
 from hrsync.incremental import parse_datetime
 from hrsync.paging import JSONLinkPaginator
 from hrsync.shapes import expect, expect_rows, read_json
-from tap_surveymonkey.output import SelectedRecordMessages
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -98,7 +97,7 @@ class KeysetPaginator(BaseAPIPaginator[Keyset]):
         return self.get_next(response) is not None
 
 
-class SurveyMonkeyStream(SelectedRecordMessages, HRRESTStream[t.Any]):
+class SurveyMonkeyStream(HRRESTStream[t.Any]):
     """Shared behaviour: base URL, bearer token, SurveyMonkey's error bodies, JSON once."""
 
     schema = StreamSchema(SchemaDirectory(SCHEMAS))  # schemas/<stream name>.json

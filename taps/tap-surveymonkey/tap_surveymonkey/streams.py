@@ -21,6 +21,7 @@ from singer_sdk.streams import Stream
 from hrsync.drift import ReportsDrift
 from hrsync.errors import ConfigError
 from hrsync.incremental import DateTimeWindows, Window
+from hrsync.output import SelectedRecordMessages
 from hrsync.paging import FollowNextLink
 from hrsync.shapes import UnexpectedPage, expect, expect_rows
 from tap_surveymonkey.client import (
@@ -33,7 +34,6 @@ from tap_surveymonkey.client import (
     parse_json,
     parse_stamp,
 )
-from tap_surveymonkey.output import SelectedRecordMessages
 
 _SECOND = timedelta(seconds=1)
 

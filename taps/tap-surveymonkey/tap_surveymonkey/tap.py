@@ -7,19 +7,16 @@ from singer_sdk import typing as th
 
 from hrsync.cli import plugin_main
 from hrsync.http import HTTP_SETTINGS
-from hrsync.taps import DeclaredStreamOrder
-from tap_surveymonkey.output import OrjsonRecordWriter
+from hrsync.taps import HRTap
 from tap_surveymonkey.streams import STREAM_TYPES
 
 
-class TapSurveyMonkey(DeclaredStreamOrder, Tap):
+class TapSurveyMonkey(HRTap, Tap):
     """Singer tap for SurveyMonkey survey results, respondents linkable to employees."""
 
     name = "tap-surveymonkey"
     package_name = "hrsync-tap-surveymonkey"  # the distribution, for --about's version
     stream_types = STREAM_TYPES
-    #: RECORD lines from orjson, byte-identical to singer-sdk's (see output.py)
-    message_writer_class = OrjsonRecordWriter
 
     config_jsonschema = th.PropertiesList(
         th.Property(

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +431,25 @@ def test_deleted_employees_reach_the_deletions_stream() -> None:
 
         third = run_tap(config, final_state(second))
         assert not records(third, "employee_deletions")
+
+
+def test_the_deletions_bookmark_moves_without_any_deletion() -> None:
+    """Deletions are rare: a run that sees none still bookmarks the server's clock when it
+    asked, so the next run does not ask for every deletion since the beginning again; a
+    deletion after it still comes, once."""
+    with Sandbox(employees=20, vendors=("bamboohr",)) as sb:
+        app = sb.apps["bamboohr"]
+        assert isinstance(app, BambooHR)
+        config = config_for(sb)
+        before = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
+        first = run_tap(config)
+        assert not records(first, "employee_deletions")
+        mark = final_state(first)["bookmarks"]["employee_deletions"]["replication_key_value"]
+        assert datetime.fromisoformat(mark) >= before
+        app.delete(4)
+        second = run_tap(config, final_state(first))
+        assert [r["id"] for r in records(second, "employee_deletions")] == [4]
+        third = run_tap(config, final_state(second))
+        assert not records(third, "employee_deletions")
+        fourth = run_tap(config, final_state(third))
+        assert not records(fourth, "employee_deletions")

@@ -1,4 +1,7 @@
-"""tap-surveymonkey's Singer output (output.py): the same bytes as singer-sdk's, in order."""
+"""Every tap's Singer output (hrsync.output): the same bytes as singer-sdk's, in order.
+
+The console-script and selection tests run tap-surveymonkey, whose answers stream emits the
+most records; tests/taps/test_fast_output.py runs every other tap."""
 
 from __future__ import annotations
 
@@ -14,12 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from singer_sdk.helpers._typing import _conform_record_data_types
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage, StateMessage
 from singer_sdk.singerlib.encoding import SimpleSingerWriter
 from singer_sdk.singerlib.json import serialize_json
 
+from hrsync import output
+from hrsync.output import OrjsonRecordWriter, conform_plan, record_line
 from sandbox.server import Sandbox
-from tap_surveymonkey.output import OrjsonRecordWriter, record_line
 from tap_surveymonkey.tap import TapSurveyMonkey
 
 TAP = Path(sys.executable).parent / "tap-surveymonkey"
@@ -63,8 +71,9 @@ def message(value: Any, stream: str = "answers") -> RecordMessage:
     )
 
 
-#: the values orjson writes (all others go through singer-sdk's serializer)
-FAST = {0, 5, 6, 7, 9, 10, 11, 12, 16, 23, 24}
+#: the values orjson writes (all others go through singer-sdk's serializer): non-ASCII text,
+#: control characters and DEL included
+FAST = {0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 16, 23, 24}
 
 
 @pytest.mark.parametrize("index", range(len(UGLY)), ids=lambda i: repr(UGLY[i]))
@@ -74,6 +83,24 @@ def test_a_record_line_is_singer_sdks_or_none(index: int) -> None:
     line = record_line(msg)
     assert line is None or line.decode() == want
     assert (line is not None) == (index in FAST)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400)
+@given(record=st.dictionaries(st.text(), JSON, max_size=6))
+def test_any_record_is_written_as_singer_sdk_writes_it(record: dict[str, Any]) -> None:
+    """Any text (accents, emoji, lone surrogates, controls), number or nesting: the fast line,
+    when there is one, is exactly singer-sdk's."""
+    msg = RecordMessage(stream="s", record=record, time_extracted=datetime(2026, 1, 2, tzinfo=UTC))
+    line = record_line(msg)
+    if line is not None:
+        assert line.decode("ascii") == serialize_json(msg.to_dict()) + "\n"
 
 
 class RawStdout(io.TextIOWrapper):
@@ -203,3 +230,73 @@ def test_a_deselected_property_is_still_left_out(sb: Sandbox) -> None:
     responses = [m["record"] for m in msgs if m.get("stream") == "responses" and "record" in m]
     assert answers and all("choice_text" not in a and "choice_weight" in a for a in answers)
     assert responses and all("custom_variables" not in r and "employee_id" in r for r in responses)
+
+
+# --- type conformance, planned once per schema --------------------------------------------
+
+PROPERTY_SCHEMAS = st.sampled_from(
+    [
+        {"type": "string"},
+        {"type": ["string", "null"], "format": "date-time"},
+        {"type": ["integer", "null"]},
+        {"type": "boolean"},
+        {"type": ["boolean", "null"]},
+        {"type": ["number", "null"]},
+        {"anyOf": [{"type": "boolean"}, {"type": "string"}]},
+        {"type": ["array", "null"], "items": {"type": "string"}},
+        {"type": "array", "items": {"type": "object", "properties": {"a": {"type": "boolean"}}}},
+        {"type": ["object", "null"], "properties": {"x": {"type": ["boolean", "null"]}}},
+        {"type": "object"},
+        {},
+    ]
+)
+VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=5)
+    | st.decimals(allow_nan=False)
+    | st.just(Decimal("NaN"))
+    | st.datetimes()
+    | st.dates()
+    | st.binary(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abx"), inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=500)
+@given(
+    properties=st.dictionaries(st.sampled_from("pqrstu"), PROPERTY_SCHEMAS, max_size=5),
+    record=st.dictionaries(st.sampled_from("pqrstuvw"), VALUES, max_size=7),
+    additional=st.booleans(),
+    level=st.sampled_from([TypeConformanceLevel.RECURSIVE, TypeConformanceLevel.ROOT_ONLY]),
+)
+def test_conformance_is_singer_sdks(
+    properties: dict[str, Any],
+    record: dict[str, Any],
+    additional: bool,
+    level: TypeConformanceLevel,
+) -> None:
+    """Same output record and the same unmapped properties (the warning's content) as
+    singer-sdk's conform_record_data_types, for any schema and values."""
+    schema = {"type": "object", "properties": properties, "additionalProperties": additional}
+    plan = conform_plan(schema)
+    warned: list[tuple[str, ...]] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(output, "_warn_unmapped_properties", lambda _s, names, _l: warned.append(names))
+        try:
+            want, want_unmapped = _conform_record_data_types(dict(record), schema, level, None)
+        except Exception as exc:  # e.g. a list under an empty schema: the same error
+            with pytest.raises(type(exc)):
+                output.conform_record("s", dict(record), schema, plan, level, None)
+            return
+        got = output.conform_record("s", dict(record), schema, plan, level, None)
+    assert _same(got, want)
+    assert warned == ([tuple(want_unmapped)] if want_unmapped else [])
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, NaN included (a Decimal NaN is not equal to itself)."""
+    return repr(a) == repr(b)

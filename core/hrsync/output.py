@@ -1,31 +1,41 @@
-"""Singer output at answers-stream rates: the same bytes as singer-sdk's, for less work.
+"""Every hrsync tap's Singer output: the same bytes as singer-sdk's, for less work.
 
-The answers stream emits a row per answer (five or so per response), so singer-sdk's per-record
-costs dominate a run: its simplejson encoder, one flush (one write to the pipe) per message,
-and a walk over every property for deselected ones. Here:
+A tap moving tens of thousands of employees spends most of its time in singer-sdk's
+per-record costs: its simplejson encoder, one flush (one write to the pipe) per message, and a
+walk over every property for deselected ones. Here (used by :class:`hrsync.taps.HRTap` and
+:class:`hrsync.http.HRRESTStream`, so every tap has it):
 
 - :class:`OrjsonRecordWriter` encodes RECORD messages with orjson when the output is certainly
   byte-identical to singer-sdk's ``serialize_json`` (simplejson, ``ensure_ascii``, compact
   separators, ``datetime.isoformat``): plain JSON values only, floats only where orjson and
-  ``repr`` agree, ASCII-only output without DEL. Anything else (non-ASCII text, big ints,
-  Decimals, datetimes inside a record, exotic floats) takes singer-sdk's own path. RECORD lines
+  ``repr`` agree; text beyond ASCII (accents, emoji, DEL) is escaped afterwards as simplejson
+  escapes it (``\\u00e9``, surrogate pairs). Anything else (big ints, Decimals, datetimes
+  inside a record, exotic floats) takes singer-sdk's own path. RECORD lines
   are written in 64 KiB chunks instead of one flushed write each; every other message
   (SCHEMA, STATE, ...) is written and flushed as before, after the records ahead of it.
 - :class:`SelectedRecordMessages` skips the deselected-property walk when the stream's
   selection mask selects everything (then the walk removes nothing), and a generator per
-  record.
+  record; and conforms records with :func:`conform_record`, singer-sdk's type conformance
+  planned once per schema: a text, integer, boolean or null value of a property that is not
+  boolean-only is left as it is without a call per value (what singer-sdk's walk does to it
+  too), and every other value goes through singer-sdk's own code.
 """
 
 from __future__ import annotations
 
 import datetime
+import re
 import sys
 import typing as t
 import weakref
 
 import orjson
 from singer_sdk.helpers._catalog import pop_deselected_record_properties
-from singer_sdk.helpers._typing import conform_record_data_types
+from singer_sdk.helpers._typing import (
+    _conform_record_data_types,
+    _is_exclusive_boolean_type,
+    _warn_unmapped_properties,
+)
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.singerlib import RecordMessage
@@ -63,6 +73,18 @@ def _plain(value: t.Any) -> bool:
     return True
 
 
+#: what simplejson's ``ensure_ascii`` escapes besides the escapes orjson also writes
+_BEYOND_ASCII = re.compile("[^\\x00-\\x7e]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # a UTF-16 surrogate pair, as simplejson writes it
+    return f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}"
+
+
 def record_line(message: RecordMessage) -> bytes | None:
     """The message's line (with its newline) if orjson can write it byte-identically, else
     None. ``time_extracted`` is an aware UTC datetime (singer-sdk makes it so): orjson writes
@@ -77,7 +99,8 @@ def record_line(message: RecordMessage) -> bytes | None:
     except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits
         return None
     if not line.isascii() or b"\x7f" in line:  # simplejson escapes these: \u00e9, \u007f
-        return None
+        # (only inside strings: JSON has no other place for them)
+        line = _BEYOND_ASCII.sub(_escape, line.decode()).encode()
     return line
 
 
@@ -131,6 +154,53 @@ def _write_out(pending: bytearray) -> None:
     out.flush()
 
 
+#: a property's plan: the value is kept as it is when its type is one of these
+_KEPT = frozenset({str, int, bool, type(None)})
+_BOOLEAN, _OTHER = "boolean", "other"
+
+
+def conform_plan(schema: dict[str, t.Any]) -> dict[str, str]:
+    """Per top-level property: ``boolean`` for a boolean-only schema (singer-sdk turns values
+    into ``value != 0``), else ``other`` (a text, integer, boolean or null value is kept)."""
+    plan = {}
+    for name, prop in schema.get("properties", {}).items():
+        boolean = isinstance(prop, dict) and _is_exclusive_boolean_type(prop)
+        plan[name] = _BOOLEAN if boolean else _OTHER
+    return plan
+
+
+def conform_record(
+    stream_name: str,
+    record: dict[str, t.Any],
+    schema: dict[str, t.Any],
+    plan: dict[str, str],
+    level: TypeConformanceLevel,
+    logger: t.Any,
+) -> dict[str, t.Any]:
+    """singer-sdk's ``conform_record_data_types`` (same output, same once-per-stream warning
+    about properties the schema does not have), without its per-value calls for plain values;
+    anything else (lists, objects, floats, dates...) is conformed by singer-sdk's code."""
+    out: dict[str, t.Any] = {}
+    unmapped: list[str] = []
+    extra = bool(schema.get("additionalProperties"))
+    for name, value in record.items():
+        kind = plan.get(name)
+        if kind is None:  # not in the schema
+            if extra:
+                out[name] = value
+            else:
+                unmapped.append(name)
+        elif type(value) in _KEPT:
+            out[name] = value if kind is _OTHER or value is None else value != 0
+        else:
+            done, nested = _conform_record_data_types({name: value}, schema, level, None)
+            out[name] = done[name]
+            unmapped.extend(nested)
+    if unmapped:
+        _warn_unmapped_properties(stream_name, tuple(unmapped), logger)
+    return out
+
+
 class SelectedRecordMessages:
     """Mix in before the singer-sdk stream class: singer-sdk 0.54's
     ``Stream._write_record_message`` (with its ``_generate_record_messages`` inlined) minus the
@@ -143,6 +213,8 @@ class SelectedRecordMessages:
 
     _mask_checked: t.Any = None
     _all_selected: bool = False
+    _plan_for: t.Any = None
+    _plan: dict[str, str] | None = None
 
     def _write_record_message(self, record: dict) -> None:
         stream = t.cast("Stream", self)
@@ -152,12 +224,17 @@ class SelectedRecordMessages:
         if not self._all_selected:
             pop_deselected_record_properties(record, stream.schema, mask)
         if stream.TYPE_CONFORMANCE_LEVEL is not TypeConformanceLevel.NONE:  # NONE: as is
-            record = conform_record_data_types(
-                stream_name=stream.name,
-                record=record,
-                schema=stream.effective_schema,
-                level=stream.TYPE_CONFORMANCE_LEVEL,
-                logger=stream.logger,
+            schema = stream.effective_schema
+            plan = self._plan
+            if plan is None or schema is not self._plan_for:
+                self._plan_for, self._plan = schema, (plan := conform_plan(schema))
+            record = conform_record(
+                stream.name,
+                record,
+                schema,
+                plan,
+                stream.TYPE_CONFORMANCE_LEVEL,
+                stream.logger,
             )
         for stream_map in stream.stream_maps:
             mapped_record = stream_map.transform(record)
