@@ -475,7 +475,7 @@ class BambooHR(App):
     def last_changed(self, eid: int) -> datetime:
         if eid in self.changed_at:
             return self.changed_at[eid]
-        return self.world.person(eid).updated_at
+        return self.world.person_updated_at(eid)
 
     def rows(self, eid: int, table: str) -> list[dict[str, Any]]:
         """Every row of ``table`` for one employee: seeded history, then rows added by writes."""

@@ -633,6 +633,14 @@ class World:
         over = self._overlay["people"].get(employee_id)
         return over if over is not None else self._person(employee_id)
 
+    def person_updated_at(self, employee_id: int) -> datetime:
+        """``person(employee_id).updated_at`` without building the person (change feeds scan
+        every person: at 100,000 people building each one is most of a request's time)."""
+        if not 1 <= employee_id <= self.employees:
+            raise KeyError(employee_id)
+        over = self._overlay["people"].get(employee_id)
+        return over.updated_at if over is not None else self.base_updated_at("people", employee_id)
+
     def candidate(self, candidate_id: int) -> Candidate:
         k = candidate_id - CANDIDATE_BASE
         if not 1 <= k <= self.candidates:
