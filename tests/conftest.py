@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -20,33 +21,40 @@ settings.load_profile("ci" if os.environ.get("CI") else "default")
 TESTS = Path(__file__).resolve().parent
 # Tests that run Meltano in the repository's own project share its `.meltano/` (one state.json
 # per tap, and `meltano install` empties `.meltano/run/`), and Samba AD listens on fixed ports:
-# each of these runs on one pytest-xdist worker, one test after the other. Every other test
-# file is a group of its own, so its module- and session-scoped set-up is paid once.
+# each of these groups runs on one pytest-xdist worker, one test after the other. Every other
+# test file is a group of its own, so its module- and session-scoped set-up is paid once.
 SHARED_GROUPS = {
-    "meltano-project": (
-        "e2e/",
-        "orchestration/",
-        "test_plugin_settings.py",
-    ),
+    "meltano-project": ("e2e/", "orchestration/", "test_plugin_settings.py"),
     "samba-ad": ("targets/target_ldap/test_samba_ad.py", "taps/tap_ldap/"),
 }
 
 
-def xdist_group(path: Path) -> str:
-    rel = path.resolve().relative_to(TESTS).as_posix()
+def test_group(path: str) -> str:
+    """The group of a test file (a path relative to tests/, or a node id starting tests/)."""
+    rel = path.split("::", 1)[0].removeprefix("tests/")
     for group, prefixes in SHARED_GROUPS.items():
         if rel.startswith(prefixes):
             return group
     return rel
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`pytest -n 2` (scripts/test): whole groups go to a worker. (pytest-xdist's own
+    `--dist loadgroup` marks do not group under pytest 9.2, whose node ids are read-only.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return test_group(nodeid)
+
+    return GroupScheduling(config, log)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group tests for `pytest -n 2 --dist loadgroup` (scripts/test), the longest group first
-    so that it starts at once rather than last."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group(item.path)))
-    items.sort(key=lambda item: xdist_group(item.path) != "meltano-project")
+    """The longest group first, so that it starts at once rather than last."""
+    items.sort(key=lambda item: test_group(item.nodeid) != "meltano-project")
 
 
 @pytest.fixture(scope="module")
