@@ -18,6 +18,7 @@ from singer_sdk.sinks import BatchSink
 from hrsync import subject
 from hrsync.deadletter import replaying
 from hrsync.errors import RecordError
+from hrsync.validation import CompiledValidation
 from target_warehouse.warehouse import LINE, Rejected, column_type
 
 if t.TYPE_CHECKING:
@@ -74,7 +75,7 @@ def validation_reason(error: jsonschema.ValidationError) -> tuple[str, str]:
     return field, f"fails the schema's {kind!r} rule ({error.validator_value!r})"[:300]
 
 
-class WarehouseSink(BatchSink):
+class WarehouseSink(CompiledValidation, BatchSink):
     """Upserts a stream into one table of the warehouse, keyed on its key properties."""
 
     def __init__(self, target: TargetWarehouse, *args: t.Any, **kwargs: t.Any) -> None:
