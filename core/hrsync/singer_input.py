@@ -73,5 +73,8 @@ def _floats(value: dict | list) -> bool:
     if float in kinds:
         return True
     if dict in kinds or list in kinds:
-        return any(type(item) in (dict, list) and _floats(item) for item in items)
+        for item in items:
+            kind = type(item)
+            if (kind is dict or kind is list) and _floats(item):
+                return True
     return False

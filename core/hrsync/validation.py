@@ -235,13 +235,10 @@ class CompiledValidation:
     Put it before the singer-sdk sink class: ``class MySink(CompiledValidation, RecordSink)``.
     """
 
-    schema: dict[str, t.Any]
-    validate_schema: bool
-    validate_field_string_format: bool
-
     def get_validator(self) -> BaseJSONSchemaValidator | None:
-        if self.validate_schema:
+        sink: t.Any = self  # a singer-sdk Sink
+        if sink.validate_schema:
             return CompiledValidator(
-                self.schema, validate_formats=self.validate_field_string_format
+                sink.schema, validate_formats=sink.validate_field_string_format
             )
         return None

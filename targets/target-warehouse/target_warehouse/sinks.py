@@ -160,18 +160,6 @@ class WarehouseSink(CompiledValidation, BatchSink):
             self._rejection = (field, "not a valid date or date-time", "invalid_date")
         return record
 
-    def take(self, record: dict) -> None:
-        """One record on the bulk path (TargetWarehouse._process_record_message): singer-sdk's
-        steps for a record of an unmapped stream without metadata columns, in its order."""
-        context = self._get_context(record)
-        self._remove_sdc_metadata_from_record(record)
-        self._validate_and_parse(record)
-        record = self.preprocess_record(record, context)
-        self._singer_validate_message(record)
-        self.tally_record_read()
-        self.process_record(record, context)
-        self.record_counter_metric.increment()
-
     def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: t.Any) -> None:
         """singer-sdk's, with each property's date kind looked up once per stream."""
         if schema is not self.schema:

@@ -8,17 +8,16 @@ and the reason while the rest of the run goes on. See ``warehouse.py`` for how.
 
 from __future__ import annotations
 
-import copy
 from functools import cached_property
 
 from singer_sdk import typing as th
-from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.target_base import Target
 
 from hrsync.audit import AuditLog
 from hrsync.batch import BatchAsRecords
 from hrsync.cli import plugin_main
 from hrsync.deadletter import DeadLetterStore, TargetDeadLetters
+from hrsync.direct import DirectRecords
 from hrsync.singer_input import SingerObjectReader
 from target_warehouse.sinks import WarehouseSink
 from target_warehouse.warehouse import Warehouse
@@ -26,7 +25,9 @@ from target_warehouse.warehouse import Warehouse
 DEFAULT_DATABASE = ".hrsync/warehouse.duckdb"
 
 
-class TargetWarehouse(BatchAsRecords, Target):  # BATCH files take the RECORD path
+# records of unmapped streams go straight to their sink (hrsync.direct: the bulk path);
+# BATCH files take the RECORD path
+class TargetWarehouse(DirectRecords, BatchAsRecords, Target):
     name = "target-warehouse"
     package_name = "hrsync-target-warehouse"  # the distribution, for --about's version
     message_reader_class = SingerObjectReader  # a non-object line fails naming it
@@ -49,46 +50,6 @@ class TargetWarehouse(BatchAsRecords, Target):  # BATCH files take the RECORD pa
                     "parent's rows from earlier runs are replaced as a whole (a removed answer "
                     "does not stay); not applied when replaying dead letters"),
     ).to_dict()  # fmt: skip
-
-    def _process_record_message(self, message_dict: dict) -> None:
-        """The bulk path: a record of a stream that no stream map changes goes straight to its
-        sink's :meth:`WarehouseSink.take` (the same steps as singer-sdk's path, in the same
-        order, without looking up the map, the sink and the metadata settings per record).
-        Anything else takes singer-sdk's own path."""
-        record = message_dict.get("record")
-        sink = self._bulk_sinks.get(message_dict.get("stream"))  # type: ignore[arg-type]
-        if sink is None or type(record) is not dict:
-            super()._process_record_message(message_dict)
-            return
-        sink.take(copy.copy(record))
-        if sink.is_full:
-            self.logger.info(
-                "Target sink for '%s' is full. Current size is '%s'. Draining...",
-                sink.stream_name,
-                sink.current_size,
-            )
-            self.drain_one(sink)
-        self._handle_max_record_age()
-
-    @cached_property
-    def _bulk_sinks(self) -> dict[str, WarehouseSink]:
-        return {}
-
-    def _process_schema_message(self, message_dict: dict) -> None:
-        super()._process_schema_message(message_dict)
-        stream = message_dict["stream"]
-        self._bulk_sinks.pop(stream, None)
-        maps = self.mapper.stream_maps.get(stream) or []
-        sink = self._sinks_active.get(stream)
-        if (
-            len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and maps[0].stream_alias == stream
-            and not maps[0].flattening_enabled
-            and isinstance(sink, WarehouseSink)
-            and not sink.include_sdc_metadata_properties
-        ):
-            self._bulk_sinks[stream] = sink
 
     @property
     def max_parallelism(self) -> int:
