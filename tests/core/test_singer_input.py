@@ -77,8 +77,8 @@ def _fast(line: str) -> Any:
 
 
 def test_same_values_and_refusals_as_singer_sdk() -> None:
-    lines = [json.dumps(m, ensure_ascii=False) for m in draw(MESSAGES, 400)]
-    lines += [json.dumps(m) for m in draw(MESSAGES, 100)]  # \\uXXXX escapes
+    lines = [json.dumps(m, ensure_ascii=False) for m in draw(MESSAGES, 150)]
+    lines += [json.dumps(m) for m in draw(MESSAGES, 50)]  # \\uXXXX escapes
     lines += [
         '{"a": 123456789012345678901234}',
         '{"a": 18446744073709551615, "b": -9223372036854775809}',

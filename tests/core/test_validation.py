@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
 
 from fuzz_kit import draw  # noqa: E402
 
-EXAMPLES = 25  # hypothesis records per schema (about 70 schemas)
+EXAMPLES = 15  # hypothesis records per schema (about 70 schemas)
 
 NASTY: list[Any] = [
     None,
