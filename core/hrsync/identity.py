@@ -12,6 +12,7 @@ from typing import Any
 from singer_sdk.sinks import RecordSink
 
 from hrsync.errors import RecordError
+from hrsync.validation import CompiledValidation
 
 _TRUE = frozenset({"true", "1", "yes", "y", "on"})
 
@@ -62,7 +63,7 @@ def should_be_active(record: Mapping[str, Any], today: dt.date, *, stream: str, 
     return status != "inactive"
 
 
-class PlanningSink(RecordSink):
+class PlanningSink(CompiledValidation, RecordSink):
     """Base sink of the IAM targets: records are collected, never written one by one.
 
     The mass-deprovisioning guard needs the whole batch planned before any write, so the

@@ -581,12 +581,17 @@ class TransferLedger:
         self.path = Path(path or os.environ.get(ENV_LEDGER) or DEFAULT_LEDGER_PATH)
         self._ready = False
         self._key: bytes | None = None
+        self._hmac: hmac.HMAC | None = None  # keyed once; each digest works on a copy
 
     def keyed(self, digest: str) -> str:
         """What the ledger stores for the hash ``digest``: HMAC-SHA256 under the ledger key."""
-        if self._key is None:
-            self._key = _ledger_key(self.path)
-        return hmac.new(self._key, digest.encode("ascii"), "sha256").hexdigest()
+        if self._hmac is None:
+            if self._key is None:
+                self._key = _ledger_key(self.path)
+            self._hmac = hmac.new(self._key, digestmod="sha256")
+        mac = self._hmac.copy()
+        mac.update(digest.encode("ascii"))
+        return mac.hexdigest()
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Check the key; turn a ledger of bare sha256 hashes into a keyed one, in place."""

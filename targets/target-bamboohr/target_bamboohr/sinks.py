@@ -20,6 +20,7 @@ from hrsync.audit import AuditLog
 from hrsync.deadletter import TargetDeadLetters
 from hrsync.errors import RecordError
 from hrsync.http import RetryBudgetExhausted
+from hrsync.validation import CompiledValidation
 from target_bamboohr.client import BambooHRClient, BambooHRError
 
 if t.TYPE_CHECKING:
@@ -59,7 +60,7 @@ def wire_value(value: t.Any) -> t.Any:
     return value
 
 
-class NewHireSink(RecordSink):
+class NewHireSink(CompiledValidation, RecordSink):
     """One employee per ATS candidate: create once, then update only fields that differ."""
 
     def __init__(self, target: TargetBambooHR, *args: t.Any, **kwargs: t.Any) -> None:

@@ -31,6 +31,7 @@ from hrsync.deadletter import TargetDeadLetters
 from hrsync.errors import RecordError
 from hrsync.http import RetryBudgetExhausted
 from hrsync.identity import parse_date, parse_flag, should_be_active
+from hrsync.validation import CompiledValidation
 from target_moodle.client import MoodleClient, MoodleError, MoodleHTTPError
 from target_moodle.rules import Facts, Rules
 from target_moodle.state import Enrolment, StateStore, Worker
@@ -124,7 +125,7 @@ def username_for(email: str) -> str:
     return _USERNAME_DROP.sub("", email.strip().lower())
 
 
-class LmsUserSink(BatchSink):
+class LmsUserSink(CompiledValidation, BatchSink):
     """Creates, updates, suspends and reactivates Moodle users; enrols them by the rules."""
 
     fail_on_record_validation_exception = False

@@ -10,6 +10,7 @@ from singer_sdk.sinks import RecordSink
 
 from hrsync.errors import RecordError
 from hrsync.http import RetryBudgetExhausted
+from hrsync.validation import CompiledValidation
 from target_payroll_api.client import GustoError
 from target_payroll_api.payroll import STREAMS, NotInPayroll
 
@@ -22,7 +23,7 @@ RESOLVE_EVERY = 500
 INVALID = "__hrsync_invalid__"
 
 
-class PayrollSink(RecordSink):
+class PayrollSink(CompiledValidation, RecordSink):
     """Routes each record to the handler of its stream (``payroll.Payroll``)."""
 
     def __init__(self, target: TargetPayrollAPI, *args: t.Any, **kwargs: t.Any) -> None:

@@ -13,6 +13,7 @@ from singer_sdk.target_base import Target
 
 from hrsync.batch import BatchAsRecords
 from hrsync.cli import plugin_main
+from hrsync.direct import DirectRecords
 from hrsync.singer_input import SingerObjectReader
 from hrsync.transfer import SFTP_SETTINGS
 from target_payroll_file.feed import DEFAULT_NAME_TEMPLATE, Outcome, PayrollFeed
@@ -20,7 +21,9 @@ from target_payroll_file.layout import load_layout
 from target_payroll_file.sinks import PayrollLineSink
 
 
-class TargetPayrollFile(BatchAsRecords, Target):  # BATCH files take the RECORD path
+# records of unmapped streams go straight to their sink (hrsync.direct: the bulk path);
+# BATCH files take the RECORD path
+class TargetPayrollFile(DirectRecords, BatchAsRecords, Target):
     """Writes the payroll change file and delivers it to the provider's SFTP drop."""
 
     name = "target-payroll-file"

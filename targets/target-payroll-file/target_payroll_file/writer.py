@@ -21,6 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 from hrsync.transfer import SentItems
 from target_payroll_file.layout import Column, Layout
 
@@ -49,7 +51,7 @@ class PayrollFileBuilder:
         self.detail_path = self._tmp / "detail"
         self.items_path = self._tmp / "items.jsonl"
         self._detail: IO[str] = self.detail_path.open("w", encoding=layout.encoding, newline="")
-        self._items: IO[str] = self.items_path.open("w", encoding="utf-8")
+        self._items: IO[bytes] = self.items_path.open("wb")  # private: orjson lines
         self._csv = csv.writer(
             self._detail,
             delimiter=layout.delimiter,
@@ -93,14 +95,14 @@ class PayrollFileBuilder:
         )
         skipped: list[tuple[str, str]] = []
         lines: list[list[str]] = []
-        items: list[str] = []
+        items: list[bytes] = []
         for item_key, item_sha, stream, record_key, values in pending:
             if (item_key, item_sha) in seen:
                 self.already_sent += 1
                 skipped.append((stream, record_key))
                 continue
             lines.append(values)
-            items.append(json.dumps([item_key, item_sha, stream, record_key]) + "\n")
+            items.append(orjson.dumps([item_key, item_sha, stream, record_key]) + b"\n")
             self.digest.update(item_sha.encode("ascii"))
             for index, column in self._numeric:
                 self._total(column, values[index])
@@ -127,9 +129,9 @@ class PayrollFileBuilder:
     def items(self) -> Iterator[tuple[str, str, str, str]]:
         """(item_key, item_sha256, stream, record_key) of every line written, in order."""
         self._items.flush()
-        with self.items_path.open(encoding="utf-8") as fh:
+        with self.items_path.open("rb") as fh:
             for line in fh:
-                key, sha, stream, record_key = json.loads(line)
+                key, sha, stream, record_key = orjson.loads(line)
                 yield key, sha, stream, record_key
 
     def context(self, file_name: str, company_code: str, now: dt.datetime) -> dict[str, Any]:

@@ -13,11 +13,21 @@ from pathlib import Path
 
 import orjson
 from singer_sdk.exceptions import InvalidRecord
+from singer_sdk.helpers._compat import (
+    date_fromisoformat,
+    datetime_fromisoformat,
+    time_fromisoformat,
+)
+from singer_sdk.helpers._typing import (
+    get_datelike_property_type,
+    handle_invalid_timestamp_in_record,
+)
 from singer_sdk.sinks import BatchSink
 
 from hrsync import subject
 from hrsync.deadletter import replaying
 from hrsync.errors import RecordError
+from hrsync.validation import CompiledValidation
 from target_warehouse.warehouse import LINE, Rejected, column_type
 
 if t.TYPE_CHECKING:
@@ -74,7 +84,7 @@ def validation_reason(error: jsonschema.ValidationError) -> tuple[str, str]:
     return field, f"fails the schema's {kind!r} rule ({error.validator_value!r})"[:300]
 
 
-class WarehouseSink(BatchSink):
+class WarehouseSink(CompiledValidation, BatchSink):
     """Upserts a stream into one table of the warehouse, keyed on its key properties."""
 
     def __init__(self, target: TargetWarehouse, *args: t.Any, **kwargs: t.Any) -> None:
@@ -114,6 +124,14 @@ class WarehouseSink(BatchSink):
                 ", ".join(unknown),
                 "replace_by_parent names a column the stream's schema does not declare",
             )
+        self._names = tuple(self.wanted)
+        self._keys = tuple(self.key_properties)
+        self._row_keys = (LINE, *self._names)
+        self._props = props
+        self._datelike = {
+            name: kind for name, prop in props.items() if (kind := get_datelike_property_type(prop))
+        }
+        self._parsers = {"time": time_fromisoformat, "date": date_fromisoformat}
         self.columns = self.warehouse.ensure_table(self.table, self.wanted)
         self._rejection: tuple[str, str, str] | None = None  # field, reason, error class
         target.dead_letters.stream(self.stream_name, self.original_schema, self.key_properties)
@@ -142,6 +160,32 @@ class WarehouseSink(BatchSink):
             self._rejection = (field, "not a valid date or date-time", "invalid_date")
         return record
 
+    def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: t.Any) -> None:
+        """singer-sdk's, with each property's date kind looked up once per stream."""
+        if schema is not self.schema:
+            super()._parse_timestamps_in_record(record, schema, treatment)
+            return
+        props, datelike = self._props, self._datelike
+        for key, value in record.items():
+            if key not in props:
+                if (
+                    value is not None
+                    and not schema.get("additionalProperties", False)
+                    and key not in self._warned_missing_fields
+                ):
+                    self.logger.warning("No schema for record field '%s'", key)
+                    self._warned_missing_fields.add(key)
+                continue
+            kind = datelike.get(key)
+            if kind is None or value is None:
+                continue
+            try:
+                record[key] = self._parsers.get(kind, datetime_fromisoformat)(value)
+            except ValueError as ex:
+                record[key] = handle_invalid_timestamp_in_record(
+                    record, [key], value, kind, ex, treatment, self.logger
+                )
+
     def _singer_validate_message(self, record: dict) -> None:
         missing = [k for k in self.key_properties if record.get(k) is None]
         if missing and self._rejection is None:
@@ -150,9 +194,9 @@ class WarehouseSink(BatchSink):
     def record_key(self, record: t.Mapping[str, t.Any]) -> str | None:
         """The key properties' values (``a|b``); None for a keyless stream or a missing key
         (the dead-letter store then files the record under a digest of itself)."""
-        values = [record.get(k) for k in self.key_properties]
-        if values and all(v is not None for v in values):
-            return "|".join(str(v) for v in values)
+        values = tuple(map(record.get, self._keys))
+        if values and None not in values:
+            return "|".join(map(str, values))
         return None
 
     # --- batching -----------------------------------------------------------------------
@@ -172,7 +216,7 @@ class WarehouseSink(BatchSink):
             context["dead"] += 1
             return
         line = context["lines"]
-        row = {LINE: line, **{name: record.get(name) for name in self.wanted}}
+        row = dict(zip(self._row_keys, (line, *map(record.get, self._names)), strict=True))
         for name in self._json_columns:  # JSON columns travel as JSON text (strings included)
             if row[name] is not None:
                 row[name] = _dumps(row[name]).decode("utf-8")

@@ -17,6 +17,7 @@ from hrsync.audit import AuditLog
 from hrsync.batch import BatchAsRecords
 from hrsync.cli import plugin_main
 from hrsync.deadletter import DeadLetterStore, TargetDeadLetters
+from hrsync.direct import DirectRecords
 from hrsync.singer_input import SingerObjectReader
 from target_warehouse.sinks import WarehouseSink
 from target_warehouse.warehouse import Warehouse
@@ -24,7 +25,9 @@ from target_warehouse.warehouse import Warehouse
 DEFAULT_DATABASE = ".hrsync/warehouse.duckdb"
 
 
-class TargetWarehouse(BatchAsRecords, Target):  # BATCH files take the RECORD path
+# records of unmapped streams go straight to their sink (hrsync.direct: the bulk path);
+# BATCH files take the RECORD path
+class TargetWarehouse(DirectRecords, BatchAsRecords, Target):
     name = "target-warehouse"
     package_name = "hrsync-target-warehouse"  # the distribution, for --about's version
     message_reader_class = SingerObjectReader  # a non-object line fails naming it
