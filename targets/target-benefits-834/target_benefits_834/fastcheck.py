@@ -75,13 +75,9 @@ class Parsed:
     ele_term: str
     subele_term: str
     segments: list[str]
-    #: per transaction set: (index of ST, index of SE, [(first, end) of each member loop])
-    sets: list[tuple[int, int, list[tuple[int, int]]]] = field(default_factory=list)
-    #: per segment: what pyx12's walker reads of it (see :func:`parse`)
-    keys: list[str] = field(default_factory=list)
-
-    def shape(self, start: int, end: int) -> tuple[str, ...]:
-        return tuple(self.keys[start:end])
+    #: per transaction set: (index of ST, index of SE, [(first, end, shape) of each member
+    #: loop]); a shape is a number, the same for loops pyx12's walker reads alike (:func:`parse`)
+    sets: list[tuple[int, int, list[tuple[int, int, int]]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -129,24 +125,24 @@ def parse(text: str) -> Parsed | None:
     positions = match_positions()
     plain = {k for k, v in positions.items() if not v}
     first = {k for k, v in positions.items() if v == frozenset({1})}
-    keys = out.keys
+    shapes: dict[tuple[str, ...], int] = {}
+    keys: list[str] = []  # of the current member loop
     st = -1
-    loops: list[tuple[int, int]] = []
+    loops: list[tuple[int, int, int]] = []
     loop_start = -1
+
+    def close(end: int) -> None:
+        shape = shapes.setdefault(tuple(keys), len(shapes))
+        loops.append((loop_start, end, shape))
+        keys.clear()
+
     for n, seg in enumerate(segments):
         i = seg.find(ele_term)
         seg_id = seg[:i] if i >= 0 else seg
-        if seg_id in plain:
-            keys.append(seg_id)
-        elif seg_id in first and i >= 0:
-            j = seg.find(ele_term, i + 1)
-            keys.append(seg if j < 0 else seg[:j])
-        else:
-            keys.append(seg)
         if seg_id == "INS":
             if st >= 0:
                 if loop_start >= 0:
-                    loops.append((loop_start, n))
+                    close(n)
                 loop_start = n
         elif seg_id == "ST":
             if st >= 0:
@@ -154,9 +150,17 @@ def parse(text: str) -> Parsed | None:
             st, loops, loop_start = n, [], -1
         elif seg_id == "SE" and st >= 0:
             if loop_start >= 0:
-                loops.append((loop_start, n))
+                close(n)
             out.sets.append((st, n, loops))
-            st = -1
+            st, loop_start = -1, -1
+        if loop_start >= 0:
+            if seg_id in plain:
+                keys.append(seg_id)
+            elif seg_id in first and i >= 0:
+                j = seg.find(ele_term, i + 1)
+                keys.append(seg if j < 0 else seg[:j])
+            else:
+                keys.append(seg)
     if st >= 0 or not out.sets:
         return None
     return out
@@ -290,7 +294,7 @@ class SegmentChecker:
 def reduce(parsed: Parsed) -> tuple[list[str], list[int]]:
     """The reduced file (see the module docstring) as segments, and the index in the
     original file of each of its segments."""
-    seen: set[tuple[str, ...]] = set()
+    seen: set[int] = set()
     out: list[str] = []
     origin: list[int] = []
     segs, ele = parsed.segments, parsed.ele_term
@@ -299,8 +303,7 @@ def reduce(parsed: Parsed) -> tuple[list[str], list[int]]:
         first_loop = loops[0][0] if loops else se
         origin.extend(range(cursor, first_loop))  # envelope, ST and header verbatim
         last = len(loops) - 1
-        for i, (start, end) in enumerate(loops):
-            shape = parsed.shape(start, end)
+        for i, (start, end, shape) in enumerate(loops):
             if shape in seen and 0 < i < last:
                 continue
             seen.add(shape)
@@ -398,11 +401,10 @@ def fast_verdict(path: Path, *, workers: int = 1) -> Verdict:
     if not ok:
         return Verdict(False, "pyx12 rejects the file's structure or its verbatim segments")
     by_origin = dict(zip(origin, nodes, strict=True))
-    shapes: dict[tuple[str, ...], tuple[Address, ...]] = {}
+    shapes: dict[int, tuple[Address, ...]] = {}
     work: list[tuple[int, int, tuple[Address, ...]]] = []
     for _, _, loops in parsed.sets:
-        for start, end in loops:
-            shape = parsed.shape(start, end)
+        for start, end, shape in loops:
             if start in by_origin:  # pyx12 checked this loop itself
                 if shape not in shapes:
                     found = [by_origin[n] for n in range(start, end)]

@@ -91,7 +91,7 @@ def test_a_built_file_is_valid_for_both_and_mostly_reduced(built: tuple[Path, li
     parsed = parse(path.read_text(encoding="ascii"))
     assert parsed is not None and len(parsed.sets) >= 3
     reduced, origin = reduce(parsed)
-    loops = [start for _, _, loops in parsed.sets for start, _ in loops]
+    loops = [start for _, _, loops in parsed.sets for start, _, _ in loops]
     # the fast check leaves member loops to pyx12's segment checks (the point of it)
     assert len(set(origin) & set(loops)) < len(loops) and len(reduced) < len(parsed.segments)
 
@@ -104,7 +104,7 @@ def _middle_loops(segments: list[str]) -> list[tuple[int, int]]:
     assert parsed is not None
     _, origin = reduce(parsed)
     kept = set(origin)
-    return [(a, b) for _, _, loops in parsed.sets for a, b in loops[1:-1] if a not in kept]
+    return [(a, b) for _, _, loops in parsed.sets for a, b, _ in loops[1:-1] if a not in kept]
 
 
 def _write(tmp: Path, name: str, segments: list[str]) -> Path:
