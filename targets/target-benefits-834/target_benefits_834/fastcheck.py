@@ -41,6 +41,7 @@ import functools
 import io
 import logging
 import multiprocessing
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,9 +117,9 @@ def parse(text: str) -> Parsed | None:
     seg_term, ele_term, subele_term = text[105], text[3], text[104]
     if len({seg_term, ele_term, subele_term}) < 3:
         return None
-    parts = text.split(seg_term)
-    parts.pop()  # what follows the last terminator is not a segment
-    segments = [p.lstrip("\n\r") if p[:1] in ("\n", "\r") else p for p in parts]
+    # a terminator and the CR/LF after it (pyx12 strips them from the start of each segment)
+    segments = re.split(re.escape(seg_term) + "[\n\r]*", text)
+    segments.pop()  # what follows the last terminator is not a segment
     if "" in segments:
         del segments[segments.index("") :]
     out = Parsed(seg_term, ele_term, subele_term, segments)
