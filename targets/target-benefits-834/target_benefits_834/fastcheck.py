@@ -3,10 +3,11 @@ pyx12's own segment checks, once per distinct segment, on everything else.
 
 pyx12 checks about 4,000 segments a second on one core; a 100,000-employee file has 2.5 million.
 Most of that work repeats: the member loops (INS ... up to the next INS or SE) of a large file
-take a few hundred distinct *shapes* (the sequence of segment ids and their first element,
-which is all pyx12's map walker reads to place a segment: ``segment_if.is_match``), and most of
-their segments repeat word for word (``HD*021**HLT**FAM``, ``DTP*348*D8*20260101``). This module
-therefore asks pyx12 for the two things it decides, and asks each question once:
+take a few hundred distinct *shapes* (the sequence of segment ids, with the qualifier element
+of the ids whose map nodes are told apart by one, which is all pyx12's map walker reads to
+place a segment: ``segment_if.is_match``), and most of their segments repeat word for word
+(``HD*021**HLT**FAM``, ``DTP*348*D8*20260101``). This module therefore asks pyx12 for the two
+things it decides, and asks each question once:
 
 1. **Structure**: the file with its member loops reduced to the first loop of each shape (plus
    the first and the last loop of every transaction set, so that each ``header -> first loop``
@@ -20,11 +21,13 @@ therefore asks pyx12 for the two things it decides, and asks each question once:
    own ``segment_if.is_valid_errors`` (elements, lengths, codes, dates, syntax rules) and the
    reader's per-segment checks (empty segment, segment id, leading space, trailing element
    separator). Element values that pyx12 accepts on their own are replaced by one accepted
-   value of the same element before the segment is looked up (pyx12's segment check reads a
-   value only through that element's own check and its presence), so ``NM1*IL*1*<name>*...``
-   is decided once per element value and once per segment pattern, not once per member.
-   Elements whose check depends on another element (DTP03's format is DTP02's; an 1251 value
-   takes the 1250 type) and composites are kept as they are.
+   value of the same element (and type context) before the segment is looked up: pyx12's
+   segment check reads a value only through that element's own check and its presence (syntax
+   rules), so ``NM1*IL*1*<name>*...`` is decided once per element value and once per segment
+   pattern, not once per member. An element's own check is remembered per value; for a
+   code-less AN/ID element per value with letters folded to ``A`` and digits to ``0``
+   (:data:`_CLASS`). DTP02 (which gives DTP03 its date format) and composites are kept as
+   they are; DTP03 and 1251 values are checked with the type pyx12 gives them.
 3. **Counts**: each SE01 against the segments of its transaction set (the reduced file recounts
    them), as pyx12's reader does.
 
