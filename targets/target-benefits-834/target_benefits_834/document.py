@@ -227,15 +227,27 @@ class Validation:
     errors: list[str]
 
 
-def validate(path: Path, *, workers: int = 1) -> Validation:
+def validate(path: Path, *, workers: int = 1, full: bool = False) -> Validation:
     """pyx12's verdict on the file: its Python API's boolean, and its errors as text.
 
     pyx12 checks about 4,000 segments a second on one core (measured: benchmarks/results/
-    target_benefits_834.md). A file of several transaction sets is therefore validated one
-    transaction set at a time, each in its own copy of the file's ISA/GS envelope, in
-    ``workers`` processes; the envelope counts (GE01, IEA01) are checked here. A file of one
-    transaction set is validated whole.
+    target_benefits_834.md), 10 minutes of CPU for a 100,000-employee file. Unless ``full``,
+    :func:`target_benefits_834.fastcheck.fast_verdict` first gives pyx12's verdict from pyx12
+    run on the file's distinct member-loop shapes and pyx12's segment checks run once per
+    distinct segment; a file it accepts is valid. A file it does not accept (or ``full``) is
+    validated by pyx12 in full, so every error reported is pyx12's own: a file of several
+    transaction sets one transaction set at a time, each in its own copy of the file's ISA/GS
+    envelope, in ``workers`` processes, the envelope counts (GE01, IEA01) checked here; a file
+    of one transaction set whole.
     """
+    if not full:
+        from target_benefits_834.fastcheck import fast_verdict
+
+        verdict = fast_verdict(path, workers=workers)
+        if verdict.valid:
+            return Validation(True, [])
+        logging.getLogger(__name__).info("%s: %s; pyx12 validates it in full", path.name,
+                                         verdict.reason)  # fmt: skip
     blocks = _transaction_sets(path)
     if len(blocks) <= 1:
         return _pyx12(path)

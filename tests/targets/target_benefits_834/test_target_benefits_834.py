@@ -25,6 +25,7 @@ from hrsync.deadletter import DeadLetterStore
 from hrsync.sealing import TOKEN_PREFIX
 from sandbox.benefits import Benefits
 from target_benefits_834.document import validate
+from target_benefits_834.fastcheck import fast_verdict
 
 TODAY = dt.datetime.now(dt.UTC).date()
 UNSPELLABLE = {4, 6, 24}  # 王, العلي, 김: no Latin spelling (dead-lettered)
@@ -73,8 +74,9 @@ def newest(carrier: Carrier, before: list[Path]) -> str:
 def valid(text: str, tmp: Path) -> None:
     path = tmp / "check.x12"
     path.write_text(text, encoding="ascii")
-    result = validate(path)
+    result = validate(path, full=True)  # pyx12 on every segment
     assert result.valid, result.errors
+    assert fast_verdict(path).valid  # and the fast check agrees (test_fastcheck.py)
 
 
 def by_subscriber(text: str) -> dict[str, list[list[list[str]]]]:
