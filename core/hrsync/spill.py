@@ -75,7 +75,7 @@ class SpillDB:
         return not self._finalizer.alive
 
     def chunks(
-        self, sql: str, params: tuple[Any, ...] = (), *, key: int = 0, size: int = CHUNK
+        self, sql: str, params: tuple[Any, ...] = (), *, key: int = 0, size: int | None = None
     ) -> Iterator[list[Any]]:
         """Rows of ``sql`` a chunk at a time, by keyset pagination.
 
@@ -88,7 +88,7 @@ class SpillDB:
         column = sql.split("ORDER BY", 1)[1].split()[0]
         while True:
             rows = self.db.execute(
-                sql.format(after=f"{column} > ?") + f" LIMIT {int(size)}", (*params, last)
+                sql.format(after=f"{column} > ?") + f" LIMIT {int(size or CHUNK)}", (*params, last)
             ).fetchall()
             if not rows:
                 return
@@ -130,7 +130,7 @@ class SpillList(Generic[T]):
             yield from chunk
 
     def iter_chunks(
-        self, where: str = "", params: tuple[Any, ...] = (), *, size: int = CHUNK
+        self, where: str = "", params: tuple[Any, ...] = (), *, size: int | None = None
     ) -> Iterator[list[T]]:
         """The items (optionally ``where`` a condition on ``seq``, ``tag`` or ``item_key``), in
         order, a chunk at a time."""
@@ -138,7 +138,7 @@ class SpillList(Generic[T]):
             yield [item for _, item in chunk]
 
     def iter_numbered(
-        self, where: str = "", params: tuple[Any, ...] = (), *, size: int = CHUNK
+        self, where: str = "", params: tuple[Any, ...] = (), *, size: int | None = None
     ) -> Iterator[list[tuple[int, T]]]:
         """Like :meth:`iter_chunks`, each item with its position (``seq``, from 1)."""
         condition = f"({where}) AND " if where else ""

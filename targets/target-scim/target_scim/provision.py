@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar
 
-from hrsync.spill import CHUNK, SpillList
+from hrsync import spill
+from hrsync.spill import SpillList
 from target_scim import scim
 from target_scim.client import SCIMAuthError, SCIMClient, SCIMError, ServerFeatures
 from target_scim.planstore import PlanStore
@@ -357,8 +358,8 @@ class Provisioner:
             def find_manager(ext: str) -> list[dict[str, Any]]:
                 return self.client.search(f"externalId eq {scim.filter_string(ext)}")[1]
 
-            for start in range(0, len(wanted), CHUNK):
-                part = wanted[start : start + CHUNK]
+            for start in range(0, len(wanted), spill.CHUNK):
+                part = wanted[start : start + spill.CHUNK]
                 for ext, found_managers in zip(part, self._map(find_manager, part), strict=True):
                     for resource in found_managers:
                         if resource.get("id"):
@@ -568,7 +569,7 @@ class Provisioner:
         store = self.store
         changes = plan.changes
         assert isinstance(changes, SpillList), "a real run's plan is spilled"
-        size = max(CHUNK, self.settings.max_concurrency * self.settings.bulk_max_operations)
+        size = max(spill.CHUNK, self.settings.max_concurrency * self.settings.bulk_max_operations)
         for chunk in changes.iter_chunks("tag != 'create'"):
             for c in chunk:
                 if c.user_id:
