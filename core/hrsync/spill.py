@@ -107,17 +107,28 @@ class SpillList(Generic[T]):
         self.counts: Counter[str] = Counter()
         self._len = 0
         spill.db.execute(
-            f"CREATE TABLE {name} (seq INTEGER PRIMARY KEY, tag TEXT, item_key TEXT, item BLOB)"
+            f"CREATE TABLE {name} (seq INTEGER PRIMARY KEY, tag TEXT, item_key TEXT, "
+            "flag INTEGER NOT NULL, item BLOB)"
         )
 
-    def append(self, item: T, tag: str | None = None, key: str | None = None) -> None:
+    def append(self, item: T, tag: str | None = None, key: str | None = None, flag: int = 0) -> int:
+        """Add ``item`` (``tag`` is counted; ``key`` and the integer ``flag`` can be selected
+        on); returns its position."""
         self._len += 1
         self.spill.db.execute(
-            f"INSERT INTO {self.name} VALUES (?, ?, ?, ?)",  # noqa: S608 - a checked name
-            (self._len, tag, key, dumps(item)),
+            f"INSERT INTO {self.name} VALUES (?, ?, ?, ?, ?)",  # noqa: S608 - a checked name
+            (self._len, tag, key, flag, dumps(item)),
         )
         if tag is not None:
             self.counts[tag] += 1
+        return self._len
+
+    def update(self, seq: int, item: T) -> None:
+        """Replace the item at position ``seq`` (a changed copy read back earlier)."""
+        self.spill.db.execute(
+            f"UPDATE {self.name} SET item = ? WHERE seq = ?",  # noqa: S608 - a checked name
+            (dumps(item), seq),
+        )
 
     def __len__(self) -> int:
         return self._len
