@@ -68,6 +68,16 @@ class PlanStore:
         for rows in self.spill.chunks("SELECT seq, person FROM people WHERE {after} ORDER BY seq"):
             yield [loads(blob) for _, blob in rows]
 
+    def without_account(self) -> Iterator[list[DesiredPerson]]:
+        """Active people of the batch whose employee id no entry carries (rehire candidates),
+        in feed order."""
+        sql = (
+            "SELECT p.seq, p.person FROM people p WHERE p.enabled = 1 AND NOT EXISTS "
+            "(SELECT 1 FROM eids e WHERE e.eid = p.eid) AND {after} ORDER BY p.seq"
+        )
+        for rows in self.spill.chunks(sql):
+            yield [loads(blob) for _, blob in rows]
+
     def batch(self) -> Iterator[tuple[str, str]]:
         sql = "SELECT seq, stream, eid FROM people WHERE {after} ORDER BY seq"
         for rows in self.spill.chunks(sql):

@@ -347,12 +347,10 @@ class Provisioner:
         """
         s = self.settings
         store = self.store
-        for people in store.people():
+        for people in store.without_account():  # no entry (not even duplicates), active
             for person in people:
                 eid = person.employee_id
-                if self._account(eid) is not None or not person.enabled:
-                    continue
-                if store.duplicates(eid):
+                if eid in self.alias:
                     continue
                 prior = text(person.record.get("prior_employee_id"))
                 earlier: str | None = None
