@@ -320,9 +320,9 @@ def main() -> None:
             "",
             "scim2-server is pure Python and CPU-bound on this box (it shares the two cores with "
             "the client), so parallel single POSTs cannot beat the loop here; against a real "
-            "service provider, where each request waits on the network, they do. Bulk wins "
-            "because it saves per-request overhead on both sides. The re-run lists the users "
-            "(20 pages of 1,000) and plans; it sends no write.",
+            "service provider, where each request waits on the network, they do. Bulk saves "
+            "requests; whether it saves server CPU depends on the server (see the server CPU "
+            "column). The re-run lists the users (pages of 1,000) and plans; it sends no write.",
             "",
         ]
     )
