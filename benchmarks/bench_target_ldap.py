@@ -14,6 +14,12 @@ free loopback port, in the same run:
 - ``target-ldap + OUs + groups``: DNs under ou={department} (OUs created on the fly) and
   three group rules (an all-staff group with N members, one per department).
 - ``target-ldap re-run``: the same feed again: it must write nothing (plan only).
+- ``python-ldap add loop`` (when python-ldap is installed: it builds against libldap and
+  libsasl2): the same adds through OpenLDAP's own C client library, one at a time and 64 in
+  flight on one connection; the ceiling a C-backed client would give target-ldap.
+
+Each row also gives the CPU seconds of the client (this process) and of slapd, so the table
+shows where the time goes.
 
 Every directory is read back (number of person entries) so a fast wrong answer cannot win.
 Results: a table on stdout and benchmarks/results/target_ldap.md.
@@ -136,6 +142,43 @@ def ldap3_loop(server: Slapd, people: list[dict[str, Any]]) -> None:
     conn.unbind()
 
 
+def python_ldap_loop(server: Slapd, people: list[dict[str, Any]], window: int) -> None:
+    import ldap  # python-ldap: optional, a peer only
+
+    conn = ldap.initialize(f"ldap://127.0.0.1:{server.port}")
+    conn.simple_bind_s(ADMIN, PASSWORD)
+    pending: list[int] = []
+    for p in people:
+        uid = p["work_email"].split("@")[0]
+        name = f"{p['given_name']} {p['family_name']}"
+        attrs = {
+            "objectClass": ["top", "person", "organizationalPerson", "inetOrgPerson"],
+            "uid": [uid],
+            "cn": [name],
+            "sn": [p["family_name"]],
+            "givenName": [p["given_name"]],
+            "displayName": [name],
+            "mail": [p["work_email"]],
+            "title": [p["title"]],
+            "departmentNumber": [p["department"]],
+            "l": [p["location"]],
+            "employeeNumber": [p["employee_id"]],
+        }
+        modlist = [(k, [v.encode("utf-8") for v in vs]) for k, vs in attrs.items()]
+        pending.append(conn.add_ext(f"uid={uid},{PEOPLE}", modlist))
+        if len(pending) >= window:
+            conn.result3(pending.pop(0))
+    for msgid in pending:
+        conn.result3(msgid)
+    conn.unbind_s()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_target(server: Slapd, feed: str, tmp: Path, **overrides: Any) -> Any:
     from target_ldap.target import TargetLDAP
 
@@ -173,7 +216,7 @@ def main() -> None:
         {"group": f"cn=engineering,{GROUPS}", "match": {"department": "Engineering"}},
         {"group": f"cn=sales,{GROUPS}", "match": {"department": "Sales"}},
     ]
-    rows: list[tuple[str, float, int, str]] = []
+    rows: list[tuple[str, float, int, str, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-ldap-") as tmpdir:
         tmp = Path(tmpdir)
         os.environ["HRSYNC_AUDIT_LOG"] = str(tmp / "audit.jsonl")
@@ -181,17 +224,31 @@ def main() -> None:
         def contender(
             name: str, fn: Callable[[Slapd], Any], server: Slapd | None = None, keep: bool = False
         ) -> Slapd:
-            server = server or start_slapd(tmp / name.replace(" ", "_").replace("/", "_"))
+            server = server or start_slapd(
+                tmp / name.replace(" ", "_").replace("/", "_").replace("(", "").replace(")", "")
+            )
             start = time.perf_counter()
+            client, slapd_cpu = time.process_time(), cpu_seconds(server.process.pid)
             fn(server)
             elapsed = time.perf_counter() - start
-            rows.append((name, elapsed, count_people(server), ""))
+            client = time.process_time() - client
+            slapd_cpu = cpu_seconds(server.process.pid) - slapd_cpu
+            rows.append((name, elapsed, count_people(server), "", client, slapd_cpu))
             print(f"{name:<38} {elapsed:8.2f} s", flush=True)
             if not keep:
                 server.stop()
             return server
 
         contender("ldap3 add loop (sequential)", lambda s: ldap3_loop(s, people))
+        try:
+            import ldap  # noqa: F401
+        except ImportError:
+            print("python-ldap not installed: its rows are left out", flush=True)
+        else:
+            contender("python-ldap add loop (sequential)", lambda s: python_ldap_loop(s, people, 1))
+            contender(
+                "python-ldap add loop (64 in flight)", lambda s: python_ldap_loop(s, people, 64)
+            )
         contender(
             "target-ldap (1 connection)", lambda s: run_target(s, feed, tmp, max_connections=1)
         )
@@ -226,12 +283,14 @@ def main() -> None:
         f"{os.cpu_count()} CPUs; slapd {slapd_version()}; ldap3 {ldap3_version()}; "
         "mdb with dbnosync; every contender on its own fresh slapd on loopback.",
         "",
-        "| contender | seconds | users/s | entries read back | vs ldap3 loop |",
-        "|---|---:|---:|---:|---:|",
+        "| contender | seconds | users/s | entries read back | vs ldap3 loop | client CPU s "
+        "| slapd CPU s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, secs, count, _ in rows:
+    for name, secs, count, _, client, slapd_cpu in rows:
         lines.append(
-            f"| {name} | {secs:.2f} | {args.users / secs:,.0f} | {count} | {base / secs:.2f}x |"
+            f"| {name} | {secs:.2f} | {args.users / secs:,.0f} | {count} | {base / secs:.2f}x "
+            f"| {client:.1f} | {slapd_cpu:.1f} |"
         )
     lines += [
         "",

@@ -14,11 +14,13 @@ import re
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO, cast
 
+from hrsync import spill
 from hrsync.errors import RecordError
+from hrsync.spill import SpillList
 from target_ldap.ad_errors import explain as explain_ad
 from target_ldap.config import ConfigError, Settings
 from target_ldap.directory import (
@@ -47,12 +49,14 @@ from target_ldap.people import (
     template_values,
     text,
 )
+from target_ldap.planstore import PlanStore
 
 LOGGER = logging.getLogger("target_ldap")
 # stream, record key, field names, outcome, destination, detail (no values)
 AuditFn = Callable[[str, str, list[str], str, str, str | None], None]
 GROUP_CHUNK = 1000
 OUTCOME = {"create": "created", "update": "updated", "disable": "disabled", "enable": "enabled"}
+MOVED = 1  # SpillList flag of a change that renames or moves its entry
 
 
 class TargetLDAPError(Exception):
@@ -151,7 +155,9 @@ class GroupChange:
 
 @dataclass
 class Plan:
-    changes: list[Change] = field(default_factory=list)
+    """The run's plan; a real run's changes are spilled to disk (SpillList)."""
+
+    changes: list[Change] | SpillList[Change] = field(default_factory=list)
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (employee id, why)
     enabled_accounts: int = 0
@@ -160,7 +166,16 @@ class Plan:
     members: list[tuple[str, str | None, str | None, set[str]]] = field(default_factory=list)
 
     def count(self, action: str) -> int:
+        if isinstance(self.changes, SpillList):
+            return self.changes.counts[action]
         return sum(1 for c in self.changes if c.action == action)
+
+    def add(self, change: Change) -> None:
+        if isinstance(self.changes, SpillList):
+            flag = MOVED if change.moved else 0
+            self.changes.append(change, change.action, change.employee_id, flag)
+        else:
+            self.changes.append(change)
 
 
 @dataclass
@@ -197,21 +212,40 @@ class Provisioner:
         self.audit_fn = audit
         self.logger = logger or LOGGER
         self.out = out or sys.stderr
-        self.people: dict[str, DesiredPerson] = {}
         self.failures: list[Failure] = []
-        self.by_eid: dict[str, Account] = {}
-        self.duplicates: dict[str, list[str]] = {}
-        self.logins: set[str] = set()
-        self.by_login: dict[str, Account] = {}  # managed accounts by login (lower case)
         self.rehired: dict[str, str] = {}  # earlier employee id -> the id of the rehire
+        self.alias: dict[str, Account] = {}  # a rehire's new employee id -> the account
         self._lock = threading.Lock()
         self._template_fields = set(template_fields(settings.dn_template))
+        self._store: PlanStore | None = None
 
     # -- input --------------------------------------------------------------------------
+    @property
+    def store(self) -> PlanStore:
+        """The batch, the directory's accounts and the plan, on disk (flat memory)."""
+        if self._store is None:
+            self._store = PlanStore()
+        return self._store
+
+    def close(self) -> None:
+        """Delete the spill file (after the dead letters are settled)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
     def add(self, person: DesiredPerson) -> None:
         """The latest record for an employee wins."""
-        self.people.pop(person.employee_id, None)
-        self.people[person.employee_id] = person
+        self.store.add(person)
+
+    def batch(self) -> Iterator[tuple[str, str]]:
+        """(stream, employee id) of everyone in the batch."""
+        if self._store is not None:
+            yield from self._store.batch()
+
+    def _account(self, eid: str) -> Account | None:
+        """The one account carrying this employee id (or linked to it as a rehire)."""
+        account = self.alias.get(eid)
+        return account if account is not None else cast(Account | None, self.store.account(eid))
 
     def reject(self, failure: Failure) -> None:
         self.failures.append(failure)
@@ -279,30 +313,29 @@ class Provisioner:
         return sorted(names)
 
     def load_index(self) -> None:
+        """Read every managed entry into the spill file: taken logins, entries by employee
+        id (several with one id: a duplicate), the unique ones by login and by DN."""
         s = self.settings
+        store = self.store
         eid_attr, login_attr = s.employee_id_attribute, s.login_attribute
         search_filter = f"(|({eid_attr}=*)({login_attr}=*))"
-        seen: dict[str, list[Account]] = {}
         for base in self._search_bases():
             for dn, attrs in self.directory.search(
                 base, search_filter, self._read_attributes(), missing_ok=base != s.base_dn
             ):
                 account = Account(dn, attrs)
                 for login in account.values(login_attr):
-                    self.logins.add(login.lower())
+                    store.add_login(login.lower())
                 if s.mode == "ad":
                     for upn in account.values("userPrincipalName"):
-                        self.logins.add(upn.rsplit("@", 1)[0].lower())
-                eid = account.first(eid_attr)
-                if eid is not None:
-                    seen.setdefault(eid, []).append(account)
-        for eid, accounts in seen.items():
-            if len(accounts) > 1:
-                self.duplicates[eid] = [a.dn for a in accounts]
-            else:
-                self.by_eid[eid] = accounts[0]
-                for login in accounts[0].values(login_attr):
-                    self.by_login.setdefault(login.lower(), accounts[0])
+                        store.add_login(upn.rsplit("@", 1)[0].lower())
+                store.add_account(account.first(eid_attr), dn_key(dn), account)
+        store.index()
+        for accounts in store.unique_accounts():
+            for n, eid, account in accounts:
+                for login in account.values(login_attr):
+                    store.add_by_login(login.lower(), n)
+                store.add_holder(dn_key(account.dn), eid)
 
     def _link_rehires(self) -> None:
         """A rehire under a new employee id keeps the account of the earlier employment.
@@ -313,33 +346,41 @@ class Provisioner:
         their login and the newcomer gets another one, as before.
         """
         s = self.settings
-        for eid, person in self.people.items():
-            if eid in self.by_eid or eid in self.duplicates or not person.enabled:
-                continue
-            prior = text(person.record.get("prior_employee_id"))
-            earlier: str | None = None
-            if prior and prior != eid and prior in self.by_eid:
-                earlier = prior
-            elif person.login_from_address:
-                base = next(login_candidates(person.login_base, eid, s.login_max_length))
-                account = self.by_login.get(base.lower())
-                other = account.first(s.employee_id_attribute) if account else None
-                if (
-                    account is not None
-                    and other
-                    and other != eid
-                    and self._same_mail(person, account)
-                ):
-                    owner = self.people.get(other)
-                    left = not owner.enabled if owner else not self.is_enabled(account)
-                    earlier = other if left else None
-            if earlier is None or earlier in self.rehired:
-                continue
-            self.rehired[earlier] = eid
-            self.by_eid[eid] = self.by_eid[earlier]
-            self.logger.info(
-                "employee %s is a rehire of employee %s: their account follows them", eid, earlier
-            )
+        store = self.store
+        for people in store.without_account():  # no entry (not even duplicates), active
+            for person in people:
+                eid = person.employee_id
+                if eid in self.alias:
+                    continue
+                prior = text(person.record.get("prior_employee_id"))
+                earlier: str | None = None
+                if prior and prior != eid and self._account(prior) is not None:
+                    earlier = prior
+                elif person.login_from_address:
+                    base = next(login_candidates(person.login_base, eid, s.login_max_length))
+                    account = cast(Account | None, store.by_login(base.lower()))
+                    other = account.first(s.employee_id_attribute) if account else None
+                    if (
+                        account is not None
+                        and other
+                        and other != eid
+                        and self._same_mail(person, account)
+                    ):
+                        owner = store.person(other)
+                        left = not owner.enabled if owner else not self.is_enabled(account)
+                        earlier = other if left else None
+                if earlier is None or earlier in self.rehired:
+                    continue
+                self.rehired[earlier] = eid
+                linked = self._account(earlier)
+                assert linked is not None
+                self.alias[eid] = linked
+                store.add_holder(dn_key(linked.dn), eid)
+                self.logger.info(
+                    "employee %s is a rehire of employee %s: their account follows them",
+                    eid,
+                    earlier,
+                )
 
     def _same_mail(self, person: DesiredPerson, account: Account) -> bool:
         """Where the directory keeps the work e-mail, a login match must be the same address
@@ -371,8 +412,8 @@ class Provisioner:
         for candidate in login_candidates(
             person.login_base, person.employee_id, self.settings.login_max_length
         ):
-            if candidate.lower() not in self.logins:
-                self.logins.add(candidate.lower())
+            if not self.store.login_taken(candidate.lower()):
+                self.store.add_login(candidate.lower())
                 return candidate
         raise AssertionError("unreachable: login_candidates is endless")
 
@@ -439,156 +480,90 @@ class Provisioner:
         return sorted(have) == sorted(want)
 
     def plan(self) -> Plan:
-        """Everything the run would do, from the current directory and the whole batch."""
+        """Everything the run would do, from the current directory and the whole batch; the
+        batch, the directory and the plan are read and written a chunk at a time."""
         s = self.settings
-        plan = Plan()
+        store = self.store
+        plan = Plan(changes=SpillList(store.spill, "changes"))
         self.load_index()
-        plan.enabled_accounts = sum(
-            1 for a in self.by_eid.values() if is_under(a.dn, s.base_dn) and self.is_enabled(a)
-        )
+        for accounts in store.unique_accounts():
+            plan.enabled_accounts += sum(
+                1 for _, _, a in accounts if is_under(a.dn, s.base_dn) and self.is_enabled(a)
+            )
         # pass 1: login and target DN for every employee (new logins in employee-id order,
         # so collisions resolve the same way whatever order the feed came in)
-        placed: dict[str, tuple[DesiredPerson, Account | None, str, str]] = {}
-        new_people = []
         self._link_rehires()
-        for eid, person in self.people.items():
-            if eid in self.rehired:
-                plan.skipped.append(
-                    (eid, f"rehired as employee {self.rehired[eid]}: the account is theirs")
-                )
-                continue
-            if eid in self.duplicates:
-                self.failures.append(
-                    Failure(
-                        person.stream,
-                        eid,
-                        "plan",
-                        s.employee_id_attribute,
-                        f"{len(self.duplicates[eid])} entries carry "
-                        f"{s.employee_id_attribute}={eid}: "
-                        f"{'; '.join(self.duplicates[eid])}; resolve by hand",
-                        person.record,
+        for people in store.people():
+            for person in people:
+                eid = person.employee_id
+                if eid in self.rehired:
+                    plan.skipped.append(
+                        (eid, f"rehired as employee {self.rehired[eid]}: the account is theirs")
                     )
-                )
-                continue
-            account = self.by_eid.get(eid)
-            if account is None:
-                if not person.enabled:
-                    plan.skipped.append((eid, "no account, and not active: nothing to create"))
                     continue
-                new_people.append(person)
-                continue
-            login = account.first(s.login_attribute) or self._assign_login(person)
-            try:
-                placed[eid] = (
-                    person,
-                    account,
-                    login,
-                    self._target_dn(person, login, person.enabled, account.dn),
-                )
-            except RecordError as error:
-                self._reject_record(person, error)
-        for person in sorted(new_people, key=lambda p: p.employee_id):
-            login = self._assign_login(person)
-            try:
-                placed[person.employee_id] = (
-                    person,
-                    None,
-                    login,
-                    self._target_dn(person, login, True, None),
-                )
-            except RecordError as error:
-                self._reject_record(person, error)
+                duplicates = store.duplicates(eid)
+                if duplicates:
+                    self.failures.append(
+                        Failure(
+                            person.stream,
+                            eid,
+                            "plan",
+                            s.employee_id_attribute,
+                            f"{len(duplicates)} entries carry "
+                            f"{s.employee_id_attribute}={eid}: "
+                            f"{'; '.join(duplicates)}; resolve by hand",
+                            person.record,
+                        )
+                    )
+                    continue
+                account = self._account(eid)
+                if account is None:
+                    if not person.enabled:
+                        plan.skipped.append((eid, "no account, and not active: nothing to create"))
+                        continue
+                    store.add_newcomer(eid)
+                    continue
+                login = account.first(s.login_attribute) or self._assign_login(person)
+                try:
+                    dn = self._target_dn(person, login, person.enabled, account.dn)
+                except RecordError as error:
+                    self._reject_record(person, error)
+                    continue
+                store.place(eid, 1, login, dn, dn_key(dn))
+        for eids in store.newcomers():
+            for eid in eids:
+                newcomer = store.person(eid)
+                assert newcomer is not None
+                login = self._assign_login(newcomer)
+                try:
+                    dn = self._target_dn(newcomer, login, True, None)
+                except RecordError as error:
+                    self._reject_record(newcomer, error)
+                    continue
+                store.place(eid, None, login, dn, dn_key(dn))
 
-        self._drop_dn_conflicts(placed)
+        self._drop_dn_conflicts()
 
         # pass 2: attributes, manager links, account state
-        for eid, (person, account, login, dn) in placed.items():
-            manager: list[str] | None = []
-            depends_on: str | None = None
-            mgr = person.manager_employee_id
-            if mgr and mgr != eid:
-                if mgr in placed:
-                    manager = [placed[mgr][3]]
-                    if placed[mgr][1] is None:  # created in this run: created first
-                        depends_on = mgr
-                elif mgr in self.by_eid:
-                    manager = [self.by_eid[mgr].dn]
-                else:
-                    manager = None  # unknown manager: leave the attribute as it is
-                    self.logger.warning(
-                        "[%s] employee %s: manager %s has no account; manager left unchanged",
-                        person.stream,
-                        eid,
-                        mgr,
-                    )
-            wanted = self._wanted(person, login, manager, dn)
-            if account is None:
-                if s.mode == "ad":
-                    wanted["userAccountControl"] = [str(AD_NORMAL_ACCOUNT)]
-                entry = {k: v for k, v in wanted.items() if v}
-                if s.mode == "ad" and s.initial_password:  # bytes: unicodePwd is UTF-16-LE
-                    pwd = password_attributes(s.initial_password, s.password_must_change)
-                    entry.update(cast(dict[str, list[str]], pwd))
-                plan.changes.append(
-                    Change(
-                        "create",
-                        person.stream,
-                        eid,
-                        person,
-                        None,
-                        dn,
-                        entry,
-                        depends_on=depends_on,
-                    )
-                )
-                continue
-            rdn_attrs = {a.lower() for a, _ in split_dn(dn)[0]}
-            diff = {
-                attr: want
-                for attr, want in wanted.items()
-                if attr.lower() not in rdn_attrs
-                and not self._same(attr, account.values(attr), want)
-            }
-            was_enabled = self.is_enabled(account)
-            if s.mode == "ad":
-                uac = self._ad_uac(account, person.enabled)
-                if account.first("userAccountControl") != uac:
-                    diff["userAccountControl"] = [uac]
-            state = self._state_ops(account, person.enabled)
-            if was_enabled and not person.enabled:
-                action = "disable"
-            elif person.enabled and not was_enabled:
-                action = "enable"
-            else:
-                action = "update"
-            change = Change(
-                action,
-                person.stream,
-                eid,
-                person,
-                account.dn,
-                dn,
-                diff,
-                state,
-            )
-            if diff or state or change.moved:
-                plan.changes.append(change)
-            else:
-                plan.unchanged += 1
+        for rows in store.placed_rows():
+            for _, eid, has_account, login, dn, _ in rows:
+                placed = store.person(eid)
+                assert placed is not None
+                account = self._account(eid) if has_account else None
+                self._plan_person(plan, placed, account, login, dn)
 
         if s.deactivate_missing_users:
-            for eid, account in self.by_eid.items():
-                if eid in self.people or eid in self.rehired or not self.is_enabled(account):
-                    continue
-                if not is_under(account.dn, s.base_dn):
-                    continue
-                dn = f"{rdn_of(account.dn)},{s.disabled_ou}" if s.disabled_ou else account.dn
-                diff = {}
-                if s.mode == "ad":
-                    diff["userAccountControl"] = [self._ad_uac(account, False)]
-                plan.changes.append(
-                    Change(
+            for accounts in store.unique_accounts():
+                for _, eid, account in accounts:
+                    if eid in self.rehired or not self.is_enabled(account):
+                        continue
+                    if not is_under(account.dn, s.base_dn) or store.in_batch(eid):
+                        continue
+                    dn = f"{rdn_of(account.dn)},{s.disabled_ou}" if s.disabled_ou else account.dn
+                    diff = {}
+                    if s.mode == "ad":
+                        diff["userAccountControl"] = [self._ad_uac(account, False)]
+                    change = Change(
                         "disable",
                         "(missing from feed)",
                         eid,
@@ -598,42 +573,115 @@ class Provisioner:
                         diff,
                         self._state_ops(account, False),
                     )
-                )
+                    plan.add(change)
+                    if s.group_rules:
+                        plan.members.append((eid, dn, account.dn, set()))
 
-        # who belongs where: everyone this run decided about
-        for eid, (person, _account, _login, dn) in placed.items():
-            groups = (
-                {r.group_dn for r in s.group_rules if r.matches(person.facets)}
-                if person.enabled or not s.remove_groups_on_disable
-                else set()
-            )
-            before = _account.dn if _account is not None else None
-            plan.members.append((eid, dn, before, groups))
-        for change in plan.changes:
-            if change.person is None:
-                plan.members.append((change.employee_id, change.dn_after, change.dn_before, set()))
         if s.group_rules:
             plan.group_changes = self._group_changes(
                 plan, {eid: dn for eid, dn, _, _ in plan.members}
             )
         return plan
 
-    def _drop_dn_conflicts(
-        self, placed: dict[str, tuple[DesiredPerson, Account | None, str, str]]
+    def _plan_person(
+        self,
+        plan: Plan,
+        person: DesiredPerson,
+        account: Account | None,
+        login: str,
+        dn: str,
     ) -> None:
+        s = self.settings
+        eid = person.employee_id
+        manager: list[str] | None = []
+        depends_on: str | None = None
+        mgr = person.manager_employee_id
+        if mgr and mgr != eid:
+            placement = self.store.placement(mgr)
+            known = self._account(mgr) if placement is None else None
+            if placement is not None:
+                manager = [placement[0]]
+                if placement[1]:  # created in this run: created first
+                    depends_on = mgr
+            elif known is not None:
+                manager = [known.dn]
+            else:
+                manager = None  # unknown manager: leave the attribute as it is
+                self.logger.warning(
+                    "[%s] employee %s: manager %s has no account; manager left unchanged",
+                    person.stream,
+                    eid,
+                    mgr,
+                )
+        if s.group_rules:  # who belongs where: everyone this run decided about
+            groups = (
+                {r.group_dn for r in s.group_rules if r.matches(person.facets)}
+                if person.enabled or not s.remove_groups_on_disable
+                else set()
+            )
+            plan.members.append((eid, dn, account.dn if account else None, groups))
+        wanted = self._wanted(person, login, manager, dn)
+        if account is None:
+            if s.mode == "ad":
+                wanted["userAccountControl"] = [str(AD_NORMAL_ACCOUNT)]
+            entry = {k: v for k, v in wanted.items() if v}
+            if s.mode == "ad" and s.initial_password:  # bytes: unicodePwd is UTF-16-LE
+                pwd = password_attributes(s.initial_password, s.password_must_change)
+                entry.update(cast(dict[str, list[str]], pwd))
+            plan.add(
+                Change(
+                    "create",
+                    person.stream,
+                    eid,
+                    person,
+                    None,
+                    dn,
+                    entry,
+                    depends_on=depends_on,
+                )
+            )
+            return
+        rdn_attrs = {a.lower() for a, _ in split_dn(dn)[0]}
+        diff = {
+            attr: want
+            for attr, want in wanted.items()
+            if attr.lower() not in rdn_attrs and not self._same(attr, account.values(attr), want)
+        }
+        was_enabled = self.is_enabled(account)
+        if s.mode == "ad":
+            uac = self._ad_uac(account, person.enabled)
+            if account.first("userAccountControl") != uac:
+                diff["userAccountControl"] = [uac]
+        state = self._state_ops(account, person.enabled)
+        if was_enabled and not person.enabled:
+            action = "disable"
+        elif person.enabled and not was_enabled:
+            action = "enable"
+        else:
+            action = "update"
+        change = Change(action, person.stream, eid, person, account.dn, dn, diff, state)
+        if diff or state or change.moved:
+            plan.add(change)
+        else:
+            plan.unchanged += 1
+
+    def _drop_dn_conflicts(self) -> None:
         """Two employees must not aim at one DN (say cn={display_name} and two John Smiths
-        in one department): the account already there, else the lowest employee id, keeps
-        it; the other gets a specific error instead of a race between parallel writes."""
-        holders = {dn_key(a.dn): eid for eid, a in self.by_eid.items()}
-        targets: dict[str, str] = {}
-        for eid, (person, _account, _login, dn) in list(placed.items()):
-            key = dn_key(dn)
-            other = targets.get(key)
-            if other is None:
-                holder = holders.get(key)
-                if holder is not None and holder != eid and holder not in placed:
-                    other = holder
-            if other is not None and other != eid:
+        in one department): the account already there, else the first placed (accounts
+        first, then newcomers by employee id), keeps it; the other gets a specific error
+        instead of a race between parallel writes."""
+        store = self.store
+        for rows in store.placed_rows():
+            for pseq, eid, _, _, dn, key in rows:
+                other = store.earlier_target(key, pseq)
+                if other is None:
+                    holder = store.holder(key)
+                    if holder is not None and holder != eid and not store.is_placed(holder):
+                        other = holder
+                if other is None or other == eid:
+                    continue
+                person = store.person(eid)
+                assert person is not None
                 attr = split_dn(dn)[0][0][0]
                 self.failures.append(
                     Failure(
@@ -653,9 +701,7 @@ class Provisioner:
                     dn,
                     other,
                 )
-                del placed[eid]
-                continue
-            targets[key] = eid
+                store.drop(pseq)
 
     def _reject_record(self, person: DesiredPerson, error: RecordError) -> None:
         self.failures.append(
@@ -796,8 +842,6 @@ class Provisioner:
         def write(change: Change) -> None:
             if change.failed:
                 return
-            if change.depends_on and creates[change.depends_on].final_dn is None:
-                change.attributes.pop("manager", None)  # the manager's own create failed
             if change.action == "create":
                 result = self.directory.add(change.dn_after, s.object_classes, change.attributes)
                 if not result.ok:
@@ -843,6 +887,7 @@ class Provisioner:
             if change.failed or not change.manager_deferred or change.final_dn is None:
                 return
             manager_dn = final_dns.get(dn_key(change.manager_deferred), change.manager_deferred)
+            manager_dn = manager_dn or change.manager_deferred
             result = self.directory.modify(
                 change.final_dn, {"manager": [(MODIFY_REPLACE, [manager_dn])]}
             )
@@ -857,24 +902,75 @@ class Provisioner:
                 return
             self._audit(change.stream, change.employee_id, ["manager"], "updated", dest)
 
-        moves = [c for c in plan.changes if c.moved]
+        changes = plan.changes
+        assert isinstance(changes, SpillList), "a real run's plan is spilled"
+        store = self.store
+        size = max(spill.CHUNK, 8 * max(1, s.max_connections) * 64)
         if s.create_missing_ous:  # new departments: their OUs first, once, not in a race
-            parents = {
-                dn_key(parent_of(c.dn_after)): c.dn_after
-                for c in plan.changes
-                if c.action == "create" or c.moved
-            }
+            parents: dict[str, str] = {}
+            for chunk in changes.iter_chunks(f"tag = 'create' OR flag = {MOVED}"):
+                for c in chunk:
+                    parents[dn_key(parent_of(c.dn_after))] = c.dn_after
             for child in parents.values():
                 self.directory.ensure_parents(child)
-        self.directory.map(move, moves)
+
+        def run(numbered: list[tuple[int, Change]], fn: Callable[[Change], None]) -> None:
+            """Write a chunk on the connections, then keep where each entry is now."""
+            self.directory.map(fn, [c for _, c in numbered])
+            for seq, c in numbered:
+                changes.update(seq, c)
+                store.set_final(c.employee_id, dn_key(c.dn_after), c.final_dn)
+
+        for numbered in changes.iter_numbered(f"flag = {MOVED}", size=size):
+            self.directory.map(move, [c for _, c in numbered])
+            for seq, c in numbered:
+                changes.update(seq, c)
         # new accounts in waves, managers before their reports (AD checks DN references);
         # then the modifies, which may point at the new accounts
-        creates = {c.employee_id: c for c in plan.changes if c.action == "create"}
-        for wave in self._waves(creates):
-            self.directory.map(write, wave)
-        self.directory.map(write, [c for c in plan.changes if c.action != "create"])
-        final_dns = {dn_key(c.dn_after): c.final_dn for c in plan.changes if c.final_dn}
-        self.directory.map(link_manager, [c for c in plan.changes if c.manager_deferred])
+        for numbered in changes.iter_numbered("tag = 'create'"):
+            for seq, c in numbered:
+                store.add_create(seq, c.employee_id, c.depends_on)
+        levels, cyclic = store.levels()
+        deferred: list[int] = []
+        if cyclic:  # reporting cycles among the new accounts (few): broken in memory
+            seqs = {eid: seq for eid, seq, _ in cyclic}
+            loaded = {
+                c.employee_id: c
+                for chunk in changes.iter_chunks(
+                    f"seq IN ({','.join(str(q) for q in seqs.values())})"
+                )
+                for c in chunk
+            }
+            waves = self._waves(loaded)
+            for offset, wave in enumerate(waves):
+                for c in wave:
+                    store.set_level(c.employee_id, levels + offset)
+                    changes.update(seqs[c.employee_id], c)
+                    if c.manager_deferred:
+                        deferred.append(seqs[c.employee_id])
+            levels += len(waves)
+        for level in range(levels):
+            for numbered in changes.iter_numbered(
+                "seq IN (SELECT seq FROM waves WHERE level = ?)", (level,), size=size
+            ):
+                for _, c in numbered:
+                    if c.depends_on and store.final_of(c.depends_on) is None:
+                        c.attributes.pop("manager", None)  # the manager's own create failed
+                run(numbered, write)
+        for numbered in changes.iter_numbered("tag != 'create'", size=size):
+            run(numbered, write)
+        if deferred:
+            linked = [
+                c
+                for chunk in changes.iter_chunks(f"seq IN ({','.join(str(q) for q in deferred)})")
+                for c in chunk
+            ]
+            final_dns: dict[str, str | None] = {
+                dn_key(c.manager_deferred): store.final_by_dnkey(dn_key(c.manager_deferred))
+                for c in linked
+                if c.manager_deferred
+            }
+            self.directory.map(link_manager, linked)
         if s.group_rules:
             self._write_groups(plan, summary)
 
@@ -904,12 +1000,22 @@ class Provisioner:
         return [waves[k] for k in sorted(waves)]
 
     def _write_groups(self, plan: Plan, summary: Summary) -> None:
-        by_eid = {c.employee_id: c for c in plan.changes}
+        store = self.store
         # where each entry is now: unchanged -> planned DN; failed create -> nowhere;
-        # failed move -> still at its old DN (Change.final_dn says all of that)
-        final: dict[str, str | None] = {
-            eid: by_eid[eid].final_dn if eid in by_eid else dn for eid, dn, _, _ in plan.members
-        }
+        # failed move -> still at its old DN (the final DN kept after each write says so)
+        final: dict[str, str | None] = {}
+        for eid, dn, _, _ in plan.members:
+            changed, now = store.final_row(eid)
+            final[eid] = now if changed else dn
+        group_changes = self._group_changes(plan, final)
+        # the connections' threads do not read the spill file: streams looked up here
+        streams: dict[str, str] = {}
+        for gc in group_changes:
+            for eid, _ in gc.add + gc.remove:
+                if eid not in streams:
+                    person = store.person(eid)
+                    streams[eid] = person.stream if person else "(missing from feed)"
+        failed: list[Failure] = []
 
         def apply(gc: GroupChange) -> None:
             group = gc.group
@@ -936,28 +1042,23 @@ class Provisioner:
                 result = self.directory.modify(group.dn, mods)
                 if not result.ok:
                     for eid, _ in gc.add + gc.remove:
-                        change = by_eid.get(eid)
-                        person = self.people.get(eid)
                         failure = Failure(
-                            person.stream if person else "(missing from feed)",
+                            streams[eid],
                             eid,
                             "group membership",
                             attr,
                             f"group {group.dn}: {result}",
-                            person.record if person else None,
+                            None,  # the record is read back below, on the planning thread
                             str(result),
                         )
                         with self._lock:
-                            self.failures.append(failure)
-                            if change:
-                                change.failed = True
+                            failed.append(failure)
                         self.logger.error("%s", failure.message())
                     return
             for outcome, members in (("group_added", gc.add), ("group_removed", gc.remove)):
                 for eid, _ in members:
-                    person = self.people.get(eid)
                     self._audit(
-                        person.stream if person else "(missing from feed)",
+                        streams[eid],
                         eid,
                         [attr],
                         outcome,
@@ -966,7 +1067,11 @@ class Provisioner:
                     with self._lock:
                         summary.outcomes[outcome] += 1
 
-        self.directory.map(apply, self._group_changes(plan, final))
+        self.directory.map(apply, group_changes)
+        for failure in failed:
+            person = store.person(failure.employee_id)
+            failure.record = person.record if person else None
+            self.failures.append(failure)
 
     # -- errors -------------------------------------------------------------------------
     def _field(self, change: Change, result: Result) -> str:

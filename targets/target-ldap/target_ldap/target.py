@@ -275,6 +275,12 @@ class TargetLDAP(BatchAsRecords, Target):  # BATCH files take the RECORD path
         """Plan the whole batch, guard, write, then emit state (and fail if employees
         failed)."""
         try:
+            self._plan_write_settle()
+        finally:
+            self.provisioner.close()  # the spill file of the batch and the plan
+
+    def _plan_write_settle(self) -> None:
+        try:
             self.summary = self.provisioner.run()
         finally:
             self.directory.close()
@@ -307,7 +313,7 @@ class TargetLDAP(BatchAsRecords, Target):  # BATCH files take the RECORD path
         return settle_failures(
             self.letters,
             failures,
-            ((p.stream, p.employee_id) for p in self.provisioner.people.values()),
+            self.provisioner.batch(),
             _ldap_error_class,
             self.logger,
             "target-ldap",

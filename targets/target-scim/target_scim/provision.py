@@ -16,8 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar
 
+from hrsync import spill
+from hrsync.spill import SpillList
 from target_scim import scim
 from target_scim.client import SCIMAuthError, SCIMClient, SCIMError, ServerFeatures
+from target_scim.planstore import PlanStore
 from target_scim.users import DesiredUser
 
 LOGGER = logging.getLogger("target_scim")
@@ -100,14 +103,26 @@ class Failure:
 
 @dataclass
 class Plan:
-    changes: list[Change] = field(default_factory=list)
+    """The run's plan; a real run's changes and skips are spilled to disk (SpillList)."""
+
+    changes: list[Change] | SpillList[Change] = field(default_factory=list)
     unchanged: int = 0
-    skipped: list[tuple[DesiredUser, str]] = field(default_factory=list)
+    skipped: list[tuple[DesiredUser, str]] | SpillList[tuple[DesiredUser, str]] = field(
+        default_factory=list
+    )
     failures: list[Failure] = field(default_factory=list)
     active_accounts: int | None = None
 
     def count(self, action: str) -> int:
+        if isinstance(self.changes, SpillList):
+            return self.changes.counts[action]
         return sum(1 for c in self.changes if c.action == action)
+
+    def add(self, change: Change) -> None:
+        if isinstance(self.changes, SpillList):
+            self.changes.append(change, change.action, change.user.employee_id)
+        else:
+            self.changes.append(change)
 
 
 @dataclass
@@ -164,18 +179,41 @@ class Provisioner:
         self.audit = audit or (lambda *_: None)
         self.logger = logger
         self.plan_out = plan_out or sys.stderr
-        self.desired: dict[str, DesiredUser] = {}
         self.input_failures: list[Failure] = []
         self.rehired: dict[str, str] = {}  # earlier employee id -> the id of the rehire
         self._features: ServerFeatures | None = None
+        self._store: PlanStore | None = None
+        self._lists = 0
 
     # -- input -----------------------------------------------------------------------------
+
+    @property
+    def store(self) -> PlanStore:
+        """The batch, the server's users and the plan, on disk (flat memory at any size)."""
+        if self._store is None:
+            self._store = PlanStore()
+        return self._store
+
+    def close(self) -> None:
+        """Delete the spill file (after the dead letters are settled)."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
     def add(self, user: DesiredUser) -> None:
         """The latest record for an employee wins (one account per person, however many
         positions or update events the feed carries)."""
-        self.desired.pop(user.employee_id, None)
-        self.desired[user.employee_id] = user
+        self.store.add(user)
+
+    def batch(self) -> Iterable[tuple[str, str]]:
+        """(stream, employee id) of everyone in the batch."""
+        if self._store is None:
+            return []
+        return self._store.batch()
+
+    def _spill_list(self, name: str) -> SpillList[Any]:
+        self._lists += 1
+        return SpillList(self.store.spill, f"{name}{self._lists}")
 
     def reject(self, failure: Failure) -> None:
         self.input_failures.append(failure)
@@ -206,21 +244,21 @@ class Provisioner:
             return True, None
         total, _ = self.client.search(None, count=0)
         pages = math.ceil(total / self._page_size())
-        return pages < len(self.desired), total
+        return pages < self.store.count(), total
 
-    def _list_all(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], int]:
-        by_ext: dict[str, dict[str, Any]] = {}
-        by_name: dict[str, dict[str, Any]] = {}
+    def _list_all(self) -> int:
+        """Every user of the server into the spill file; returns how many are active."""
         active = 0
         for resource in self.client.iter_users(self._page_size()):
             values = scim.read_managed(resource)
-            if values[scim.EXTERNAL_ID]:
-                by_ext.setdefault(str(values[scim.EXTERNAL_ID]), resource)
-            if values[scim.USER_NAME]:
-                by_name.setdefault(str(values[scim.USER_NAME]).lower(), resource)
+            ext = values[scim.EXTERNAL_ID]
+            name = values[scim.USER_NAME]
+            self.store.add_account(
+                str(ext) if ext else None, str(name).lower() if name else None, resource
+            )
             if values[scim.ACTIVE]:
                 active += 1
-        return by_ext, by_name, active
+        return active
 
     def _find(
         self, external_id: str, user_name: str | None, prior: str | None = None
@@ -261,7 +299,7 @@ class Provisioner:
         account, other, active = by_name
         if not other:
             return account, None  # an unmanaged account with this userName: adopt it
-        earlier = self.desired.get(str(other))
+        earlier = self.store.get(str(other))
         if user.active and (not earlier.active if earlier is not None else not active):
             # The same work login, and its owner has left (inactive in this feed, or absent
             # from it with the account already deactivated): a rehire under a new employee
@@ -286,100 +324,94 @@ class Provisioner:
     # -- planning --------------------------------------------------------------------------
 
     def plan(self) -> Plan:
-        plan = Plan(failures=list(self.input_failures))
-        users = list(self.desired.values())
+        """The whole batch against the server, read and written a chunk at a time."""
+        store = self.store
+        plan = Plan(
+            changes=self._spill_list("changes"),
+            skipped=self._spill_list("skipped"),
+            failures=list(self.input_failures),
+        )
         listing, _ = self._use_listing()
-        matches: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
-        ids: dict[str, str] = {}  # employee id -> SCIM id
-        by_ext: dict[str, dict[str, Any]] = {}
         if listing:
-            by_ext, by_name, plan.active_accounts = self._list_all()
-            for user in users:
-                candidates = [by_ext.get(user.employee_id)]
-                if user.user_name:
-                    candidates.append(by_name.get(user.user_name.lower()))
-                if user.prior_employee_id:
-                    candidates.append(by_ext.get(user.prior_employee_id))
-                matches[user.employee_id] = self._pick(user, candidates)
-            ids = {ext: str(r.get("id")) for ext, r in by_ext.items() if r.get("id")}
-        else:
-            found = self._map(
-                lambda u: self._find(u.employee_id, u.user_name, u.prior_employee_id), users
-            )
-            for user, hits in zip(users, found, strict=True):
-                matches[user.employee_id] = self._pick(user, hits)
-        for employee_id, (account, _) in matches.items():
-            if account and account.get("id"):
-                ids[employee_id] = str(account["id"])
+            plan.active_accounts = self._list_all()
+            store.ids_from_listing()
+        # pass 1: which account is whose (every match before any plan: rehires link here)
+        for users in store.users():
+            if listing:
+                for user in users:
+                    candidates = [store.account_by_ext(user.employee_id)]
+                    if user.user_name:
+                        candidates.append(store.account_by_name(user.user_name.lower()))
+                    if user.prior_employee_id:
+                        candidates.append(store.account_by_ext(user.prior_employee_id))
+                    store.put_match(user.employee_id, *self._pick(user, candidates))
+            else:
+                found = self._map(
+                    lambda u: self._find(u.employee_id, u.user_name, u.prior_employee_id), users
+                )
+                for user, hits in zip(users, found, strict=True):
+                    store.put_match(user.employee_id, *self._pick(user, hits))
 
-        creating = {
-            u.employee_id
-            for u in users
-            if matches[u.employee_id][0] is None and matches[u.employee_id][1] is None
-        }
         if not listing:  # managers outside the batch: one filter each
-            wanted = sorted(
-                {
-                    u.manager_employee_id
-                    for u in users
-                    if u.manager_employee_id
-                    and u.manager_employee_id not in ids
-                    and u.manager_employee_id not in creating
-                }
-            )
+            wanted = store.unknown_managers()
 
             def find_manager(ext: str) -> list[dict[str, Any]]:
                 return self.client.search(f"externalId eq {scim.filter_string(ext)}")[1]
 
-            for ext, found_managers in zip(wanted, self._map(find_manager, wanted), strict=True):
-                for resource in found_managers:
-                    if resource.get("id"):
-                        ids[ext] = str(resource["id"])
-                        break
+            for start in range(0, len(wanted), spill.CHUNK):
+                part = wanted[start : start + spill.CHUNK]
+                for ext, found_managers in zip(part, self._map(find_manager, part), strict=True):
+                    for resource in found_managers:
+                        if resource.get("id"):
+                            store.put_id(ext, str(resource["id"]))
+                            break
 
-        for user in users:
-            account, conflict = matches[user.employee_id]
-            if user.employee_id in self.rehired:
-                later = self.rehired[user.employee_id]
-                plan.skipped.append((user, f"rehired as employee {later}: the account is theirs"))
-                continue
-            if conflict and not user.active:
-                plan.skipped.append((user, "inactive and has no account: nothing to create"))
-                continue
-            if conflict:
-                plan.failures.append(
-                    Failure(
-                        user.stream,
-                        user.employee_id,
-                        "create",
-                        "userName",
-                        conflict,
-                        user.record,
-                        409,
-                        "uniqueness",
+        # pass 2: the changes
+        for users in store.users():
+            for user in users:
+                account, conflict = store.match(user.employee_id)
+                if user.employee_id in self.rehired:
+                    later = self.rehired[user.employee_id]
+                    plan.skipped.append(
+                        (user, f"rehired as employee {later}: the account is theirs")
                     )
-                )
-                continue
-            self._plan_one(plan, user, account, ids, creating)
+                    continue
+                if conflict and not user.active:
+                    plan.skipped.append((user, "inactive and has no account: nothing to create"))
+                    continue
+                if conflict:
+                    plan.failures.append(
+                        Failure(
+                            user.stream,
+                            user.employee_id,
+                            "create",
+                            "userName",
+                            conflict,
+                            user.record,
+                            409,
+                            "uniqueness",
+                        )
+                    )
+                    continue
+                self._plan_one(plan, user, account, store.get_id, store.creating)
 
         if self.settings.deactivate_missing_users:
-            stream = users[0].stream if users else "iam_users"
-            for ext, resource in by_ext.items():
-                if ext in self.desired or ext in self.rehired:
-                    continue
-                if not scim.read_managed(resource)[scim.ACTIVE]:
-                    continue
-                ghost = DesiredUser(stream, ext, {scim.ACTIVE: False}, False, None, {})
-                plan.changes.append(
-                    Change(
-                        "deactivate",
-                        ghost,
-                        str(resource.get("id")),
-                        resource,
-                        {scim.ACTIVE: False},
-                        reason="absent from the HRIS feed",
+            stream = store.first_stream() or "iam_users"
+            for accounts in store.unclaimed_accounts():
+                for ext, resource in accounts:
+                    if ext in self.rehired or not scim.read_managed(resource)[scim.ACTIVE]:
+                        continue
+                    ghost = DesiredUser(stream, ext, {scim.ACTIVE: False}, False, None, {})
+                    plan.add(
+                        Change(
+                            "deactivate",
+                            ghost,
+                            str(resource.get("id")),
+                            resource,
+                            {scim.ACTIVE: False},
+                            reason="absent from the HRIS feed",
+                        )
                     )
-                )
 
         if plan.count("deactivate") and plan.active_accounts is None:
             plan.active_accounts = self._count_active()
@@ -397,19 +429,20 @@ class Provisioner:
         plan: Plan,
         user: DesiredUser,
         account: dict[str, Any] | None,
-        ids: Mapping[str, str],
-        creating: set[str],
+        id_of: Callable[[str], str | None],
+        creating: Callable[[str], bool],
     ) -> None:
         wanted = dict(user.values)
         pending = None
         manager = user.manager_employee_id
         if manager == user.employee_id:  # some HRIS make the CEO their own manager
             manager = None
+        manager_id = id_of(manager) if manager is not None else None
         if manager is None:
             wanted[scim.MANAGER] = None
-        elif manager in ids:
-            wanted[scim.MANAGER] = ids[manager]
-        elif manager in creating:
+        elif manager_id is not None:
+            wanted[scim.MANAGER] = manager_id
+        elif creating(manager):
             pending = manager
         else:
             self.logger.warning(
@@ -435,7 +468,7 @@ class Provisioner:
                 )
                 return
             values = {p: v for p, v in wanted.items() if v is not None}
-            plan.changes.append(Change("create", user, None, None, values, pending))
+            plan.add(Change("create", user, None, None, values, pending))
             return
 
         current = scim.read_managed(account)
@@ -453,9 +486,7 @@ class Provisioner:
         else:
             plan.unchanged += 1
             return
-        plan.changes.append(
-            Change(action, user, str(account["id"]), account, changes, pending, reason)
-        )
+        plan.add(Change(action, user, str(account["id"]), account, changes, pending, reason))
 
     # -- guard -----------------------------------------------------------------------------
 
@@ -533,37 +564,47 @@ class Provisioner:
         )
 
     def _apply(self, plan: Plan, summary: Summary) -> None:
-        ids: dict[str, str] = {}
-        creates = [c for c in plan.changes if c.action == "create"]
-        others = [c for c in plan.changes if c.action != "create"]
-        for c in others:
-            if c.user_id:
-                ids[c.user.employee_id] = c.user_id
-        for wave in self._waves(creates):
-            for change in wave:
+        """Creates in waves (managers first, so each create carries its manager's SCIM id),
+        then the other changes; a chunk of changes in memory at a time."""
+        store = self.store
+        changes = plan.changes
+        assert isinstance(changes, SpillList), "a real run's plan is spilled"
+        size = max(spill.CHUNK, self.settings.max_concurrency * self.settings.bulk_max_operations)
+        for chunk in changes.iter_chunks("tag != 'create'"):
+            for c in chunk:
+                if c.user_id:
+                    store.put_id(c.user.employee_id, c.user_id, "written")
+        for numbered in changes.iter_numbered("tag = 'create'"):
+            for seq, c in numbered:
+                store.add_create(seq, c.user.employee_id, c.manager_pending)
+        for level in range(store.levels()):
+            waves = "seq IN (SELECT seq FROM waves WHERE level = ?)"
+            for wave in changes.iter_chunks(waves, (level,), size=size):
+                for change in wave:
+                    if change.manager_pending:
+                        manager_id = store.get_id(change.manager_pending, "written")
+                        if manager_id:
+                            change.changes[scim.MANAGER] = manager_id
+                        else:
+                            self.logger.warning(
+                                "employee %s: manager %s was not created; manager left unset",
+                                change.user.employee_id,
+                                change.manager_pending,
+                            )
+                        change.manager_pending = None
+                for change, user_id, error in self._write(wave):
+                    self._record(summary, change, error)
+                    if user_id:
+                        store.put_id(change.user.employee_id, user_id, "written")
+        for others in changes.iter_chunks("tag != 'create'", size=size):
+            for change in others:
                 if change.manager_pending:
-                    manager_id = ids.get(change.manager_pending)
+                    manager_id = store.get_id(change.manager_pending, "written")
                     if manager_id:
                         change.changes[scim.MANAGER] = manager_id
-                    else:
-                        self.logger.warning(
-                            "employee %s: manager %s was not created; manager left unset",
-                            change.user.employee_id,
-                            change.manager_pending,
-                        )
                     change.manager_pending = None
-            for change, user_id, error in self._write(wave):
+            for change, _, error in self._write([c for c in others if c.changes]):
                 self._record(summary, change, error)
-                if user_id:
-                    ids[change.user.employee_id] = user_id
-        for change in others:
-            if change.manager_pending:
-                manager_id = ids.get(change.manager_pending)
-                if manager_id:
-                    change.changes[scim.MANAGER] = manager_id
-                change.manager_pending = None
-        for change, _, error in self._write([c for c in others if c.changes]):
-            self._record(summary, change, error)
 
     def _record(self, summary: Summary, change: Change, error: SCIMError | None) -> None:
         if error is None:
@@ -585,20 +626,6 @@ class Provisioner:
                 error.detail,
             )
         )
-
-    @staticmethod
-    def _waves(creates: list[Change]) -> list[list[Change]]:
-        """Managers before their reports, so each create carries its manager's SCIM id."""
-        remaining = {c.user.employee_id: c for c in creates}
-        waves: list[list[Change]] = []
-        while remaining:
-            wave = [c for c in remaining.values() if c.manager_pending not in remaining]
-            if not wave:  # a reporting cycle in the HRIS data: break it
-                wave = list(remaining.values())
-            waves.append(wave)
-            for c in wave:
-                remaining.pop(c.user.employee_id)
-        return waves
 
     def _body(self, change: Change) -> tuple[str, str, dict[str, Any]]:
         """(method, path, body) for one change."""

@@ -226,6 +226,12 @@ class TargetSCIM(BatchAsRecords, Target):  # BATCH files take the RECORD path
 
     def process_endofpipe(self) -> None:
         """Plan the whole batch, guard, write, then emit state (and fail if users failed)."""
+        try:
+            self._plan_write_settle()
+        finally:
+            self.provisioner.close()  # the spill file of the batch and the plan
+
+    def _plan_write_settle(self) -> None:
         self.summary = self.provisioner.run()
         self.logger.info(
             "target-scim done: %s",
@@ -250,7 +256,7 @@ class TargetSCIM(BatchAsRecords, Target):  # BATCH files take the RECORD path
         return settle_failures(
             self.letters,
             failures,
-            ((u.stream, u.employee_id) for u in self.provisioner.desired.values()),
+            self.provisioner.batch(),
             _scim_error_class,
             self.logger,
             "target-scim",

@@ -238,6 +238,14 @@ def scim(scim_server: ScimServer, tmp_path: Path) -> Iterator[Scim]:
     proxy.close()
 
 
+@pytest.fixture
+def scim_twin(scim_server: ScimServer, tmp_path: Path) -> Iterator[Scim]:
+    """A second tenant of the same server, for side-by-side runs."""
+    proxy = FaultProxy(scim_server.port)
+    yield Scim(proxy, f"t{os.getpid()}x{next(_tenants)}", tmp_path)
+    proxy.close()
+
+
 def person(employee_id: str, **fields: Any) -> dict[str, Any]:
     """An identity record (see docs/helpers IAM record) with plausible defaults."""
     given = fields.pop("given_name", f"Given{employee_id}")

@@ -1,0 +1,264 @@
+"""The batch, the directory's accounts and the plan of one run, spilled to a private SQLite
+file (hrsync.spill), so a million-person feed plans in flat memory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from hrsync.spill import SpillDB, dumps, loads
+from target_ldap.people import DesiredPerson
+
+SCHEMA = """
+CREATE TABLE people (
+    eid TEXT PRIMARY KEY, seq INTEGER NOT NULL, stream TEXT, enabled INTEGER, person BLOB
+);
+CREATE UNIQUE INDEX people_seq ON people (seq);
+CREATE TABLE accounts (n INTEGER PRIMARY KEY, eid TEXT, dnkey TEXT, account BLOB);
+CREATE INDEX accounts_eid ON accounts (eid, n);
+CREATE TABLE logins (login TEXT PRIMARY KEY);
+CREATE TABLE by_login (login TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE eids (eid TEXT PRIMARY KEY, n INTEGER NOT NULL, accounts INTEGER NOT NULL);
+CREATE TABLE holders (dnkey TEXT PRIMARY KEY, eid TEXT NOT NULL);
+CREATE TABLE newcomers (rank INTEGER PRIMARY KEY, eid TEXT NOT NULL);
+CREATE TABLE placed (
+    pseq INTEGER PRIMARY KEY, eid TEXT NOT NULL UNIQUE, account INTEGER, login TEXT,
+    dn TEXT NOT NULL, dnkey TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX placed_dnkey ON placed (dnkey, pseq);
+CREATE TABLE waves (eid TEXT PRIMARY KEY, seq INTEGER, depends_on TEXT, level INTEGER);
+CREATE TABLE final (eid TEXT PRIMARY KEY, dnkey TEXT, final_dn TEXT);
+CREATE INDEX final_dnkey ON final (dnkey);
+"""
+
+
+class PlanStore:
+    """Tables of one run; used by the planning thread only."""
+
+    def __init__(self) -> None:
+        self.spill = SpillDB(SCHEMA, prefix="target-ldap-plan-")
+        self.db = self.spill.db
+        self._seq = 0
+        self._accounts = 0
+        self._pseq = 0
+
+    def close(self) -> None:
+        self.spill.close()
+
+    # -- the batch ---------------------------------------------------------------------------
+    def add(self, person: DesiredPerson) -> None:
+        """The latest record for an employee wins, and moves to the end of the batch."""
+        self._seq += 1
+        self.db.execute(
+            "INSERT INTO people VALUES (?, ?, ?, ?, ?) ON CONFLICT (eid) DO UPDATE SET "
+            "seq = excluded.seq, stream = excluded.stream, enabled = excluded.enabled, "
+            "person = excluded.person",
+            (person.employee_id, self._seq, person.stream, int(person.enabled), dumps(person)),
+        )
+
+    def person(self, eid: str) -> DesiredPerson | None:
+        row = self.db.execute("SELECT person FROM people WHERE eid = ?", (eid,)).fetchone()
+        return loads(row[0]) if row else None
+
+    def in_batch(self, eid: str) -> bool:
+        return self.db.execute("SELECT 1 FROM people WHERE eid = ?", (eid,)).fetchone() is not None
+
+    def people(self) -> Iterator[list[DesiredPerson]]:
+        """The batch in feed order (of each employee's latest record), a chunk at a time."""
+        for rows in self.spill.chunks("SELECT seq, person FROM people WHERE {after} ORDER BY seq"):
+            yield [loads(blob) for _, blob in rows]
+
+    def without_account(self) -> Iterator[list[DesiredPerson]]:
+        """Active people of the batch whose employee id no entry carries (rehire candidates),
+        in feed order."""
+        sql = (
+            "SELECT p.seq, p.person FROM people p WHERE p.enabled = 1 AND NOT EXISTS "
+            "(SELECT 1 FROM eids e WHERE e.eid = p.eid) AND {after} ORDER BY p.seq"
+        )
+        for rows in self.spill.chunks(sql):
+            yield [loads(blob) for _, blob in rows]
+
+    def batch(self) -> Iterator[tuple[str, str]]:
+        sql = "SELECT seq, stream, eid FROM people WHERE {after} ORDER BY seq"
+        for rows in self.spill.chunks(sql):
+            for _, stream, eid in rows:
+                yield stream, eid
+
+    # -- the directory -----------------------------------------------------------------------
+    def add_account(self, eid: str | None, dnkey: str, account: Any) -> int:
+        self._accounts += 1
+        self.db.execute(
+            "INSERT INTO accounts VALUES (?, ?, ?, ?)",
+            (self._accounts, eid, dnkey, dumps(account)),
+        )
+        return self._accounts
+
+    def add_login(self, login: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO logins VALUES (?)", (login,))
+
+    def login_taken(self, login: str) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM logins WHERE login = ?", (login,)).fetchone() is not None
+        )
+
+    def index(self) -> None:
+        """After the read: one row per employee id (with how many accounts carry it), the
+        unique ones' logins and DNs."""
+        self.db.execute(
+            "INSERT INTO eids SELECT eid, min(n), count(*) FROM accounts WHERE eid IS NOT NULL "
+            "GROUP BY eid"
+        )
+
+    def unique_accounts(self) -> Iterator[list[tuple[int, str, Any]]]:
+        """(n, employee id, account) of every employee id carried by exactly one entry, in
+        the order the directory returned them."""
+        sql = (
+            "SELECT a.n, a.eid, a.account FROM accounts a JOIN eids e ON e.n = a.n "
+            "WHERE e.accounts = 1 AND {after} ORDER BY a.n"
+        )
+        for rows in self.spill.chunks(sql):
+            yield [(n, eid, loads(blob)) for n, eid, blob in rows]
+
+    def add_by_login(self, login: str, n: int) -> None:
+        self.db.execute("INSERT OR IGNORE INTO by_login VALUES (?, ?)", (login, n))
+
+    def add_holder(self, dnkey: str, eid: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO holders VALUES (?, ?)", (dnkey, eid))
+
+    def holder(self, dnkey: str) -> str | None:
+        row = self.db.execute("SELECT eid FROM holders WHERE dnkey = ?", (dnkey,)).fetchone()
+        return str(row[0]) if row else None
+
+    def account(self, eid: str) -> Any:
+        """The account of an employee id carried by exactly one entry (None otherwise)."""
+        row = self.db.execute(
+            "SELECT a.account FROM eids e JOIN accounts a ON a.n = e.n "
+            "WHERE e.eid = ? AND e.accounts = 1",
+            (eid,),
+        ).fetchone()
+        return loads(row[0]) if row else None
+
+    def duplicates(self, eid: str) -> list[str]:
+        """DNs of the entries carrying this employee id, when more than one does."""
+        rows = self.db.execute(
+            "SELECT a.account FROM accounts a JOIN eids e ON e.eid = a.eid "
+            "WHERE a.eid = ? AND e.accounts > 1 ORDER BY a.n",
+            (eid,),
+        ).fetchall()
+        return [loads(r[0]).dn for r in rows]
+
+    def by_login(self, login: str) -> Any:
+        row = self.db.execute(
+            "SELECT a.account FROM by_login b JOIN accounts a ON a.n = b.n WHERE b.login = ?",
+            (login,),
+        ).fetchone()
+        return loads(row[0]) if row else None
+
+    # -- placement ---------------------------------------------------------------------------
+    def add_newcomer(self, eid: str) -> None:
+        self.db.execute("INSERT INTO newcomers (eid) VALUES (?)", (eid,))
+
+    def newcomers(self) -> Iterator[list[str]]:
+        """Employees without an account, in employee-id order (new logins resolve the same
+        way whatever order the feed came in)."""
+        self.db.execute("CREATE TEMP TABLE sorted (rank INTEGER PRIMARY KEY, eid TEXT)")
+        self.db.execute("INSERT INTO temp.sorted (eid) SELECT eid FROM newcomers ORDER BY eid")
+        for rows in self.spill.chunks(
+            "SELECT rank, eid FROM temp.sorted WHERE {after} ORDER BY rank"
+        ):
+            yield [eid for _, eid in rows]
+        self.db.execute("DROP TABLE temp.sorted")
+
+    def place(self, eid: str, account: int | None, login: str, dn: str, dnkey: str) -> None:
+        self._pseq += 1
+        self.db.execute(
+            "INSERT INTO placed VALUES (?, ?, ?, ?, ?, ?, 0)",
+            (self._pseq, eid, account, login, dn, dnkey),
+        )
+
+    def placed_rows(self) -> Iterator[list[tuple[int, str, int | None, str, str, str]]]:
+        """(pseq, eid, account n, login, dn, dnkey) of everyone placed and not dropped."""
+        sql = (
+            "SELECT pseq, eid, account, login, dn, dnkey FROM placed "
+            "WHERE dropped = 0 AND {after} ORDER BY pseq"
+        )
+        yield from self.spill.chunks(sql)
+
+    def earlier_target(self, dnkey: str, pseq: int) -> str | None:
+        row = self.db.execute(
+            "SELECT eid FROM placed WHERE dnkey = ? AND pseq < ? AND dropped = 0 "
+            "ORDER BY pseq LIMIT 1",
+            (dnkey, pseq),
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def is_placed(self, eid: str) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM placed WHERE eid = ? AND dropped = 0", (eid,)).fetchone()
+            is not None
+        )
+
+    def drop(self, pseq: int) -> None:
+        self.db.execute("UPDATE placed SET dropped = 1 WHERE pseq = ?", (pseq,))
+
+    def placement(self, eid: str) -> tuple[str, bool] | None:
+        """(DN, created in this run) of a placed employee."""
+        row = self.db.execute(
+            "SELECT dn, account IS NULL FROM placed WHERE eid = ? AND dropped = 0", (eid,)
+        ).fetchone()
+        return (str(row[0]), bool(row[1])) if row else None
+
+    def account_by_n(self, n: int) -> Any:
+        row = self.db.execute("SELECT account FROM accounts WHERE n = ?", (n,)).fetchone()
+        return loads(row[0])
+
+    # -- writing -----------------------------------------------------------------------------
+    def add_create(self, seq: int, eid: str, depends_on: str | None) -> None:
+        self.db.execute("INSERT INTO waves VALUES (?, ?, ?, NULL)", (eid, seq, depends_on))
+
+    def levels(self) -> tuple[int, list[tuple[str, int, str | None]]]:
+        """Number the creates by management depth among the new accounts (managers first).
+
+        Returns the number of levels numbered and the creates left in reporting cycles
+        (eid, seq, depends_on), which the caller breaks.
+        """
+        level = 0
+        db = self.db
+        while True:
+            db.execute("DROP TABLE IF EXISTS temp.remaining")
+            db.execute("CREATE TEMP TABLE remaining AS SELECT eid FROM waves WHERE level IS NULL")
+            db.execute("CREATE UNIQUE INDEX temp.remaining_eid ON remaining (eid)")
+            cursor = db.execute(
+                "UPDATE waves SET level = ? WHERE level IS NULL AND (depends_on IS NULL OR NOT "
+                "EXISTS (SELECT 1 FROM temp.remaining r WHERE r.eid = waves.depends_on))",
+                (level,),
+            )
+            if cursor.rowcount <= 0:
+                break
+            level += 1
+        db.execute("DROP TABLE IF EXISTS temp.remaining")
+        rows = db.execute(
+            "SELECT eid, seq, depends_on FROM waves WHERE level IS NULL ORDER BY seq"
+        ).fetchall()
+        return level, [(str(e), int(s), d) for e, s, d in rows]
+
+    def set_level(self, eid: str, level: int) -> None:
+        self.db.execute("UPDATE waves SET level = ? WHERE eid = ?", (level, eid))
+
+    def set_final(self, eid: str, dnkey: str, final_dn: str | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO final VALUES (?, ?, ?)", (eid, dnkey, final_dn))
+
+    def final_of(self, eid: str) -> str | None:
+        row = self.db.execute("SELECT final_dn FROM final WHERE eid = ?", (eid,)).fetchone()
+        return row[0] if row else None
+
+    def final_row(self, eid: str) -> tuple[bool, str | None]:
+        """(this run changed the entry, where it is now: None when nowhere)."""
+        row = self.db.execute("SELECT final_dn FROM final WHERE eid = ?", (eid,)).fetchone()
+        return (True, row[0]) if row else (False, None)
+
+    def final_by_dnkey(self, dnkey: str) -> str | None:
+        row = self.db.execute(
+            "SELECT final_dn FROM final WHERE dnkey = ? AND final_dn IS NOT NULL", (dnkey,)
+        ).fetchone()
+        return row[0] if row else None

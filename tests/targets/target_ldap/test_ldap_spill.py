@@ -1,0 +1,126 @@
+"""The batch, the directory and the plan are spilled to disk and read back a chunk at a time:
+the directory a run leaves must not depend on the chunk size. Two real slapd servers get the
+same feeds, one with chunks of 3 (every read, placement, wave and write crosses chunk
+boundaries), one with the default (the whole test batch in one chunk); the entries (every
+attribute), the groups and the outcomes must be equal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ldap_testkit import DISABLED, SUFFIX, RunTarget, Slapd, openldap_config, person, start_slapd
+
+from hrsync import spill
+
+
+def _feed_one() -> list[dict[str, Any]]:
+    chain = [person("C0", "Chief", "Exec")]
+    chain += [
+        person(f"C{i}", "Level", f"No{i}", manager_employee_id=f"C{i - 1}") for i in range(1, 9)
+    ]
+    people = list(reversed(chain))  # reports first: managers must still be created first
+    people += [
+        person("L1", "Loop", "One", manager_employee_id="L2"),  # a reporting cycle
+        person("L2", "Loop", "Two", manager_employee_id="L1"),
+        person("S1", "Sam", "Sales", department="Sales", title="Engineering Manager"),
+        person("S2", "Ana", "Lima", department="Sales"),
+        person("S3", "Ana", "Lima", department="Sales"),  # same login: gets another one
+        person("X1", "Old", "Timer", employment_status="Inactive"),  # no account: skipped
+        person("C3", "Level", "No3", manager_employee_id="C2", title="Staff"),  # later wins
+    ]
+    return people
+
+
+def _feed_two() -> list[dict[str, Any]]:
+    people = [person("C0", "Chief", "Exec")]
+    people += [
+        person(f"C{i}", "Level", f"No{i}", manager_employee_id=f"C{i - 1}") for i in range(1, 8)
+    ]
+    people[2]["department"] = "Sales"  # a mover: new OU, groups follow
+    people[4]["termination_date"] = "2020-06-30"  # a leaver: to the disabled OU
+    people[5]["manager_employee_id"] = "N1"  # now reports to a newcomer
+    people += [
+        person("N1", "New", "Comer"),
+        person("R1", "Ana", "Lima", department="Sales", prior_employee_id="S2"),  # rehire
+        person("S2", "Ana", "Lima", department="Sales", employment_status="Inactive"),
+        person("S3", "Ana", "Lima", department="Sales"),
+    ]
+    return people  # C8, L1, L2, S1 absent: full-feed mode disables them
+
+
+OPERATIONAL = {
+    "createtimestamp",
+    "modifytimestamp",
+    "creatorsname",
+    "modifiersname",
+    "entrycsn",
+    "entryuuid",
+}
+
+
+def _state(server: Slapd) -> dict[str, Any]:
+    """Every entry with its attributes, less the server's own (timestamps, UUIDs)."""
+    return {
+        dn: {k: v for k, v in sorted(attrs.items()) if k.lower() not in OPERATIONAL}
+        for dn, attrs in server.entries(SUFFIX, "(objectClass=*)").items()
+    }
+
+
+@pytest.fixture
+def twin(tmp_path: Path) -> Iterator[Slapd]:
+    server = start_slapd(tmp_path / "twin")
+    yield server
+    server.stop()
+
+
+def _runs(server: Slapd, tmp_path: Path, run_target: RunTarget) -> list[Any]:
+    config = openldap_config(server, tmp_path)
+    full = dict(config, deactivate_missing_users=True, max_deactivation_share=1.0)
+    return [run_target(config, _feed_one()), run_target(full, _feed_two())]
+
+
+def test_small_chunks_give_the_same_directory_as_one_chunk(
+    slapd: Slapd,
+    twin: Slapd,
+    tmp_path: Path,
+    run_target: RunTarget,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    whole = _runs(slapd, tmp_path, run_target)
+    monkeypatch.setattr(spill, "CHUNK", 3)
+    chunked = _runs(twin, tmp_path, run_target)
+
+    for a, b in zip(whole, chunked, strict=True):
+        assert a.summary.outcomes == b.summary.outcomes
+        assert sorted(f.message() for f in a.summary.failures) == sorted(
+            f.message() for f in b.summary.failures
+        )
+        assert a.summary.plan.skipped == b.summary.plan.skipped
+    state = _state(slapd)
+    assert state == _state(twin)
+    assert whole[0].summary.outcomes == {"created": 14, "group_added": 29}
+    assert whole[1].summary.outcomes == {
+        "created": 1,
+        "updated": 4,
+        "disabled": 5,
+        "group_added": 4,
+        "group_removed": 13,
+    }
+    assert whole[1].summary.plan.skipped == [
+        ("S2", "rehired as employee R1: the account is theirs")
+    ]
+
+    def eid(number: str) -> tuple[str, dict[str, Any]]:
+        return next((dn, a) for dn, a in state.items() if a.get("employeeNumber") == [number])
+
+    assert {eid(n)[0].split(",", 1)[1] for n in ("C4", "C8", "L1", "L2", "S1")} == {
+        DISABLED.lower()
+    }
+    assert eid("C5")[1]["manager"][0].lower().startswith("uid=new.comer,")
+    assert eid("R1")[0].startswith("uid=ana.lima,ou=sales,")  # S2's account followed R1
+    assert eid("S3")[0].startswith("uid=ana.limas3,")
+    sales = state[f"cn=sales,ou=groups,{SUFFIX}".lower()]
+    assert len(sales["member"]) == 3  # C2 moved in; R1, S3; S1 left on disable

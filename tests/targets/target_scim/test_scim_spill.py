@@ -1,0 +1,81 @@
+"""The plan is spilled to disk and read back a chunk at a time: the result on the server must not
+depend on the chunk size. Two tenants of the same real scim2-server get the same feeds, one with
+chunks of 3 (every batch, wave and Bulk request crosses chunk boundaries), one with the default
+(the whole test batch in one chunk); the users on the servers and the outcomes must be equal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from scim2_models import EnterpriseUser
+
+from hrsync import spill
+
+Person = Any  # conftest.person: an identity record with defaults
+
+
+def _feed_one(person: Person) -> list[dict[str, Any]]:
+    people = [person(f"E{i:02d}", manager_employee_id=f"E{i - 1:02d}") for i in range(1, 13)]
+    people.reverse()  # reports before their managers: managers must still be created first
+    people.append(person("E00"))
+    people.append(person("CA", manager_employee_id="CB"))  # a reporting cycle
+    people.append(person("CB", manager_employee_id="CA"))
+    people.append(person("GONE", employment_status="Inactive"))  # no account: skipped
+    people.append(person("NONAME", user_name=None, work_email=None))  # cannot be created
+    people.append(person("E05", title="Principal"))  # a later record for E05 wins
+    return people
+
+
+def _feed_two(person: Person) -> list[dict[str, Any]]:
+    people = [person(f"E{i:02d}", manager_employee_id=f"E{i - 1:02d}") for i in range(1, 12)]
+    people[3]["department"] = "Platform"  # a mover
+    people[4]["manager_employee_id"] = "N2"  # now reports to a newcomer
+    people[6]["termination_date"] = "2020-06-30"  # a leaver
+    people += [person("E00"), person("N1", manager_employee_id="N2"), person("N2")]
+    return people  # E12, CA, CB absent: full-feed mode deactivates them
+
+
+def _state(scim: Any) -> dict[str, tuple[Any, ...]]:
+    users = scim.users()
+    by_id = {u.id: key for key, u in users.items()}
+    out = {}
+    for key, u in users.items():
+        ent = u[EnterpriseUser]
+        manager = by_id.get(ent.manager.value) if ent and ent.manager else None
+        out[key] = (
+            u.user_name,
+            u.display_name,
+            u.title,
+            u.active,
+            ent.department if ent else None,
+            manager,
+            sorted(e.value for e in u.emails or []),
+        )
+    return out
+
+
+def test_small_chunks_give_the_same_users_as_one_chunk(
+    scim: Any, scim_twin: Any, make_person: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    twin = scim_twin
+    config = {"bulk_max_operations": 2, "max_concurrency": 2}
+    full = {**config, "deactivate_missing_users": True, "max_deactivation_share": 1.0}
+    whole = [scim.run(_feed_one(make_person), **config), scim.run(_feed_two(make_person), **full)]
+    monkeypatch.setattr(spill, "CHUNK", 3)
+    chunked = [twin.run(_feed_one(make_person), **config), twin.run(_feed_two(make_person), **full)]
+
+    for a, b in zip(whole, chunked, strict=True):
+        assert a.summary.outcomes == b.summary.outcomes
+        assert sorted(f.message() for f in a.summary.failures) == sorted(
+            f.message() for f in b.summary.failures
+        )
+    assert whole[0].summary.outcomes == {"created": 15}
+    assert [f.employee_id for f in whole[0].summary.failures] == ["NONAME"]
+    assert whole[1].summary.outcomes == {"created": 2, "updated": 2, "deactivated": 4}
+    state = _state(scim)
+    assert state == _state(twin)
+    assert state["E01"][5] == "E00" and state["E12"][3] is False  # chain kept, E12 gone
+    assert state["E05"][2] == "Engineer" and state["E05"][5] == "N2"  # now under a newcomer
+    assert state["N1"][5] == "N2" and state["E07"][3] is False
+    assert {state["CA"][5], state["CB"][5]} <= {"CA", "CB", None}
