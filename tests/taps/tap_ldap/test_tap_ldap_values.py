@@ -65,3 +65,18 @@ def test_a_bad_disabled_attribute_stops_the_tap_before_it_connects() -> None:
               "disabled_attribute": "locked"}  # fmt: skip
     with pytest.raises(ConfigError, match="disabled_attribute 'locked'"):
         TapLDAP(config=config, parse_env_config=False)
+
+
+def test_a_ranged_member_list_is_never_emitted_short() -> None:
+    """AD sends a group's members past MaxValRange (1,500) in ranges ("member;range=0-1499"):
+    the tap stops naming the group rather than emit part of the list."""
+    from tap_ldap.client import LDAPTapError
+    from tap_ldap.tap import TapLDAP
+
+    config = {"url": "ldaps://dc.example.com", "base_dn": "DC=example,DC=com", "mode": "ad"}
+    groups = TapLDAP(config=config, parse_env_config=False).streams["groups"]
+    raw = {"cn": [b"big"], "member;range=0-1499": [b"CN=a,DC=example,DC=com"]}
+    with pytest.raises(
+        LDAPTapError, match=r"group CN=big,DC=example,DC=com: .*member;range=0-1499"
+    ):
+        groups.build("CN=big,DC=example,DC=com", raw)  # type: ignore[attr-defined]

@@ -270,3 +270,37 @@ def test_what_target_scim_wrote_reads_back(proxy: Proxy) -> None:
     provision([dict(people[0], employment_status="Terminated", termination_date="2021-03-31")])
     rows = {r["externalId"]: r for r in records(sync(tap(proxy.url(tenant))), "users")}
     assert (rows["E1"]["active"], rows["E2"]["active"]) == (False, True)
+
+
+def test_a_server_without_total_results_is_paged_to_an_empty_page(proxy: Proxy) -> None:
+    tenant = new_tenant()
+    users = Seeder(proxy.url(tenant)).users(12)
+
+    def no_total(method: str, path: str, body: Any) -> Any:
+        if "/Users?" in path:
+            body.pop("totalResults", None)
+        return body
+
+    proxy.rewrite = no_total
+    rows = records(sync(tap(proxy.url(tenant))), "users")
+    assert sorted(r["id"] for r in rows) == sorted(u["id"] for u in users)
+    assert [q["startIndex"] for q in proxy.lists("/Users")] == [["1"], ["11"], ["13"]]
+
+
+def test_an_attribute_the_schema_lacks_is_reported_once_and_left_out(
+    proxy: Proxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenant = new_tenant()
+    Seeder(proxy.url(tenant)).users(3)
+
+    def extension(method: str, path: str, body: Any) -> Any:
+        for resource in body.get("Resources") or []:
+            resource["urn:example:params:scim:schemas:extension:acme:2.0:User"] = {"badge": "7"}
+        return body
+
+    proxy.rewrite = extension
+    with caplog.at_level(logging.WARNING):
+        rows = records(sync(tap(proxy.url(tenant))), "users")
+    assert len(rows) == 3 and all(not any("acme" in k for k in r) for r in rows)
+    drift = [r.getMessage() for r in caplog.records if "acme" in r.getMessage()]
+    assert len(drift) == 1 and "Schema drift in stream 'users'" in drift[0]
