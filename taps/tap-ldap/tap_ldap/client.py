@@ -26,6 +26,7 @@ from hrsync.tls import ldap_server
 from tap_ldap.values import (
     from_generalized_time,
     guid_text,
+    is_under,
     sid_text,
     text_value,
     to_generalized_time,
@@ -240,16 +241,15 @@ class LDAPStream(DateTimeWindows, Stream):
     def get_records(self, context: Context | None) -> t.Iterable[dict[str, t.Any]]:
         page_size = int(self.config.get("page_size") or 500)
         search_filter = self.search_filter(context)
-        seen: set[str] = set()
+        bases = self.bases()
         try:
-            for base in self.bases():
+            for i, base in enumerate(bases):
                 for dn, raw in self.directory.search(
                     base, search_filter, self.attributes(), page_size
                 ):
+                    if any(is_under(dn, earlier) for earlier in bases[:i]):
+                        continue  # read under an earlier base already (no id set: memory flat)
                     row = self.build(dn, raw)
-                    if row["id"] in seen:  # a base nested in another one
-                        continue
-                    seen.add(row["id"])
                     if self.in_window(row, context):
                         yield row
         finally:

@@ -162,3 +162,15 @@ def test_ldaps_and_starttls_verify_the_directory(slapd: Slapd) -> None:
 def test_a_wrong_password_fails_naming_the_bind(slapd: Slapd) -> None:
     with pytest.raises(LDAPTapError, match=r"bind as cn=admin,dc=example,dc=com .* failed.*49"):
         sync(tap(tap_config(slapd, bind_password="not-the-password")))
+
+
+def test_an_entry_under_two_search_bases_is_emitted_once(slapd: Slapd) -> None:
+    base = f"ou=Twice,{PEOPLE}"
+    with slapd.connect() as conn:
+        conn.add(base, ["organizationalUnit"], {"ou": "Twice"})
+        conn.add(f"uid=twice,{base}", ["inetOrgPerson"],
+                 {"cn": "Twice", "sn": "Twice", "employeeNumber": "TW-1"})  # fmt: skip
+    # disabled_ou above base_dn: both are searched, the second one holds the first
+    config = tap_config(slapd, base_dn=base, disabled_ou=PEOPLE)
+    rows = [r for r in records(sync(tap(config)), "people") if r["employee_id"] == "TW-1"]
+    assert len(rows) == 1 and rows[0]["enabled"] is False  # under disabled_ou
