@@ -57,6 +57,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: test_group(item.nodeid) != "meltano-project")
 
 
+@pytest.fixture(scope="session")
+def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Samba AD domain controller (tests/targets/target_ldap/samba_dc.py), one for the
+    whole session: its LDAP ports are fixed, and target-ldap's and tap-ldap's tests share it."""
+    from tests.targets.target_ldap.samba_dc import PEOPLE, missing_tools, start_samba_dc
+
+    missing = missing_tools()
+    if missing:
+        pytest.skip(
+            f"Samba AD DC not installed ({', '.join(missing)} missing): install the Debian "
+            "packages samba-ad-dc samba-ad-provision ldap-utils (scripts/bootstrap does)"
+        )
+    server = start_samba_dc(tmp_path_factory.mktemp("samba-ad"))
+    try:
+        server.add(PEOPLE, objectClass="organizationalUnit", ou="People")
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     """A started sandbox (both vendors) with 60 employees; faults reset after the module."""

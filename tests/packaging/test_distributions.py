@@ -29,7 +29,7 @@ HEAVY = {
     "numpy": set(),
     "pillow": set(),
     "pyx12": {"target-benefits-834"},
-    "ldap3": {"target-ldap"},
+    "ldap3": {"target-ldap", "tap-ldap"},
     "paramiko": {"target-payroll-file", "target-benefits-834"},
     "python-gnupg": {"target-payroll-file", "target-benefits-834"},
     "starlette": set(),
