@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from tests.taps.tap_gusto.gusto_seed import FUTURE, PAST, PEOPLE, seed, tap_config
 from tests.taps.tapkit import Messages, records, sync
 
 from sandbox.gusto import Gusto
 from sandbox.server import Sandbox
 from tap_gusto.tap import TapGusto
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +183,29 @@ def test_a_gusto_error_is_named_with_its_category(sb: Sandbox, app: Gusto, tmp_p
         r"\[not_found\] company_uuid: Company not-our-company not found"
     ):  # fmt: skip
         run_tap(config)
+
+
+def test_a_new_vendor_field_is_reported_once_and_left_out(
+    sb: Sandbox, app: Gusto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    render = app.render_employee
+
+    def with_extra(emp: dict[str, Any], include: set[str]) -> dict[str, Any]:
+        return {**render(emp, include), "pronouns": "they/them"}
+
+    monkeypatch.setattr(app, "render_employee", with_extra)
+    with caplog.at_level(logging.WARNING):
+        employees = records(run_tap(tap_config(sb, tmp_path / "token.json")), "employees")
+    assert len(employees) == len(PEOPLE)
+    assert all("pronouns" not in e for e in employees)
+    assert len([r for r in caplog.records if "pronouns" in r.getMessage()]) == 1
+
+
+def test_meltano_yml_shares_the_targets_token_file() -> None:
+    """Gusto's refresh tokens work once: tap-gusto must find the one target-payroll-api kept."""
+    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    plugins = {p["name"]: p for kind in ("extractors", "loaders") for p in project["plugins"][kind]}
+    target = plugins["target-payroll-api"]["settings"]
+    kept = next(s["value"] for s in target if s["name"] == "token_file")
+    assert plugins["tap-gusto"]["config"]["token_file"] == kept

@@ -149,3 +149,19 @@ def test_429_and_5xx_are_retried_and_nothing_is_lost(
     assert len(got) == len(expected)
     assert sb.faults.script == []
     assert sb.credentials["moodle"]["token"] not in caplog.text  # the token stays in the body
+
+
+def test_a_new_vendor_field_is_reported_once_and_left_out(
+    sb: Sandbox, app: Moodle, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    details = app._details
+
+    def with_extra(row: dict[str, Any]) -> dict[str, Any]:
+        return {**details(row), "pronouns": "they/them"}
+
+    monkeypatch.setattr(app, "_details", with_extra)
+    with caplog.at_level(logging.WARNING):
+        users = records(run_tap(config_for(sb)), "users")
+    assert len(users) == len(PEOPLE) + 2
+    assert all("pronouns" not in u for u in users)
+    assert len([r for r in caplog.records if "pronouns" in r.getMessage()]) == 1
