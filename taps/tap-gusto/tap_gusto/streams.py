@@ -101,6 +101,15 @@ class _EmbeddedChild(GustoStream):
     embedded_kind: t.ClassVar[str] = ""
     parent_key: t.ClassVar[str] = ""
 
+    def _write_schema_message(self) -> None:
+        # singer-sdk writes a child's SCHEMA again for every parent record (its sync() per
+        # context): once per run is what the Singer spec asks for, and 20,000 copies cost more
+        # than the records themselves
+        if self.__dict__.get("_hrsync_schema_written"):
+            return
+        super()._write_schema_message()
+        self.__dict__["_hrsync_schema_written"] = True
+
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         if not context:
             return

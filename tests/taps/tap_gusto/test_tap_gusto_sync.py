@@ -86,6 +86,9 @@ def test_every_employee_and_what_hangs_off_it_is_read_back_once(
     assert {j["employee_uuid"] for j in jobs} <= employee_ids
     assert {t["employee_uuid"] for t in records(msgs, "terminations")} <= employee_ids
     assert {c["job_uuid"] for c in comps} == {j["uuid"] for j in jobs}
+    # one SCHEMA per stream, not one per parent record (singer-sdk's default for children)
+    schemas = [m["stream"] for m in msgs if m["type"] == "SCHEMA"]
+    assert len(schemas) == len(set(schemas)) == 5
 
 
 def test_without_embedded_lists_the_children_ask_their_endpoints(
@@ -191,8 +194,8 @@ def test_a_new_vendor_field_is_reported_once_and_left_out(
 ) -> None:  # fmt: skip
     render = app.render_employee
 
-    def with_extra(emp: dict[str, Any], include: set[str]) -> dict[str, Any]:
-        return {**render(emp, include), "pronouns": "they/them"}
+    def with_extra(emp: dict[str, Any], *args: Any) -> dict[str, Any]:
+        return {**render(emp, *args), "pronouns": "they/them"}
 
     monkeypatch.setattr(app, "render_employee", with_extra)
     with caplog.at_level(logging.WARNING):
