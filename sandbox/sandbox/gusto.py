@@ -67,6 +67,8 @@ BENEFITS = (
     (6, "HSA"),
 )
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: jobs by employee uuid, compensations by job uuid (Gusto.children)
+Children = tuple[dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]
 
 
 def _uuid(namespace: str, key: str) -> str:
@@ -284,15 +286,27 @@ class Gusto(App):
         ]
         return not back
 
-    def render_employee(self, emp: dict[str, Any], include: set[str]) -> dict[str, Any]:
+    def children(self) -> Children:
+        """Jobs by employee and compensations by job, one pass each: a page of a large company
+        renders in linear time (build it once per request)."""
+        jobs: dict[str, list[dict[str, Any]]] = {}
+        for job in self.jobs.values():
+            jobs.setdefault(job["employee_uuid"], []).append(job)
+        comps: dict[str, list[dict[str, Any]]] = {}
+        for comp in self.compensations.values():
+            comps.setdefault(comp["job_uuid"], []).append(comp)
+        return jobs, comps
+
+    def render_employee(
+        self, emp: dict[str, Any], include: set[str], children: Children | None = None
+    ) -> dict[str, Any]:
+        jobs, comps = children or self.children()
         out = {k: v for k, v in emp.items() if not k.startswith("_")}
         out["ssn"] = ""  # never returned; has_ssn says whether one is on file
         out["has_ssn"] = bool(emp.get("_ssn"))
         out["terminated"] = self.is_terminated(emp["uuid"])
         out["current_employment_status"] = emp.get("current_employment_status")
-        out["jobs"] = [
-            self.render_job(j) for j in self.jobs.values() if j["employee_uuid"] == emp["uuid"]
-        ]
+        out["jobs"] = [self.render_job(j, comps) for j in jobs.get(emp["uuid"], [])]
         out["terminations"] = list(self.terminations.get(emp["uuid"], []))
         if "custom_fields" in include:
             out["custom_fields"] = [
@@ -310,11 +324,15 @@ class Gusto(App):
             ]
         return out
 
-    def render_job(self, job: dict[str, Any]) -> dict[str, Any]:
-        comps = sorted(
-            (c for c in self.compensations.values() if c["job_uuid"] == job["uuid"]),
-            key=lambda c: c["effective_date"],
+    def render_job(
+        self, job: dict[str, Any], by_job: dict[str, list[dict[str, Any]]] | None = None
+    ) -> dict[str, Any]:
+        mine = (
+            by_job.get(job["uuid"], [])
+            if by_job is not None
+            else [c for c in self.compensations.values() if c["job_uuid"] == job["uuid"]]
         )
+        comps = sorted(mine, key=lambda c: c["effective_date"])
         today = date.today().isoformat()
         current = [c for c in comps if c["effective_date"] <= today] or comps[:1]
         out = dict(job)
@@ -452,7 +470,10 @@ class Gusto(App):
                 "X-Total-Count": str(total),
                 "X-Total-Pages": str(pages),
             }
-            return Response(200, [self.render_employee(e, include) for e in chunk], headers)
+            children = self.children()
+            return Response(
+                200, [self.render_employee(e, include, children) for e in chunk], headers
+            )
 
         @route("POST", "/v1/companies/{ident}/employees")
         def create_employee(req: Request, ident: str) -> Response:
@@ -465,6 +486,7 @@ class Gusto(App):
                 "onboarded": False,
                 "onboarding_status": "admin_onboarding_incomplete",
                 "payment_method": "Check",
+                "department": None,  # set through the departments API, which is not followed
                 "current_employment_status": None,
                 "_ssn": None,
                 "_external_id": None,
@@ -861,11 +883,12 @@ class Gusto(App):
         """Everything the company holds, by HRIS employee id where there is one (for tests)."""
         with self._lock:
             people = {}
+            children = self.children()
             for emp in self.employees.values():
                 uid = emp["uuid"]
                 key = emp.get("_external_id") or uid
                 people[key] = {
-                    **self.render_employee(emp, set()),
+                    **self.render_employee(emp, set(), children),
                     "external_id": emp.get("_external_id"),
                     "ssn_on_file": bool(emp.get("_ssn")),
                     "rehires": list(self.rehires.get(uid, [])),
