@@ -46,6 +46,13 @@ def env_lines(info: dict) -> list[str]:
             f"TARGET_MOODLE_BASE_URL={moodle['base_url']}",
             f"TARGET_MOODLE_TOKEN={moodle['token']}",
         ]
+    if hibob := info.get("hibob"):
+        for prefix in ("TAP_HIBOB", "TARGET_HIBOB"):
+            lines += [
+                f"{prefix}_API_URL={hibob['api_url']}",
+                f"{prefix}_SERVICE_USER_ID={hibob['service_user_id']}",
+                f"{prefix}_TOKEN={hibob['token']}",
+            ]
     if gusto := info.get("gusto"):
         lines += [
             f"TARGET_PAYROLL_API_API_URL={gusto['api_url']}",
