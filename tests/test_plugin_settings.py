@@ -76,7 +76,9 @@ def expected_kind(schema: dict[str, Any]) -> str:
 
 
 def test_every_plugin_of_the_repository_is_covered() -> None:
-    assert len(LOCAL) == 13
+    # every distribution folder of a plugin (each tap, target and map-hr) is declared
+    folders = [*ROOT.glob("taps/tap-*"), *ROOT.glob("targets/target-*"), ROOT / "mappers/map-hr"]
+    assert len(LOCAL) == len([f for f in folders if (f / "pyproject.toml").exists()])
     assert {"tap-greenhouse", "map-hr", "target-warehouse"} <= {p["name"] for p in LOCAL}
 
 

@@ -53,6 +53,7 @@ def env_lines(info: dict) -> list[str]:
                 f"{prefix}_SERVICE_USER_ID={hibob['service_user_id']}",
                 f"{prefix}_TOKEN={hibob['token']}",
             ]
+        lines.append(f"TARGET_HIBOB_CANDIDATE_ID_FIELD={hibob['candidate_id_field']}")
     if gusto := info.get("gusto"):
         lines += [
             f"TARGET_PAYROLL_API_API_URL={gusto['api_url']}",

@@ -23,6 +23,7 @@ job can swap one for the other and its destinations must end up the same. What i
 - Errors as ``{"key": ..., "error": ...}``; rate limits: 429 with ``X-RateLimit-Limit``,
   ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (Unix seconds), no ``Retry-After``.
 - No change feed: the people search has no "updated since" filter (HiBob documents none).
+- A tenant custom field (``CANDIDATE_FIELD``) holds seeded employees' ATS candidate ids.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ TABLES = ("work", "employment", "lifecycle")
 BULK_LIMIT_DEFAULT = 50
 BULK_LIMIT_MAX = 200
 SEARCH_LIMIT_PER_MINUTE = 50
+#: a tenant's custom field (HiBob: ``<category>.custom.field_<n>``) holding the ATS candidate id
+CANDIDATE_FIELD = "work.custom.field_1700000000001"
 COUNTRY_NAMES = {
     "US": "United States",
     "CA": "Canada",
@@ -101,6 +104,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "address.postCode": ("Postal code", "text"),
     "address.country": ("Country", "list"),
     "financial.identificationNumber": ("SSN", "text"),
+    CANDIDATE_FIELD: ("ATS candidate ID", "text"),
 }
 #: what a search without ``fields`` returns (HiBob: the "default" categories root/work/...)
 DEFAULT_FIELDS = tuple(f for f in FIELDS if f.split(".")[0] in ("root", "work", "internal"))
@@ -112,7 +116,7 @@ WRITABLE = {
     "financial": {"identificationNumber"},
     "payroll": {"employment"},
     "work": {"title", "department", "division", "site", "startDate", "reportsTo", "workPhone",
-             "employeeIdInCompany"},
+             "employeeIdInCompany", "custom"},
 }  # fmt: skip
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -292,8 +296,11 @@ class HiBob(App):
             doc = self._seeded(self.world.person(eid))
         for path, value in self.edits.get(eid, {}).items():
             _set(doc, path, value)
-        for table, row in self.added_rows.get(eid, []):
-            if table == "work" and row["effectiveDate"] <= self.world.as_of.isoformat():
+        # the work entry in effect (for a future hire: the one they start with)
+        horizon = max(self.world.as_of.isoformat(), str(_get(doc, "work.startDate") or ""))
+        entries = [r for t, r in self.added_rows.get(eid, []) if t == "work"]
+        for row in sorted(entries, key=lambda r: str(r["effectiveDate"])):
+            if row["effectiveDate"] <= horizon:
                 for key in ("title", "department", "division", "site"):
                     if row.get(key) is not None:
                         _set(doc, f"work.{key}", row[key])
@@ -337,6 +344,11 @@ class HiBob(App):
                 "reportsTo": ref,
                 "manager": ref["id"] if ref else None,
                 "isManager": p.employee_id in self.managers(),
+                "custom": {
+                    CANDIDATE_FIELD.rsplit(".", 1)[1]: str(p.candidate_id)
+                    if p.candidate_id
+                    else None
+                },
             },
             "internal": {
                 "terminationDate": _day(p.termination_date),

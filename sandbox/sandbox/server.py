@@ -144,7 +144,12 @@ class Sandbox:
             }
             if "surveymonkey" in self._running
             else None,
-            "hibob": {"api_url": f"{self.url('hibob')}/v1", **self.credentials["hibob"]}
+            "hibob": {
+                "api_url": f"{self.url('hibob')}/v1",
+                # the sandbox tenant's custom field for the ATS candidate id
+                "candidate_id_field": "work.custom.field_1700000000001",
+                **self.credentials["hibob"],
+            }
             if "hibob" in self._running
             else None,
         }
