@@ -48,6 +48,14 @@ def env_lines(info: dict) -> list[str]:
             f"TAP_MOODLE_BASE_URL={moodle['base_url']}",
             f"TAP_MOODLE_TOKEN={moodle['token']}",
         ]
+    if hibob := info.get("hibob"):
+        for prefix in ("TAP_HIBOB", "TARGET_HIBOB"):
+            lines += [
+                f"{prefix}_API_URL={hibob['api_url']}",
+                f"{prefix}_SERVICE_USER_ID={hibob['service_user_id']}",
+                f"{prefix}_TOKEN={hibob['token']}",
+            ]
+        lines.append(f"TARGET_HIBOB_CANDIDATE_ID_FIELD={hibob['candidate_id_field']}")
     if gusto := info.get("gusto"):
         lines += [
             f"TARGET_PAYROLL_API_API_URL={gusto['api_url']}",

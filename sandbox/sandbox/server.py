@@ -35,6 +35,11 @@ DEFAULT_CREDENTIALS["surveymonkey"] = {"access_token": "sandbox-surveymonkey-tok
 
 VENDORS["moodle"] = "sandbox.moodle"
 DEFAULT_CREDENTIALS["moodle"] = {"token": "sandbox-moodle-wstoken"}
+VENDORS["hibob"] = "sandbox.hibob"
+DEFAULT_CREDENTIALS["hibob"] = {
+    "service_user_id": "SERVICE-HRSYNC-0001",
+    "token": "sandbox-hibob-service-token",
+}
 
 _FAULT_FIELDS = {f.name for f in dataclasses.fields(Faults) if not f.name.startswith("_")}
 
@@ -138,6 +143,14 @@ class Sandbox:
                 **self.credentials["surveymonkey"],
             }
             if "surveymonkey" in self._running
+            else None,
+            "hibob": {
+                "api_url": f"{self.url('hibob')}/v1",
+                # the sandbox tenant's custom field for the ATS candidate id
+                "candidate_id_field": "work.custom.field_1700000000001",
+                **self.credentials["hibob"],
+            }
+            if "hibob" in self._running
             else None,
         }
 

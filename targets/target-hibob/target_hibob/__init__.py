@@ -1,0 +1,1 @@
+"""target-hibob: new hires into HiBob."""
