@@ -45,6 +45,8 @@ def env_lines(info: dict) -> list[str]:
         lines += [
             f"TARGET_MOODLE_BASE_URL={moodle['base_url']}",
             f"TARGET_MOODLE_TOKEN={moodle['token']}",
+            f"TAP_MOODLE_BASE_URL={moodle['base_url']}",
+            f"TAP_MOODLE_TOKEN={moodle['token']}",
         ]
     if gusto := info.get("gusto"):
         lines += [
@@ -54,6 +56,13 @@ def env_lines(info: dict) -> list[str]:
             f"TARGET_PAYROLL_API_CLIENT_SECRET={gusto['client_secret']}",
             f"TARGET_PAYROLL_API_REFRESH_TOKEN={gusto['refresh_token']}",
             f"TARGET_PAYROLL_API_COMPANY_UUID={gusto['company_uuid']}",
+            # tap-gusto shares the target's authorisation (and token file: Gusto rotates tokens)
+            f"TAP_GUSTO_API_URL={gusto['api_url']}",
+            f"TAP_GUSTO_TOKEN_URL={gusto['token_url']}",
+            f"TAP_GUSTO_CLIENT_ID={gusto['client_id']}",
+            f"TAP_GUSTO_CLIENT_SECRET={gusto['client_secret']}",
+            f"TAP_GUSTO_REFRESH_TOKEN={gusto['refresh_token']}",
+            f"TAP_GUSTO_COMPANY_UUID={gusto['company_uuid']}",
         ]
     return lines
 

@@ -465,6 +465,7 @@ class Gusto(App):
                 "onboarded": False,
                 "onboarding_status": "admin_onboarding_incomplete",
                 "payment_method": "Check",
+                "department": None,  # set through the departments API, which is not followed
                 "current_employment_status": None,
                 "_ssn": None,
                 "_external_id": None,

@@ -16,7 +16,8 @@ What it follows (sources and assumptions: ``sandbox/docs/moodle.md``):
   ``core_course_get_courses``, ``enrol_manual_enrol_users`` (one enrolment per user and
   course: enrolling again updates it, as ``enrol_plugin::enrol_user`` does),
   ``enrol_manual_unenrol_users``, ``core_enrol_get_users_courses`` (active enrolments only),
-  ``core_enrol_get_enrolled_users`` (every enrolment unless ``onlyactive``).
+  ``core_enrol_get_enrolled_users`` (every enrolment, or ``onlyactive`` / ``onlysuspended``
+  ones, ordered by user id and paged with ``limitfrom`` / ``limitnumber``).
 - The site starts as a fresh Moodle does: guest (id 1) and admin (id 2), the front page
   (course 1) and a catalogue of seeded courses (``COURSES``).
 
@@ -39,6 +40,12 @@ from sandbox.seed import World
 
 ENDPOINT = "/webservice/rest/server.php"
 STUDENT_ROLE = 5
+#: roleid -> (shortname, name) of the course roles a manual enrolment may assign
+ROLES = {
+    3: ("editingteacher", "Teacher"),
+    4: ("teacher", "Non-editing teacher"),
+    5: ("student", "Student"),
+}
 SITE_COURSE = 1
 #: (id, shortname, fullname, category) of the seeded courses; course 1 is the front page
 COURSES: tuple[tuple[int, str, str, int], ...] = (
@@ -587,20 +594,37 @@ class Moodle(App):
         options = {o.get("name"): o.get("value") for o in (args.get("options") or [])}
         onlyactive = str(options.get("onlyactive") or "0") not in ("0", "", "false")
         onlysuspended = str(options.get("onlysuspended") or "0") not in ("0", "", "false")
+        if onlyactive and onlysuspended:
+            raise MoodleException(
+                "coding_exception",
+                "codingerror",
+                "Coding error detected, it must be fixed by a programmer: Both onlyactive and "
+                "onlysuspended are set, this is not allowed",
+            )
+        limitfrom = _int(options, "limitfrom", "limitfrom", 0)
+        limitnumber = _int(options, "limitnumber", "limitnumber", 0)
         now = int(time.time())
         out = []
+        # ordered by user id, as Moodle's SQL does (ORDER BY u.id); limitfrom/limitnumber page it
         for (cid, uid), row in sorted(self.enrolments.items()):
             if cid != courseid:
                 continue
             active = self._active(row, now)
-            if (onlyactive and not active) or (onlysuspended and row["status"] != 1):
+            # onlysuspended: enrolled but not active now (suspended, not started or ended),
+            # as get_enrolled_join() defines it
+            if (onlyactive and not active) or (onlysuspended and active):
                 continue
+            out.append((uid, row))
+        out = out[limitfrom : limitfrom + limitnumber if limitnumber > 0 else None]
+        users = []
+        for uid, row in out:
             user = self._details(self.users[uid])
+            role = ROLES.get(row["roleid"], ("", ""))
             user["roles"] = [
-                {"roleid": row["roleid"], "name": "", "shortname": "student", "sortorder": 0}
+                {"roleid": row["roleid"], "name": role[1], "shortname": role[0], "sortorder": 0}
             ]
-            out.append(user)
-        return out
+            users.append(user)
+        return users
 
     # --- sandbox admin --------------------------------------------------------------------
 

@@ -174,3 +174,45 @@ def test_courses_are_seeded(moodle: Sandbox) -> None:
         **{"options[ids][0]": "2", "options[ids][1]": "5", "options[ids][2]": "999"},
     )
     assert [(c["id"], c["shortname"]) for c in courses] == [(2, "COMP-CODE"), (5, "CA-SHP-SUP")]
+
+
+def test_enrolled_users_page_by_id_and_onlysuspended_means_not_active(moodle: Sandbox) -> None:
+    form: dict[str, str] = {}
+    for i in range(5):
+        form.update(user_form(i, f"p{i}@acme.example", f"p{i}@acme.example"))
+    ids = [u["id"] for u in call(moodle, "core_user_create_users", **form)]
+    for n, uid in enumerate(ids):
+        extra = {"enrolments[0][timeend]": "1000"} if n == 1 else {}  # ended long ago
+        if n == 3:
+            extra = {"enrolments[0][suspend]": "1"}
+        call(
+            moodle,
+            "enrol_manual_enrol_users",
+            **{"enrolments[0][roleid]": "5", "enrolments[0][userid]": str(uid)},
+            **{"enrolments[0][courseid]": "2"},
+            **extra,
+        )
+
+    def page(start: int, size: int, *more: tuple[str, str]) -> list[int]:
+        options = [("limitfrom", str(start)), ("limitnumber", str(size)), *more]
+        opts = {}
+        for i, (name, value) in enumerate(options):
+            opts[f"options[{i}][name]"], opts[f"options[{i}][value]"] = name, value
+        return [
+            u["id"] for u in call(moodle, "core_enrol_get_enrolled_users", courseid="2", **opts)
+        ]
+
+    assert page(0, 2) + page(2, 2) + page(4, 2) == sorted(ids)
+    assert page(0, 0) == sorted(ids)  # limitnumber 0: no limit
+    assert page(0, 10, ("onlysuspended", "1")) == [ids[1], ids[3]]  # ended, suspended
+    assert page(0, 10, ("onlyactive", "1")) == [ids[0], ids[2], ids[4]]
+    both = call(
+        moodle,
+        "core_enrol_get_enrolled_users",
+        courseid="2",
+        **{"options[0][name]": "onlyactive", "options[0][value]": "1"},
+        **{"options[1][name]": "onlysuspended", "options[1][value]": "1"},
+    )
+    assert both["errorcode"] == "codingerror"
+    roles = call(moodle, "core_enrol_get_enrolled_users", courseid="2")[0]["roles"]
+    assert roles == [{"roleid": 5, "name": "Student", "shortname": "student", "sortorder": 0}]

@@ -1,0 +1,182 @@
+"""tap-gusto against the Gusto fake over HTTP: every employee, job, compensation and
+termination read back once, the HRIS key, the rotating refresh token, faults."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.taps.tap_gusto.gusto_seed import FUTURE, PAST, PEOPLE, seed, tap_config
+from tests.taps.tapkit import Messages, records, sync
+
+from sandbox.gusto import Gusto
+from sandbox.server import Sandbox
+from tap_gusto.tap import TapGusto
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[Sandbox]:
+    with Sandbox(employees=20, vendors=("gusto",)) as sandbox:
+        sandbox.apps["gusto"].seeded_ids = seed(sandbox)  # type: ignore[attr-defined]
+        yield sandbox
+
+
+@pytest.fixture
+def app(sb: Sandbox) -> Iterator[Gusto]:
+    app = sb.apps["gusto"]
+    assert isinstance(app, Gusto)
+    yield app
+    sb.faults.reset()
+    sb.faults.retry_after = 1
+
+
+def run_tap(config: dict[str, Any]) -> Messages:
+    return sync(TapGusto(config=config, parse_env_config=False))
+
+
+def test_every_employee_and_what_hangs_off_it_is_read_back_once(
+    sb: Sandbox, app: Gusto, tmp_path: Path
+) -> None:
+    msgs = run_tap(tap_config(sb, tmp_path / "token.json", page_size=3))
+    ids: dict[str, str] = app.seeded_ids  # type: ignore[attr-defined]
+    employees = records(msgs, "employees")
+    assert sorted(e["uuid"] for e in employees) == sorted(ids.values())  # 8 over 3 pages
+    by_hris = {e["hris_employee_id"]: e for e in employees}
+    assert set(by_hris) == {p[0] for p in PEOPLE}  # the hand-made one has None
+    assert (by_hris["E200"]["first_name"], by_hris["E200"]["last_name"]) == (
+        "Zoë",
+        "O'Brien-Łukasiewicz",
+    )
+    terminated = {k for k, e in by_hris.items() if e["terminated"]}
+    assert terminated == {"E201"}  # E202 leaves in the future, E203 was rehired
+    assert all("ssn" not in e and "jobs" not in e for e in employees)
+
+    jobs = records(msgs, "jobs")
+    assert len(jobs) == len(PEOPLE) + 1
+    mine = sorted((j["title"], j["primary"]) for j in jobs if j["employee_uuid"] == ids["E200"])
+    assert mine == [("Engineer", True), ("Mentor", False)]
+    first_location = app.locations[0]
+    assert all(j["location"]["name"] == first_location["name"] for j in jobs)
+    assert all("compensations" not in j for j in jobs)
+
+    comps = records(msgs, "compensations")
+    engineer = next(j for j in jobs if j["employee_uuid"] == ids["E200"] and j["primary"])
+    assert sorted(
+        (c["effective_date"], c["rate"]) for c in comps if c["job_uuid"] == engineer["uuid"]
+    ) == [(min(c["effective_date"] for c in comps), "85000.00"), (PAST, "92000.00")]
+    assert {c["flsa_status"] for c in comps} >= {"Exempt"}
+
+    terms = {
+        (t["employee_uuid"], t["effective_date"], t["run_termination_payroll"])
+        for t in records(msgs, "terminations")
+    }
+    assert (ids["E201"], PAST, True) in terms and (ids["E202"], FUTURE, False) in terms
+    assert len(terms) == 3
+
+    # every child names a parent that was emitted (singer-sdk emits a parent's children just
+    # before the parent record itself)
+    employee_ids = {e["uuid"] for e in employees}
+    assert {j["employee_uuid"] for j in jobs} <= employee_ids
+    assert {t["employee_uuid"] for t in records(msgs, "terminations")} <= employee_ids
+    assert {c["job_uuid"] for c in comps} == {j["uuid"] for j in jobs}
+
+
+def test_without_embedded_lists_the_children_ask_their_endpoints(
+    sb: Sandbox, app: Gusto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tap_config(sb, tmp_path / "token.json")
+    embedded = run_tap(config)
+    # an API version whose employee and job lists leave out what they hold
+    stripped = {
+        "employees": ("jobs", "terminations"),
+        "jobs": ("compensations",),
+        "compensations": (),
+        "terminations": (),
+    }
+    asked: list[str] = []
+
+    def strip(handler: Any, keys: tuple[str, ...]) -> Any:
+        def answer(req: Any, **kw: str) -> Any:
+            resp = handler(req, **kw)
+            asked.append(req.path.rsplit("/", 1)[-1])
+            for item in resp.body if isinstance(resp.body, list) else []:
+                for key in keys:
+                    item.pop(key, None)
+            return resp
+
+        return answer
+
+    routes = []
+    for method, regex, handler in app._routes:
+        last = regex.pattern.rstrip("/?$").rsplit("/", 1)[-1]
+        if method == "GET" and last in stripped:
+            handler = strip(handler, stripped[last])
+        routes.append((method, regex, handler))
+    monkeypatch.setattr(app, "_routes", routes)
+    writes_before = len(app.writes)
+    bare = run_tap(config)
+    for stream in ("jobs", "compensations", "terminations"):
+        assert sorted(r["uuid"] for r in records(bare, stream)) == sorted(
+            r["uuid"] for r in records(embedded, stream)
+        )
+    assert len(app.writes) == writes_before
+    n = len(PEOPLE)  # one request per employee for each, one per job for compensations
+    assert (asked.count("jobs"), asked.count("terminations")) == (n, n)
+    assert asked.count("compensations") == n + 1
+
+
+def test_the_rotated_refresh_token_is_kept_and_a_valid_access_token_reused(
+    sb: Sandbox, app: Gusto, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "gusto" / "token.json"
+    config = tap_config(sb, token_file)
+    grants = app.token_grants
+    run_tap(config)
+    assert app.token_grants == grants + 1
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    saved = token_file.read_text()
+    assert config["refresh_token"] not in saved  # spent: the rotated one is kept
+    run_tap(config)  # the stored access token is still valid: no refresh at all
+    assert app.token_grants == grants + 1
+    app.expire_tokens()  # revoked or expired early: 401, refresh with the stored token, go on
+    employees = records(run_tap(config), "employees")
+    assert len(employees) == len(PEOPLE)
+    assert app.token_grants == grants + 2
+
+
+def test_a_spent_refresh_token_fails_with_a_specific_error(
+    sb: Sandbox, app: Gusto, tmp_path: Path
+) -> None:
+    config = tap_config(sb, tmp_path / "a.json")
+    run_tap(config)  # spends config["refresh_token"]
+    other = {**config, "token_file": str(tmp_path / "b.json")}
+    with pytest.raises(Exception, match=r"invalid_grant.*a refresh token works once") as err:
+        run_tap(other)
+    assert config["client_secret"] not in str(err.value)
+
+
+def test_429_with_retry_after_and_5xx_are_retried_and_nothing_is_lost(
+    sb: Sandbox, app: Gusto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sb.faults.retry_after = 0
+    sb.faults.script = ["429", "503", "ok", "500", "429", "ok", "drop", "ok", "502"]
+    with caplog.at_level(logging.WARNING):
+        msgs = run_tap(tap_config(sb, tmp_path / "token.json", page_size=2))
+    assert sorted(e["uuid"] for e in records(msgs, "employees")) == sorted(
+        app.seeded_ids.values()  # type: ignore[attr-defined]
+    )
+    assert sb.faults.script == []
+    assert "Retrying GET" in caplog.text
+
+
+def test_a_gusto_error_is_named_with_its_category(sb: Sandbox, app: Gusto, tmp_path: Path) -> None:
+    config = tap_config(sb, tmp_path / "token.json", company_uuid="not-our-company")
+    with pytest.raises(
+        Exception, match=r"404 Not Found for GET /v1/companies/not-our-company/locations: "
+        r"\[not_found\] company_uuid: Company not-our-company not found"
+    ):  # fmt: skip
+        run_tap(config)
