@@ -349,15 +349,16 @@ def compare(
         flag = _get(acc, dest.active)
         # a missing flag is not "inactive" (RFC 7643 for SCIM; Moodle leaves out empty fields)
         active = True if flag is None else parse_flag(flag) == dest.active_when
-        rec = want.get(hris_id) if hris_id else None
+        expected_rec = want.get(hris_id) if hris_id else None
         if hris_id:
             seen.add(hris_id)
         if active:
             active_accounts[account] = hris_id
-        if rec is None:
+        if expected_rec is None:
             if active:
                 findings.append(Finding(dest.name, ORPHANED, hris_id, account, _absent(hris_id)))
             continue
+        rec = expected_rec
         try:
             ended = _last_day_passed(rec, today, stream=dest.expected, key=hris_id)
         except RecordError as exc:
@@ -394,7 +395,7 @@ def compare(
             if str(row.get("status") or "").lower() != "active":
                 continue
             account = _key(row.get("userid"))
-            hris_id = active_accounts.get(account)
+            hris_id = active_accounts.get(account) or ""
             if not hris_id or hris_id not in want:
                 continue  # an orphaned account is reported once, as an account
             if _last_day_passed(want[hris_id], today, stream=dest.expected, key=hris_id):
