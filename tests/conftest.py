@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -15,6 +16,26 @@ from sandbox.server import Sandbox
 settings.register_profile("default", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+@pytest.fixture(scope="session")
+def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Samba AD domain controller (tests/targets/target_ldap/samba_dc.py), one for the
+    whole session: its LDAP ports are fixed, and target-ldap's and tap-ldap's tests share it."""
+    from tests.targets.target_ldap.samba_dc import PEOPLE, missing_tools, start_samba_dc
+
+    missing = missing_tools()
+    if missing:
+        pytest.skip(
+            f"Samba AD DC not installed ({', '.join(missing)} missing): install the Debian "
+            "packages samba-ad-dc samba-ad-provision ldap-utils (scripts/bootstrap does)"
+        )
+    server = start_samba_dc(tmp_path_factory.mktemp("samba-ad"))
+    try:
+        server.add(PEOPLE, objectClass="organizationalUnit", ou="People")
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")

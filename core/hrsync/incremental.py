@@ -11,7 +11,12 @@ window fixed when it starts (per state partition):
   has no upper bound sets ``window_upper_bound = False``.
 
 Records outside the window are dropped by :meth:`IncrementalWindows.in_window` (singer-sdk does
-not: its bookmark filter is inclusive and it keeps records past the run start). The stream puts
+not: its bookmark filter is inclusive and it keeps records past the run start). A stream whose
+runs must return everything they see (a read-back that is compared with another system: a
+record missing from it would read as a missing account) sets ``emit_after_window_end = True``:
+records stamped at or after ``high`` are emitted too, but never advance the bookmark, so the
+next run reads them again (an idempotent upsert on the same key) and nothing below the
+bookmark can be missed. The stream puts
 the window into its requests where the vendor documents filters (``Window.low`` /
 ``Window.high``, ``Window.low_inclusive``). Residual risk: a vendor clock running behind ours
 by more than a page's latency.
@@ -95,6 +100,8 @@ class IncrementalWindows(Stream, t.Generic[S]):
 
     #: False: the API has no upper bound and the stream keeps what arrives after the run start
     window_upper_bound: t.ClassVar[bool] = True
+    #: True: records stamped at or after the run start are emitted, without moving the bookmark
+    emit_after_window_end: t.ClassVar[bool] = False
 
     def to_stamp(self, value: t.Any) -> S:
         """A stamp from the state, ``start_date`` or a record."""
@@ -134,7 +141,24 @@ class IncrementalWindows(Stream, t.Generic[S]):
         stamp = row.get(key)
         if stamp is None or stamp == "":
             return True
-        return self.window(context).admits(self.to_stamp(stamp))
+        window = self.window(context)
+        if self.emit_after_window_end:
+            window = Window(window.low, None, window.bookmark)
+        return window.admits(self.to_stamp(stamp))
+
+    def after_window_end(self, row: t.Mapping[str, t.Any], context: Context | None) -> bool:
+        """Whether ``row`` is stamped at or after this run's start (the next run's window)."""
+        key = self.replication_key
+        stamp = row.get(key) if key else None
+        high = self.window(context).high
+        return stamp not in (None, "") and high is not None and self.to_stamp(stamp) >= high
+
+    def _increment_stream_state(
+        self, latest_record: t.Any, *, context: Context | None = None
+    ) -> None:
+        if self.emit_after_window_end and self.after_window_end(latest_record, context):
+            return  # emitted now, read again next run: the bookmark stays below the run start
+        super()._increment_stream_state(latest_record, context=context)
 
 
 class DateTimeWindows(IncrementalWindows[datetime]):

@@ -125,3 +125,20 @@ def test_without_an_upper_bound_later_changes_stay() -> None:
     stream = Open(tap=ItemsTap(ROWS, config={}))
     assert stream.window(None).high is None
     assert stream.in_window({"id": 9, "updated_at": (NOW + timedelta(days=1)).isoformat()}, None)
+
+
+def test_a_read_back_emits_changes_after_the_run_start_without_bookmarking_them() -> None:
+    class ReadBack(Items):
+        emit_after_window_end = True
+
+    class ReadBackTap(ItemsTap):
+        def discover_streams(self) -> list[Stream]:
+            return [ReadBack(tap=self)]
+
+    late = {"id": 5, "updated_at": (NOW + timedelta(hours=1)).isoformat()}
+    first = sync(ReadBackTap([*ROWS, late], config={}))
+    assert ids(records(first, "items")) == [1, 2, 3, 4, 5]  # nothing the run saw is left out
+    state = final_state(first)
+    assert state["bookmarks"]["items"]["replication_key_value"] == ROWS[2]["updated_at"]
+    again = sync(ReadBackTap([*ROWS, late], config={}, state=state))
+    assert ids(records(again, "items")) == [4, 5]  # 5 again: it was after the first run's start

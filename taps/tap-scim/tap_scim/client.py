@@ -102,6 +102,7 @@ class SCIMStream(ReportsDrift, DateTimeWindows, HRRESTStream[int]):
     replication_key = "lastModified"
     is_sorted = False
     drift_vendor = VENDOR
+    emit_after_window_end = True  # a read-back: a resource changed during the run is not left out
 
     @property
     def url_base(self) -> str:

@@ -1,4 +1,6 @@
-"""Fixtures for target-ldap: a real slapd per test; the package is found under targets/."""
+"""Fixtures for target-ldap: a real slapd per test; the package is found under targets/.
+The Samba AD domain controller (``samba_dc``) is a session fixture in tests/conftest.py: its
+ports are fixed, so the target's and the read-back tap's tests share one."""
 
 from __future__ import annotations
 
@@ -45,22 +47,3 @@ def run_target() -> RunTarget:
         return target
 
     return run
-
-
-@pytest.fixture(scope="session")
-def samba_dc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real Samba AD domain controller, one for the session (its LDAP ports are fixed)."""
-    from samba_dc import PEOPLE, missing_tools, start_samba_dc
-
-    missing = missing_tools()
-    if missing:
-        pytest.skip(
-            f"Samba AD DC not installed ({', '.join(missing)} missing): install the Debian "
-            "packages samba-ad-dc samba-ad-provision ldap-utils (scripts/bootstrap does)"
-        )
-    server = start_samba_dc(tmp_path_factory.mktemp("samba-ad"))
-    try:
-        server.add(PEOPLE, objectClass="organizationalUnit", ou="People")
-        yield server
-    finally:
-        server.stop()
