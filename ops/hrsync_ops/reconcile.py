@@ -86,6 +86,8 @@ class Destination:
     )
     #: only expected records that pass this are owed an account (e.g. a login to create one)
     owed: Callable[[Mapping[str, Any]], bool] | None = None
+    #: the destination's own accounts that no HRIS manages (by account key)
+    unmanaged: frozenset[str] = frozenset()
 
 
 def _titles(rec: Mapping[str, Any]) -> list[str]:
@@ -124,7 +126,7 @@ DESTINATIONS: dict[str, Destination] = {
         expected_key="employee_id",
         accounts="ldap_people",
         account_key=("dn",),
-        hris_key=("employeeNumber",),
+        hris_key=("employee_id",),  # tap-ldap: the target's employee id attribute
         active=("enabled",),
         active_when=True,
         fields={
@@ -152,6 +154,8 @@ DESTINATIONS: dict[str, Destination] = {
             "department": ("department",),
         },
         enrolments="moodle_enrolments",
+        # every Moodle site has them from its installation: the guest user and the first admin
+        unmanaged=frozenset({"1", "2"}),
         # target-moodle makes no account without a work e-mail (the login is made from it)
         owed=lambda rec: rec.get("email") not in (None, ""),
     ),
@@ -345,6 +349,8 @@ def compare(
     active_accounts: dict[str, str] = {}  # account key -> HRIS id, accounts that are active
     for acc in accounts:
         account = _key(_get(acc, dest.account_key))
+        if account in dest.unmanaged:
+            continue
         hris_id = _key(_get(acc, dest.hris_key))
         flag = _get(acc, dest.active)
         # a missing flag is not "inactive" (RFC 7643 for SCIM; Moodle leaves out empty fields)

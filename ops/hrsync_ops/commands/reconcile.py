@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hrsync_ops.ops import project_root
 from hrsync_ops.reconcile import (
     DESTINATIONS,
     EXIT_CLEAN,
@@ -71,6 +72,12 @@ def register(sub: Any) -> None:
     rec.add_argument(
         "--out", type=Path, default=Path("output/reconcile"), help="directory for .md/.csv"
     )
+    rec.add_argument(
+        "--keep-warehouse",
+        action="store_true",
+        help="with --run: keep the warehouse after comparing (default: removed, it holds names "
+        "and work addresses the report does not need)",
+    )
     rec.add_argument("--quiet", action="store_true", help="do not print the Markdown report")
     rec.set_defaults(func=run)
 
@@ -84,13 +91,29 @@ def _run_job(args: argparse.Namespace) -> int:
         wait=3600.0,
         tenant=None,
         job=JOB,
-        meltano_args=[],
+        meltano_args=["--full-refresh"],  # every run reads everything: a drift report is whole
     )
     return int(cmd_run(ns))
 
 
+def _database(args: argparse.Namespace) -> Path:
+    database = args.database or Path(os.environ.get(ENV_DATABASE) or DEFAULT_DATABASE)
+    if not database.is_absolute():  # as the targets see it: relative to the project root
+        database = (args.project_root or project_root()).resolve() / database
+    return database
+
+
+def _remove(database: Path) -> None:
+    for path in (database, database.with_name(database.name + ".wal")):
+        path.unlink(missing_ok=True)
+
+
 def run(args: argparse.Namespace) -> int:
+    database = _database(args)
     if args.run:
+        # a snapshot, rebuilt each time: rows an earlier run loaded (an account deleted since)
+        # must not count
+        _remove(database)
         code = _run_job(args)
         if code != 0:
             print(
@@ -98,9 +121,6 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_COULD_NOT_RUN
-    database = args.database or Path(os.environ.get(ENV_DATABASE) or DEFAULT_DATABASE)
-    if args.project_root and not database.is_absolute():
-        database = args.project_root / database
     try:
         result = reconcile(
             database, destinations=args.destination, today=args.as_of, schema=args.schema
@@ -108,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
     except ReconcileError as exc:
         print(f"hrsync reconcile: {exc}", file=sys.stderr)
         return EXIT_COULD_NOT_RUN
+    finally:
+        if args.run and not args.keep_warehouse:
+            _remove(database)
     if not args.quiet:
         print(to_markdown(result, limit=50), end="")
     for path in write_outputs(result, args.out):
