@@ -31,6 +31,9 @@ BIN = Path(sys.executable).parent
 MELTANO = str(BIN / "meltano")
 HRSYNC = str(BIN / "hrsync")
 LOADERS = ("RECONCILE", "SCIM", "LDAP", "MOODLE", "GUSTO")
+#: the destinations the reconcile job reads back so far: tap-scim and tap-ldap were declared in
+#: meltano.yml after this test was written, so their tasks are not in the job yet (the SCIM drift
+#: is seeded all the same, and the report must name it once the job reads SCIM)
 COMPARED = ("moodle", "gusto")
 
 
