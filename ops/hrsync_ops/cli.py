@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "hrsync_ops.commands.schedule",
     "hrsync_ops.commands.docs",
     "hrsync_ops.commands.report",
+    "hrsync_ops.commands.reconcile",
     "hrsync_ops.commands.retention",
     "hrsync_ops.webhooks.cli",
 )

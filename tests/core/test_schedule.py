@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from hrsync_ops.cli import main
-from hrsync_ops.commands.schedule import crontab
+from hrsync_ops.commands.schedule import JOB_COMMANDS, crontab
 from hrsync_ops.runs import RunLedger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,9 @@ def test_every_schedule_of_the_projects_meltano_yml_gets_a_line(
         assert line.startswith(schedule["interval"] + " ")
         assert f"cd {ROOT} && " in line
         log = f"{ROOT}/.hrsync/logs/{schedule['job']}.log"
-        assert line.endswith(f"{hrsync} run {schedule['job']} >> {log} 2>&1")
+        # the reconcile job's line runs it and writes the drift report (hrsync reconcile --run)
+        command = JOB_COMMANDS.get(schedule["job"], ("run", schedule["job"]))
+        assert line.endswith(f"{hrsync} {' '.join(command)} >> {log} 2>&1")
     assert f"PATH={Path(sys.executable).parent}:" in text
 
 

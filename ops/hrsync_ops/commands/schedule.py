@@ -68,6 +68,11 @@ def _valid_cron(interval: str) -> bool:
     return len(fields) == 5 and all(set(f) <= set("0123456789*/,-") for f in fields)
 
 
+#: jobs whose schedule runs an hrsync command that runs the job (through `hrsync run`) and then
+#: acts on what it loaded: the reconcile job's line writes the drift report
+JOB_COMMANDS: dict[str, tuple[str, ...]] = {"reconcile": ("reconcile", "--run", "--quiet")}
+
+
 def crontab(root: Path, log_dir: Path = LOG_DIR) -> str:
     """The crontab text for every schedule of the project at ``root``."""
     hrsync = hrsync_executable()
@@ -89,9 +94,10 @@ def crontab(root: Path, log_dir: Path = LOG_DIR) -> str:
             lines.append(f"# {name}: interval {interval or 'none'!r} is not a cron: left out")
             continue
         log = logs / f"{job}.log"
+        argv = " ".join(shlex.quote(a) for a in JOB_COMMANDS.get(str(job), ("run", str(job))))
         command = (
             f"cd {shlex.quote(str(root))} && mkdir -p {shlex.quote(str(logs))} && "
-            f"{shlex.quote(hrsync)} run {shlex.quote(str(job))} >> {shlex.quote(str(log))} 2>&1"
+            f"{shlex.quote(hrsync)} {argv} >> {shlex.quote(str(log))} 2>&1"
         )
         lines.append(f"# {name}")
         lines.append(f"{interval} {command.replace('%', chr(92) + '%')}")
