@@ -68,7 +68,7 @@ def test_the_files_of_a_tap_package_are_written(rendered: tuple[Path, str]) -> N
     pyproject = (root / "taps/tap-acme-hr/pyproject.toml").read_text()
     assert 'name = "hrsync-tap-acme-hr"' in pyproject
     assert '"hrsync-core>=0.1.dev0"' in pyproject
-    assert 'tap-acme-hr = "tap_acme_hr.tap:TapAcmeHr.cli"' in pyproject
+    assert 'tap-acme-hr = "tap_acme_hr.tap:main"' in pyproject
     assert "{{" not in "".join((root / f).read_text() for f in GENERATED)
 
 

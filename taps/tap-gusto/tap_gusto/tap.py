@@ -7,12 +7,12 @@ from singer_sdk import typing as th
 
 from hrsync.cli import plugin_main
 from hrsync.http import HTTP_SETTINGS
-from hrsync.taps import DeclaredStreamOrder
+from hrsync.taps import HRTap
 from tap_gusto.client import DEFAULT_API_URL, DEFAULT_API_VERSION, DEFAULT_TOKEN_FILE, MAX_PER
 from tap_gusto.streams import STREAM_TYPES
 
 
-class TapGusto(DeclaredStreamOrder, Tap):
+class TapGusto(HRTap, Tap):
     """Singer tap for Gusto: one company's employees with their jobs, compensations and
     terminations, and its work locations."""
 

@@ -7,11 +7,11 @@ from singer_sdk import typing as th
 
 from hrsync.cli import plugin_main
 from hrsync.http import HTTP_SETTINGS
-from hrsync.taps import DeclaredStreamOrder
+from hrsync.taps import HRTap
 from tap_hibob.streams import STREAM_TYPES
 
 
-class TapHibob(DeclaredStreamOrder, Tap):
+class TapHibob(HRTap, Tap):
     """Singer tap for HiBob."""
 
     name = "tap-hibob"

@@ -11,12 +11,12 @@ from singer_sdk import typing as th
 
 from hrsync.cli import plugin_main
 from hrsync.errors import ConfigError
-from hrsync.taps import DeclaredStreamOrder
+from hrsync.taps import HRTap
 from tap_ldap.client import MODES, Directory, parse_disabled_attribute
 from tap_ldap.streams import STREAM_TYPES
 
 
-class TapLDAP(DeclaredStreamOrder, Tap):
+class TapLDAP(HRTap, Tap):
     """Singer tap for LDAP directories: people and groups."""
 
     name = "tap-ldap"

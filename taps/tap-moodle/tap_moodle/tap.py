@@ -7,12 +7,12 @@ from singer_sdk import typing as th
 
 from hrsync.cli import plugin_main
 from hrsync.http import HTTP_SETTINGS
-from hrsync.taps import DeclaredStreamOrder
+from hrsync.taps import HRTap
 from tap_moodle.client import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tap_moodle.streams import STREAM_TYPES
 
 
-class TapMoodle(DeclaredStreamOrder, Tap):
+class TapMoodle(HRTap, Tap):
     """Singer tap for Moodle: users and enrolments, read back over web services."""
 
     name = "tap-moodle"

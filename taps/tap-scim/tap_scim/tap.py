@@ -8,12 +8,12 @@ from singer_sdk import typing as th
 
 from hrsync.cli import plugin_main
 from hrsync.http import HTTP_SETTINGS
-from hrsync.taps import DeclaredStreamOrder
+from hrsync.taps import HRTap
 from tap_scim.client import MAX_PAGE_SIZE
 from tap_scim.streams import STREAM_TYPES
 
 
-class TapSCIM(DeclaredStreamOrder, Tap):
+class TapSCIM(HRTap, Tap):
     """Singer tap for SCIM 2.0 (RFC 7644): users and groups."""
 
     name = "tap-scim"

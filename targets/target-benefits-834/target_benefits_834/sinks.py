@@ -6,13 +6,14 @@ import typing as t
 
 from singer_sdk.sinks import RecordSink
 
+from hrsync.validation import CompiledValidation
 from target_benefits_834.members import STREAM_KEYS, key_of
 
 if t.TYPE_CHECKING:
     from target_benefits_834.target import TargetBenefits834
 
 
-class SpoolSink(RecordSink):
+class SpoolSink(CompiledValidation, RecordSink):
     """Records are spooled (SQLite), never sent one by one: the file is planned as a whole.
 
     A record that fails schema validation still arrives here, and a malformed date is kept as
