@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from hrsync.sealing import Sealer
+from hrsync.sealing import TOKEN_PREFIX, Sealer
 
 T = TypeVar("T")
 
@@ -172,7 +172,7 @@ class SpillDB:
     def _open(self, blob: bytes, table: str, row: object) -> bytes:
         if not isinstance(blob, bytes | memoryview):
             raise SpillTamperedError(self.path, table, row)
-        raw = self._sealer.open(bytes(blob)) if bytes(blob[:6]) == b"hrsK1:" else None
+        raw = self._sealer.open(bytes(blob)) if bytes(blob).startswith(TOKEN_PREFIX) else None
         if raw is None:
             raise SpillTamperedError(self.path, table, row)
         return raw
