@@ -6,19 +6,42 @@ current state and the plan in a private, temporary SQLite file instead of Python
 Rows are pickled (a record keeps its exact types: a ``datetime`` stays one) and read back in
 key or insertion order, a chunk at a time.
 
-The file lives in a fresh 0700 folder (``tempfile.mkdtemp``), is created 0600, holds personal
-data only for the run and is deleted by :meth:`SpillDB.close` (or when the object is garbage
-collected, or at interpreter exit). Nothing is fsynced: a crash loses the file, and a re-run
-plans again from the destination.
+Sealed and short-lived (personal data at rest):
+
+- Every pickled row, and every clear value a caller needs back (:meth:`SpillDB.seal_text`),
+  is sealed with AES-256-GCM (hrsync.sealing) under a key made per :class:`SpillDB` from 32
+  random bytes held in memory only, never written anywhere: a file left behind is unreadable.
+  A row is authenticated *before* it is unpickled; a row that fails (altered, or not ours)
+  raises :class:`SpillTamperedError`, naming the file, the table and the row, and is never
+  unpickled.
+- A column the SQL only compares for equality (employee ids, logins, userNames, DN keys:
+  joins, lookups, uniqueness) holds :meth:`SpillDB.key`, a keyed HMAC-SHA-256 under a second
+  key from the same random bytes, never the value.
+- What stays in clear: integers the code numbers itself (positions, wave levels, flags), tags
+  (action names) and stream names. One personal value's order is needed by the SQL:
+  target-ldap sorts the employee ids of people without an account (new logins resolve the
+  same way whatever the feed order); they sit in clear in SQLite's temporary database (an
+  unlinked file, gone with the process: ``temp_store=FILE``), never in the spill file.
+  Nothing else: DN ancestry and wave numbering are computed on keys (equality only).
+
+The file lives in a fresh 0700 folder named after the owning process id, is created 0600, and
+is deleted by :meth:`SpillDB.close` (or when the object is garbage collected, or at
+interpreter exit). A run killed before that (SIGKILL) leaves its folder behind: the next
+:class:`SpillDB` created on the machine removes every spill folder whose owning process is
+gone (:func:`remove_stale`). Nothing is fsynced: a crash loses the file, and a re-run plans
+again from the destination.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import pickle
 import re
 import shutil
 import sqlite3
+import stat
 import tempfile
 import weakref
 from collections import Counter
@@ -26,35 +49,92 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from hrsync.sealing import TOKEN_PREFIX, Sealer
+
 T = TypeVar("T")
 
 #: Rows read per query when iterating (the memory of one chunk, not of the batch).
 CHUNK = 2000
 #: SQLite page cache of a spill file, in KiB.
 CACHE_KIB = 32_768
+#: Every spill folder's name ends with this (after the owning pid): what :func:`remove_stale`
+#: looks for in the temporary directory.
+SUFFIX = ".hrsync-spill"
+_STALE = re.compile(r"-(\d+)-[^/]*" + re.escape(SUFFIX) + r"\Z")
+#: Folders of live SpillDBs of this process (a dead run may have had the same pid).
+_OURS: set[str] = set()
 
 
-def dumps(value: Any) -> bytes:
-    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+class SpillTamperedError(Exception):
+    """A sealed row of a spill file failed authentication (it was altered, or not ours)."""
 
-
-def loads(blob: bytes) -> Any:
-    """Only ever applied to rows this process wrote into its own private spill file."""
-    return pickle.loads(blob)  # noqa: S301 - our own private temporary file
+    def __init__(self, path: Path, table: str, row: object) -> None:
+        super().__init__(
+            f"spill file {path}: row {row} of table {table} failed authentication "
+            "(altered, or sealed by another run); it was not unpickled"
+        )
+        self.path = path
+        self.table = table
+        self.row = row
 
 
 def _remove(folder: str) -> None:
+    _OURS.discard(folder)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_stale(tmpdir: str | None = None) -> list[str]:
+    """Remove the spill folders (ours: same owner, a real folder) whose owning process is
+    gone; returns their paths."""
+    root = tmpdir or tempfile.gettempdir()
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _STALE.search(entry.name)
+        if not match:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        pid = int(match.group(1))
+        if entry.path in _OURS or (pid != os.getpid() and _alive(pid)):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(entry.path)
+    return removed
 
 
 class SpillDB:
     """One private temporary SQLite file; ``schema`` creates the caller's tables."""
 
     def __init__(self, schema: str, *, prefix: str = "hrsync-spill-") -> None:
-        self.folder = tempfile.mkdtemp(prefix=prefix)  # 0700
+        remove_stale()
+        self.folder = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", suffix=SUFFIX)  # 0700
+        _OURS.add(self.folder)
         self.path = Path(self.folder) / "spill.sqlite"
         os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._finalizer = weakref.finalize(self, _remove, self.folder)
+        # per-run keys, in memory only: one seals rows, the other keys the equality columns
+        secret = os.urandom(32)
+        self._sealer = Sealer(hmac.new(secret, b"hrsync spill seal", hashlib.sha256).hexdigest())
+        self._mac_key = hmac.new(secret, b"hrsync spill key", hashlib.sha256).digest()
+        del secret
         # one connection, used by the thread that plans (writers hand results back to it)
         self.db = sqlite3.connect(str(self.path), isolation_level=None)
         self.db.execute("PRAGMA journal_mode=OFF")
@@ -63,6 +143,39 @@ class SpillDB:
         self.db.execute("PRAGMA temp_store=FILE")
         self.db.executescript(schema)
         self.db.execute("BEGIN")  # one long transaction: the file is thrown away at the end
+
+    # -- sealing -----------------------------------------------------------------------------
+    def dumps(self, value: Any) -> bytes:
+        """``value`` pickled and sealed."""
+        return self._sealer.seal(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def loads(self, blob: bytes, table: str, row: object) -> Any:
+        """The value of a sealed ``blob`` (``table`` and ``row`` name it in the error): it is
+        authenticated first, and unpickled only when it comes from this SpillDB unaltered."""
+        raw = self._open(blob, table, row)
+        return pickle.loads(raw)  # noqa: S301 - authenticated: sealed by this object's key
+
+    def seal_text(self, value: str | None) -> bytes | None:
+        """A clear value the caller needs back (not compared in SQL), sealed."""
+        return None if value is None else self._sealer.seal(value.encode("utf-8"))
+
+    def open_text(self, blob: bytes | None, table: str, row: object) -> str | None:
+        return None if blob is None else self._open(blob, table, row).decode("utf-8")
+
+    def key(self, value: str | None) -> str | None:
+        """The keyed HMAC of ``value`` (128 bits, hex) for a column SQL compares for equality."""
+        if value is None:
+            return None
+        mac = hmac.new(self._mac_key, value.encode("utf-8"), hashlib.sha256)
+        return mac.hexdigest()[:32]
+
+    def _open(self, blob: bytes, table: str, row: object) -> bytes:
+        if not isinstance(blob, bytes | memoryview):
+            raise SpillTamperedError(self.path, table, row)
+        raw = self._sealer.open(bytes(blob)) if bytes(blob).startswith(TOKEN_PREFIX) else None
+        if raw is None:
+            raise SpillTamperedError(self.path, table, row)
+        return raw
 
     def close(self) -> None:
         """Delete the file (idempotent)."""
@@ -97,7 +210,8 @@ class SpillDB:
 
 
 class SpillList(Generic[T]):
-    """An append-only list of pickled items, each with an optional tag (counted) and key."""
+    """An append-only list of sealed pickled items, each with an optional tag (counted) and
+    key (stored as a keyed HMAC)."""
 
     def __init__(self, spill: SpillDB, name: str) -> None:
         if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
@@ -113,11 +227,12 @@ class SpillList(Generic[T]):
 
     def append(self, item: T, tag: str | None = None, key: str | None = None, flag: int = 0) -> int:
         """Add ``item`` (``tag`` is counted; ``key`` and the integer ``flag`` can be selected
-        on); returns its position."""
+        on: ``key`` is stored as :meth:`SpillDB.key`, compare ``item_key`` with that);
+        returns its position."""
         self._len += 1
         self.spill.db.execute(
             f"INSERT INTO {self.name} VALUES (?, ?, ?, ?, ?)",  # noqa: S608 - a checked name
-            (self._len, tag, key, flag, dumps(item)),
+            (self._len, tag, self.spill.key(key), flag, self.spill.dumps(item)),
         )
         if tag is not None:
             self.counts[tag] += 1
@@ -127,7 +242,7 @@ class SpillList(Generic[T]):
         """Replace the item at position ``seq`` (a changed copy read back earlier)."""
         self.spill.db.execute(
             f"UPDATE {self.name} SET item = ? WHERE seq = ?",  # noqa: S608 - a checked name
-            (dumps(item), seq),
+            (self.spill.dumps(item), seq),
         )
 
     def __len__(self) -> int:
@@ -156,4 +271,4 @@ class SpillList(Generic[T]):
         # the table name is checked; ``where`` is the caller's code, values go in ``params``
         sql = f"SELECT seq, item FROM {self.name} WHERE {condition}{{after}} ORDER BY seq"  # noqa: S608
         for rows in self.spill.chunks(sql, params, size=size):
-            yield [(int(seq), loads(blob)) for seq, blob in rows]
+            yield [(int(seq), self.spill.loads(blob, self.name, seq)) for seq, blob in rows]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -54,4 +56,125 @@ def test_a_table_name_must_be_a_plain_identifier() -> None:
     db = SpillDB("")
     with pytest.raises(ValueError, match="not a table name"):
         SpillList(db, "x; DROP TABLE y")
+    db.close()
+
+
+def _raw(db: SpillDB) -> bytes:
+    db.db.execute("COMMIT")  # the pages reach the file (nothing is committed until then)
+    db.db.execute("BEGIN")
+    return db.path.read_bytes()
+
+
+def test_the_file_holds_no_personal_data_in_clear() -> None:
+    db = SpillDB("CREATE TABLE people (eid TEXT PRIMARY KEY, email TEXT, person BLOB);")
+    items: SpillList[dict[str, object]] = SpillList(db, "items")
+    people = [
+        {"employee_id": f"EMP{i:05d}", "name": f"Zelda Quixote{i}", "email": f"zq{i}@corp.example"}
+        for i in range(50)
+    ]
+    for p in people:
+        items.append(p, "create", str(p["employee_id"]))
+        db.db.execute(
+            "INSERT INTO people VALUES (?, ?, ?)",
+            (db.key(str(p["employee_id"])), db.key(str(p["email"])), db.dumps(p)),
+        )
+    raw = _raw(db)
+    for p in people:
+        for value in p.values():
+            assert str(value).encode() not in raw
+    assert b"Quixote" not in raw and b"corp.example" not in raw and b"EMP000" not in raw
+    # and it all comes back, and the keys work for equality
+    assert [x["name"] for x in items] == [p["name"] for p in people]
+    (blob,) = db.db.execute(
+        "SELECT person FROM people WHERE eid = ?", (db.key("EMP00007"),)
+    ).fetchone()
+    assert db.loads(blob, "people", 7)["email"] == "zq7@corp.example"
+    assert [
+        x["name"] for c in items.iter_chunks("item_key = ?", (db.key("EMP00003"),)) for x in c
+    ] == ["Zelda Quixote3"]
+    db.close()
+
+
+def test_a_leftover_file_cannot_be_read_by_another_run() -> None:
+    one, two = SpillDB(""), SpillDB("")
+    blob = one.dumps({"name": "Zelda"})
+    assert one.key("E1") != two.key("E1")  # the keys are per run
+    with pytest.raises(spill.SpillTamperedError):
+        two.loads(blob, "items", 1)
+    one.close()
+    two.close()
+
+
+def test_a_flipped_byte_fails_authentication_before_anything_is_unpickled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db = SpillDB("")
+    items: SpillList[dict[str, object]] = SpillList(db, "items")
+    for i in range(3):
+        items.append({"i": i, "name": f"Person {i}"})
+    (blob,) = db.db.execute("SELECT item FROM items WHERE seq = 2").fetchone()
+    altered = bytearray(blob)
+    altered[-20] ^= 0x01
+    db.db.execute("UPDATE items SET item = ? WHERE seq = 2", (bytes(altered),))
+
+    def never(*args: object, **kwargs: object) -> object:
+        raise AssertionError("pickle.loads reached on a row that failed authentication")
+
+    monkeypatch.setattr(spill.pickle, "loads", never)
+    with pytest.raises(spill.SpillTamperedError) as caught:
+        list(items.iter_numbered("seq = 2"))
+    error = caught.value
+    assert error.table == "items" and error.row == 2 and error.path == db.path
+    assert str(db.path) in str(error) and "row 2 of table items" in str(error)
+    db.close()
+
+
+def test_a_dead_runs_folder_is_removed_at_the_next_start(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = int(child.stdout)  # that process has exited: its pid is gone
+    stale = tmp_path / f"target-scim-plan-{dead}-abc123{spill.SUFFIX}"
+    stale.mkdir(mode=0o700)
+    (stale / "spill.sqlite").write_bytes(b"leftover")
+    alive = tmp_path / f"target-scim-plan-{os.getpid()}-live{spill.SUFFIX}"
+    alive.mkdir(mode=0o700)
+    other = tmp_path / f"unrelated-{dead}-x"
+    other.mkdir()
+    spill._OURS.add(str(alive))  # a live SpillDB of this process
+    try:
+        assert spill.remove_stale(str(tmp_path)) == [str(stale)]
+    finally:
+        spill._OURS.discard(str(alive))
+    assert not stale.exists() and alive.exists() and other.exists()
+    # a folder of this pid that no live SpillDB owns is a dead run's (pid reused)
+    assert spill.remove_stale(str(tmp_path)) == [str(alive)]
+
+
+def test_a_new_spill_removes_a_killed_runs_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    script = (
+        "import os, signal; from hrsync.spill import SpillDB; "
+        "db = SpillDB('CREATE TABLE t (x);'); print(db.folder, flush=True); "
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    child = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    left = Path(child.stdout.strip())
+    assert child.returncode == -9 and left.parent == tmp_path and left.exists()
+    db = SpillDB("")
+    assert not left.exists() and Path(db.folder).exists()
     db.close()

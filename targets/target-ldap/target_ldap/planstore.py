@@ -1,33 +1,47 @@
 """The batch, the directory's accounts and the plan of one run, spilled to a private SQLite
-file (hrsync.spill), so a million-person feed plans in flat memory."""
+file (hrsync.spill), so a million-person feed plans in flat memory.
+
+Sealed (see hrsync.spill): people, accounts, logins, DNs and the clear employee ids handed
+back (``*_s`` columns) are AES-GCM sealed; ``eid``, ``depends_on``, ``login`` and ``dnkey``
+columns hold the run's keyed HMAC (the SQL only joins, looks up and keeps them unique by
+equality; DN keys are compared whole, never by ancestry). The one personal value in clear is
+``temp.newcomers.eid``: the employee ids of the people without an account, which the SQL
+sorts (new logins are assigned in employee-id order, whatever the feed order); that table is
+in SQLite's temporary database (an unlinked file that dies with the process), not in the spill
+file. Positions, wave levels, flags and stream names are the other clear values.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from hrsync.spill import SpillDB, dumps, loads
+from hrsync.spill import SpillDB
+from target_ldap.naming import dn_key
 from target_ldap.people import DesiredPerson
 
 SCHEMA = """
 CREATE TABLE people (
-    eid TEXT PRIMARY KEY, seq INTEGER NOT NULL, stream TEXT, enabled INTEGER, person BLOB
+    eid TEXT PRIMARY KEY, eid_s BLOB, seq INTEGER NOT NULL, stream TEXT, enabled INTEGER,
+    person BLOB
 );
 CREATE UNIQUE INDEX people_seq ON people (seq);
-CREATE TABLE accounts (n INTEGER PRIMARY KEY, eid TEXT, dnkey TEXT, account BLOB);
+CREATE TABLE accounts (n INTEGER PRIMARY KEY, eid TEXT, eid_s BLOB, dnkey TEXT, account BLOB);
 CREATE INDEX accounts_eid ON accounts (eid, n);
 CREATE TABLE logins (login TEXT PRIMARY KEY);
 CREATE TABLE by_login (login TEXT PRIMARY KEY, n INTEGER NOT NULL);
 CREATE TABLE eids (eid TEXT PRIMARY KEY, n INTEGER NOT NULL, accounts INTEGER NOT NULL);
-CREATE TABLE holders (dnkey TEXT PRIMARY KEY, eid TEXT NOT NULL);
-CREATE TABLE newcomers (rank INTEGER PRIMARY KEY, eid TEXT NOT NULL);
+CREATE TABLE holders (dnkey TEXT PRIMARY KEY, eid_s BLOB NOT NULL);
 CREATE TABLE placed (
-    pseq INTEGER PRIMARY KEY, eid TEXT NOT NULL UNIQUE, account INTEGER, login TEXT,
-    dn TEXT NOT NULL, dnkey TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0
+    pseq INTEGER PRIMARY KEY, eid TEXT NOT NULL UNIQUE, eid_s BLOB NOT NULL, account INTEGER,
+    login_s BLOB, dn_s BLOB NOT NULL, dnkey TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX placed_dnkey ON placed (dnkey, pseq);
-CREATE TABLE waves (eid TEXT PRIMARY KEY, seq INTEGER, depends_on TEXT, level INTEGER);
-CREATE TABLE final (eid TEXT PRIMARY KEY, dnkey TEXT, final_dn TEXT);
+CREATE TABLE waves (
+    eid TEXT PRIMARY KEY, eid_s BLOB, seq INTEGER, depends_on TEXT, depends_on_s BLOB,
+    level INTEGER
+);
+CREATE TABLE final (eid TEXT PRIMARY KEY, dnkey TEXT, final_dn BLOB);
 CREATE INDEX final_dnkey ON final (dnkey);
 """
 
@@ -38,9 +52,13 @@ class PlanStore:
     def __init__(self) -> None:
         self.spill = SpillDB(SCHEMA, prefix="target-ldap-plan-")
         self.db = self.spill.db
+        self.key = self.spill.key
         self._seq = 0
         self._accounts = 0
         self._pseq = 0
+        # sorted by the clear employee id: kept in SQLite's temporary database (an unlinked
+        # file, gone with the process), never in the spill file
+        self.db.execute("CREATE TEMP TABLE newcomers (rank INTEGER PRIMARY KEY, eid TEXT NOT NULL)")
 
     def close(self) -> None:
         self.spill.close()
@@ -50,23 +68,33 @@ class PlanStore:
         """The latest record for an employee wins, and moves to the end of the batch."""
         self._seq += 1
         self.db.execute(
-            "INSERT INTO people VALUES (?, ?, ?, ?, ?) ON CONFLICT (eid) DO UPDATE SET "
+            "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (eid) DO UPDATE SET "
             "seq = excluded.seq, stream = excluded.stream, enabled = excluded.enabled, "
             "person = excluded.person",
-            (person.employee_id, self._seq, person.stream, int(person.enabled), dumps(person)),
+            (
+                self.key(person.employee_id),
+                self.spill.seal_text(person.employee_id),
+                self._seq,
+                person.stream,
+                int(person.enabled),
+                self.spill.dumps(person),
+            ),
         )
 
     def person(self, eid: str) -> DesiredPerson | None:
-        row = self.db.execute("SELECT person FROM people WHERE eid = ?", (eid,)).fetchone()
-        return loads(row[0]) if row else None
+        row = self.db.execute(
+            "SELECT seq, person FROM people WHERE eid = ?", (self.key(eid),)
+        ).fetchone()
+        return self.spill.loads(row[1], "people", row[0]) if row else None
 
     def in_batch(self, eid: str) -> bool:
-        return self.db.execute("SELECT 1 FROM people WHERE eid = ?", (eid,)).fetchone() is not None
+        row = self.db.execute("SELECT 1 FROM people WHERE eid = ?", (self.key(eid),)).fetchone()
+        return row is not None
 
     def people(self) -> Iterator[list[DesiredPerson]]:
         """The batch in feed order (of each employee's latest record), a chunk at a time."""
         for rows in self.spill.chunks("SELECT seq, person FROM people WHERE {after} ORDER BY seq"):
-            yield [loads(blob) for _, blob in rows]
+            yield [self.spill.loads(blob, "people", seq) for seq, blob in rows]
 
     def without_account(self) -> Iterator[list[DesiredPerson]]:
         """Active people of the batch whose employee id no entry carries (rehire candidates),
@@ -76,29 +104,36 @@ class PlanStore:
             "(SELECT 1 FROM eids e WHERE e.eid = p.eid) AND {after} ORDER BY p.seq"
         )
         for rows in self.spill.chunks(sql):
-            yield [loads(blob) for _, blob in rows]
+            yield [self.spill.loads(blob, "people", seq) for seq, blob in rows]
 
     def batch(self) -> Iterator[tuple[str, str]]:
-        sql = "SELECT seq, stream, eid FROM people WHERE {after} ORDER BY seq"
+        sql = "SELECT seq, stream, eid_s FROM people WHERE {after} ORDER BY seq"
         for rows in self.spill.chunks(sql):
-            for _, stream, eid in rows:
-                yield stream, eid
+            for seq, stream, eid in rows:
+                yield stream, str(self.spill.open_text(eid, "people", seq))
 
     # -- the directory -----------------------------------------------------------------------
     def add_account(self, eid: str | None, dnkey: str, account: Any) -> int:
         self._accounts += 1
         self.db.execute(
-            "INSERT INTO accounts VALUES (?, ?, ?, ?)",
-            (self._accounts, eid, dnkey, dumps(account)),
+            "INSERT INTO accounts VALUES (?, ?, ?, ?, ?)",
+            (
+                self._accounts,
+                self.key(eid),
+                self.spill.seal_text(eid),
+                self.key(dnkey),
+                self.spill.dumps(account),
+            ),
         )
         return self._accounts
 
     def add_login(self, login: str) -> None:
-        self.db.execute("INSERT OR IGNORE INTO logins VALUES (?)", (login,))
+        self.db.execute("INSERT OR IGNORE INTO logins VALUES (?)", (self.key(login),))
 
     def login_taken(self, login: str) -> bool:
         return (
-            self.db.execute("SELECT 1 FROM logins WHERE login = ?", (login,)).fetchone() is not None
+            self.db.execute("SELECT 1 FROM logins WHERE login = ?", (self.key(login),)).fetchone()
+            is not None
         )
 
     def index(self) -> None:
@@ -113,56 +148,68 @@ class PlanStore:
         """(n, employee id, account) of every employee id carried by exactly one entry, in
         the order the directory returned them."""
         sql = (
-            "SELECT a.n, a.eid, a.account FROM accounts a JOIN eids e ON e.n = a.n "
+            "SELECT a.n, a.eid_s, a.account FROM accounts a JOIN eids e ON e.n = a.n "
             "WHERE e.accounts = 1 AND {after} ORDER BY a.n"
         )
         for rows in self.spill.chunks(sql):
-            yield [(n, eid, loads(blob)) for n, eid, blob in rows]
+            yield [
+                (
+                    n,
+                    str(self.spill.open_text(eid, "accounts", n)),
+                    self.spill.loads(blob, "accounts", n),
+                )
+                for n, eid, blob in rows
+            ]
 
     def add_by_login(self, login: str, n: int) -> None:
-        self.db.execute("INSERT OR IGNORE INTO by_login VALUES (?, ?)", (login, n))
+        self.db.execute("INSERT OR IGNORE INTO by_login VALUES (?, ?)", (self.key(login), n))
 
     def add_holder(self, dnkey: str, eid: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO holders VALUES (?, ?)", (dnkey, eid))
+        self.db.execute(
+            "INSERT OR REPLACE INTO holders VALUES (?, ?)",
+            (self.key(dnkey), self.spill.seal_text(eid)),
+        )
 
     def holder(self, dnkey: str) -> str | None:
-        row = self.db.execute("SELECT eid FROM holders WHERE dnkey = ?", (dnkey,)).fetchone()
-        return str(row[0]) if row else None
+        row = self.db.execute(
+            "SELECT rowid, eid_s FROM holders WHERE dnkey = ?", (self.key(dnkey),)
+        ).fetchone()
+        return self.spill.open_text(row[1], "holders", row[0]) if row else None
 
     def account(self, eid: str) -> Any:
         """The account of an employee id carried by exactly one entry (None otherwise)."""
         row = self.db.execute(
-            "SELECT a.account FROM eids e JOIN accounts a ON a.n = e.n "
+            "SELECT a.n, a.account FROM eids e JOIN accounts a ON a.n = e.n "
             "WHERE e.eid = ? AND e.accounts = 1",
-            (eid,),
+            (self.key(eid),),
         ).fetchone()
-        return loads(row[0]) if row else None
+        return self.spill.loads(row[1], "accounts", row[0]) if row else None
 
     def duplicates(self, eid: str) -> list[str]:
         """DNs of the entries carrying this employee id, when more than one does."""
         rows = self.db.execute(
-            "SELECT a.account FROM accounts a JOIN eids e ON e.eid = a.eid "
+            "SELECT a.n, a.account FROM accounts a JOIN eids e ON e.eid = a.eid "
             "WHERE a.eid = ? AND e.accounts > 1 ORDER BY a.n",
-            (eid,),
+            (self.key(eid),),
         ).fetchall()
-        return [loads(r[0]).dn for r in rows]
+        return [self.spill.loads(blob, "accounts", n).dn for n, blob in rows]
 
     def by_login(self, login: str) -> Any:
         row = self.db.execute(
-            "SELECT a.account FROM by_login b JOIN accounts a ON a.n = b.n WHERE b.login = ?",
-            (login,),
+            "SELECT a.n, a.account FROM by_login b JOIN accounts a ON a.n = b.n WHERE b.login = ?",
+            (self.key(login),),
         ).fetchone()
-        return loads(row[0]) if row else None
+        return self.spill.loads(row[1], "accounts", row[0]) if row else None
 
     # -- placement ---------------------------------------------------------------------------
     def add_newcomer(self, eid: str) -> None:
-        self.db.execute("INSERT INTO newcomers (eid) VALUES (?)", (eid,))
+        self.db.execute("INSERT INTO temp.newcomers (eid) VALUES (?)", (eid,))
 
     def newcomers(self) -> Iterator[list[str]]:
         """Employees without an account, in employee-id order (new logins resolve the same
         way whatever order the feed came in)."""
         self.db.execute("CREATE TEMP TABLE sorted (rank INTEGER PRIMARY KEY, eid TEXT)")
-        self.db.execute("INSERT INTO temp.sorted (eid) SELECT eid FROM newcomers ORDER BY eid")
+        self.db.execute("INSERT INTO temp.sorted (eid) SELECT eid FROM temp.newcomers ORDER BY eid")
         for rows in self.spill.chunks(
             "SELECT rank, eid FROM temp.sorted WHERE {after} ORDER BY rank"
         ):
@@ -172,29 +219,54 @@ class PlanStore:
     def place(self, eid: str, account: int | None, login: str, dn: str, dnkey: str) -> None:
         self._pseq += 1
         self.db.execute(
-            "INSERT INTO placed VALUES (?, ?, ?, ?, ?, ?, 0)",
-            (self._pseq, eid, account, login, dn, dnkey),
+            "INSERT INTO placed VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+            (
+                self._pseq,
+                self.key(eid),
+                self.spill.seal_text(eid),
+                account,
+                self.spill.seal_text(login),
+                self.spill.seal_text(dn),
+                self.key(dnkey),
+            ),
         )
 
     def placed_rows(self) -> Iterator[list[tuple[int, str, int | None, str, str, str]]]:
         """(pseq, eid, account n, login, dn, dnkey) of everyone placed and not dropped."""
         sql = (
-            "SELECT pseq, eid, account, login, dn, dnkey FROM placed "
+            "SELECT pseq, eid_s, account, login_s, dn_s FROM placed "
             "WHERE dropped = 0 AND {after} ORDER BY pseq"
         )
-        yield from self.spill.chunks(sql)
+        opened = self.spill.open_text
+        for rows in self.spill.chunks(sql):
+            placed = []
+            for pseq, eid, account, login, dn in rows:
+                clear_dn = str(opened(dn, "placed", pseq))
+                placed.append(
+                    (
+                        pseq,
+                        str(opened(eid, "placed", pseq)),
+                        account,
+                        str(opened(login, "placed", pseq)),
+                        clear_dn,
+                        dn_key(clear_dn),
+                    )
+                )
+            yield placed
 
     def earlier_target(self, dnkey: str, pseq: int) -> str | None:
         row = self.db.execute(
-            "SELECT eid FROM placed WHERE dnkey = ? AND pseq < ? AND dropped = 0 "
+            "SELECT pseq, eid_s FROM placed WHERE dnkey = ? AND pseq < ? AND dropped = 0 "
             "ORDER BY pseq LIMIT 1",
-            (dnkey, pseq),
+            (self.key(dnkey), pseq),
         ).fetchone()
-        return str(row[0]) if row else None
+        return self.spill.open_text(row[1], "placed", row[0]) if row else None
 
     def is_placed(self, eid: str) -> bool:
         return (
-            self.db.execute("SELECT 1 FROM placed WHERE eid = ? AND dropped = 0", (eid,)).fetchone()
+            self.db.execute(
+                "SELECT 1 FROM placed WHERE eid = ? AND dropped = 0", (self.key(eid),)
+            ).fetchone()
             is not None
         )
 
@@ -204,17 +276,27 @@ class PlanStore:
     def placement(self, eid: str) -> tuple[str, bool] | None:
         """(DN, created in this run) of a placed employee."""
         row = self.db.execute(
-            "SELECT dn, account IS NULL FROM placed WHERE eid = ? AND dropped = 0", (eid,)
+            "SELECT pseq, dn_s, account IS NULL FROM placed WHERE eid = ? AND dropped = 0",
+            (self.key(eid),),
         ).fetchone()
-        return (str(row[0]), bool(row[1])) if row else None
+        return (str(self.spill.open_text(row[1], "placed", row[0])), bool(row[2])) if row else None
 
     def account_by_n(self, n: int) -> Any:
         row = self.db.execute("SELECT account FROM accounts WHERE n = ?", (n,)).fetchone()
-        return loads(row[0])
+        return self.spill.loads(row[0], "accounts", n)
 
     # -- writing -----------------------------------------------------------------------------
     def add_create(self, seq: int, eid: str, depends_on: str | None) -> None:
-        self.db.execute("INSERT INTO waves VALUES (?, ?, ?, NULL)", (eid, seq, depends_on))
+        self.db.execute(
+            "INSERT INTO waves VALUES (?, ?, ?, ?, ?, NULL)",
+            (
+                self.key(eid),
+                self.spill.seal_text(eid),
+                seq,
+                self.key(depends_on),
+                self.spill.seal_text(depends_on),
+            ),
+        )
 
     def levels(self) -> tuple[int, list[tuple[str, int, str | None]]]:
         """Number the creates by management depth among the new accounts (managers first).
@@ -238,27 +320,40 @@ class PlanStore:
             level += 1
         db.execute("DROP TABLE IF EXISTS temp.remaining")
         rows = db.execute(
-            "SELECT eid, seq, depends_on FROM waves WHERE level IS NULL ORDER BY seq"
+            "SELECT eid_s, seq, depends_on_s FROM waves WHERE level IS NULL ORDER BY seq"
         ).fetchall()
-        return level, [(str(e), int(s), d) for e, s, d in rows]
+        opened = self.spill.open_text
+        return level, [
+            (str(opened(e, "waves", s)), int(s), opened(d, "waves", s)) for e, s, d in rows
+        ]
 
     def set_level(self, eid: str, level: int) -> None:
-        self.db.execute("UPDATE waves SET level = ? WHERE eid = ?", (level, eid))
+        self.db.execute("UPDATE waves SET level = ? WHERE eid = ?", (level, self.key(eid)))
 
     def set_final(self, eid: str, dnkey: str, final_dn: str | None) -> None:
-        self.db.execute("INSERT OR REPLACE INTO final VALUES (?, ?, ?)", (eid, dnkey, final_dn))
+        self.db.execute(
+            "INSERT OR REPLACE INTO final VALUES (?, ?, ?)",
+            (self.key(eid), self.key(dnkey), self.spill.seal_text(final_dn)),
+        )
+
+    def _final(self, column: str, value: str) -> tuple[int, bytes | None] | None:
+        return self.db.execute(
+            f"SELECT rowid, final_dn FROM final WHERE {column} = ?",  # noqa: S608 - ours
+            (self.key(value),),
+        ).fetchone()
 
     def final_of(self, eid: str) -> str | None:
-        row = self.db.execute("SELECT final_dn FROM final WHERE eid = ?", (eid,)).fetchone()
-        return row[0] if row else None
+        row = self._final("eid", eid)
+        return self.spill.open_text(row[1], "final", row[0]) if row else None
 
     def final_row(self, eid: str) -> tuple[bool, str | None]:
         """(this run changed the entry, where it is now: None when nowhere)."""
-        row = self.db.execute("SELECT final_dn FROM final WHERE eid = ?", (eid,)).fetchone()
-        return (True, row[0]) if row else (False, None)
+        row = self._final("eid", eid)
+        return (True, self.spill.open_text(row[1], "final", row[0])) if row else (False, None)
 
     def final_by_dnkey(self, dnkey: str) -> str | None:
         row = self.db.execute(
-            "SELECT final_dn FROM final WHERE dnkey = ? AND final_dn IS NOT NULL", (dnkey,)
+            "SELECT rowid, final_dn FROM final WHERE dnkey = ? AND final_dn IS NOT NULL",
+            (self.key(dnkey),),
         ).fetchone()
-        return row[0] if row else None
+        return self.spill.open_text(row[1], "final", row[0]) if row else None

@@ -124,3 +124,42 @@ def test_small_chunks_give_the_same_directory_as_one_chunk(
     assert eid("S3")[0].startswith("uid=ana.limas3,")
     sales = state[f"cn=sales,ou=groups,{SUFFIX}".lower()]
     assert len(sales["member"]) == 3  # C2 moved in; R1, S3; S1 left on disable
+
+
+def test_the_plan_store_file_holds_no_personal_data_in_clear() -> None:
+    from target_ldap.naming import dn_key
+    from target_ldap.people import DesiredPerson
+    from target_ldap.planstore import PlanStore
+    from target_ldap.provision import Account
+
+    store = PlanStore()
+    fields = {"display_name": "Zelda Quixote", "work_email": "zelda.quixote@corp.example"}
+    store.add(DesiredPerson("iam", "EMP7731", True, fields, "zquixote", "EMP9902", [], fields))
+    dn = "uid=zquixote,ou=People,dc=corp,dc=example"
+    account = Account(dn, {"uid": ["zquixote"], "employeenumber": ["EMP5500"]})
+    n = store.add_account("EMP5500", dn_key(dn), account)
+    store.add_login("zquixote")
+    store.add_by_login("zquixote", n)
+    store.add_holder(dn_key(dn), "EMP5500")
+    store.index()
+    store.add_newcomer("EMP7731")
+    store.place("EMP7731", None, "zquixote2", dn.replace("zquixote", "zquixote2"), "k")
+    store.add_create(1, "EMP7731", "EMP9902")
+    store.add_create(2, "EMP9902", "EMP7731")  # a reporting cycle
+    store.set_final("EMP7731", dn_key(dn), dn)
+    store.db.execute("COMMIT")
+    store.db.execute("BEGIN")
+    raw = store.spill.path.read_bytes()
+    for clear in (b"EMP7731", b"EMP9902", b"EMP5500", b"Quixote", b"corp", b"zquixote"):
+        assert clear not in raw
+    assert list(store.batch()) == [("iam", "EMP7731")]
+    assert store.login_taken("zquixote") and not store.login_taken("other")
+    assert store.by_login("zquixote").dn == dn
+    assert store.holder(dn_key(dn)) == "EMP5500"
+    assert [[eid for _, eid, _ in c] for c in store.unique_accounts()] == [["EMP5500"]]
+    assert list(store.newcomers()) == [["EMP7731"]]
+    assert store.placement("EMP7731") == (dn.replace("zquixote", "zquixote2"), True)
+    assert store.final_of("EMP7731") == dn and store.final_by_dnkey(dn_key(dn)) == dn
+    # the cycle comes back in clear, to be broken by the caller
+    assert store.levels() == (0, [("EMP7731", 1, "EMP9902"), ("EMP9902", 2, "EMP7731")])
+    store.close()

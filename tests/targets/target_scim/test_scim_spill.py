@@ -79,3 +79,33 @@ def test_small_chunks_give_the_same_users_as_one_chunk(
     assert state["E05"][2] == "Engineer" and state["E05"][5] == "N2"  # now under a newcomer
     assert state["N1"][5] == "N2" and state["E07"][3] is False
     assert {state["CA"][5], state["CB"][5]} <= {"CA", "CB", None}
+
+
+def test_the_plan_store_file_holds_no_personal_data_in_clear() -> None:
+    from target_scim.planstore import PlanStore
+    from target_scim.users import DesiredUser
+
+    store = PlanStore()
+    record = {"name": "Zelda Quixote", "email": "zelda.quixote@corp.example"}
+    values = {"userName": "zquixote", "emails": record["email"]}
+    store.add(DesiredUser("iam_users", "EMP7731", values, True, "EMP9902", record))
+    store.add_account("EMP7731", "zquixote", {"id": "scim-uuid-4411", "userName": "zquixote"})
+    store.add_account("EMP5500", "obrien", {"id": "scim-uuid-5500", "userName": "obrien"})
+    store.put_match("EMP7731", None, "userName zquixote is taken")
+    store.put_id("EMP7731", "scim-uuid-4411", "written")
+    store.add_create(1, "EMP7731", "EMP9902")
+    store.db.execute("COMMIT")
+    store.db.execute("BEGIN")
+    raw = store.spill.path.read_bytes()
+    for clear in (b"EMP7731", b"EMP9902", b"EMP5500", b"Quixote", b"corp.example", b"zquixote"):
+        assert clear not in raw
+    assert b"scim-uuid" not in raw and b"obrien" not in raw
+    # and everything still reads back
+    assert list(store.batch()) == [("iam_users", "EMP7731")]
+    assert store.get_id("EMP7731", "written") == "scim-uuid-4411"
+    assert store.match("EMP7731") == (None, "userName zquixote is taken")
+    assert store.unknown_managers() == ["EMP9902"]
+    assert [[ext for ext, _ in c] for c in store.unclaimed_accounts()] == [["EMP5500"]]
+    assert (store.account_by_name("zquixote") or {})["id"] == "scim-uuid-4411"
+    assert store.levels() == 1
+    store.close()
