@@ -86,6 +86,16 @@ def iam_env(scim: ScimServer, slapd: Slapd, workdir: Path) -> dict[str, str]:
         "TARGET_LDAP_DN_TEMPLATE": f"uid={{uid}},ou={{department}},{PEOPLE}",
         "TARGET_LDAP_DISABLED_OU": DISABLED,
         "TARGET_LDAP_GROUP_RULES": json.dumps(rules),
+        # the read-back taps (hrsync reconcile) read what the targets wrote
+        "TAP_SCIM_BASE_URL": scim.url("hrsync"),
+        "TAP_SCIM_BEARER_TOKEN": scim.token,
+        "TAP_LDAP_URL": slapd.url,
+        "TAP_LDAP_BIND_DN": ADMIN,
+        "TAP_LDAP_BIND_PASSWORD": PASSWORD,
+        "TAP_LDAP_BASE_DN": PEOPLE,
+        "TAP_LDAP_GROUPS_BASE_DN": GROUPS,
+        "TAP_LDAP_MODE": "openldap",
+        "TAP_LDAP_DISABLED_OU": DISABLED,
     }
 
 
