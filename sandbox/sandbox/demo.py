@@ -248,6 +248,32 @@ def run_demo(*, employees: int, seed: int, workdir: Path) -> int:
         drop.stop()
 
 
+def _reconcile(env: dict[str, str], workdir: Path, as_of: object) -> bool:
+    """The reconcile job (every destination read back into DuckDB) and `hrsync reconcile`'s
+    report on it; True if either could not run (drift found is a finding, not a failure)."""
+    database = workdir / "reconcile.duckdb"
+    env = {**env, "HRSYNC_RECONCILE_DB": str(database)}
+    for loader in ("RECONCILE", "SCIM", "LDAP", "MOODLE", "GUSTO"):
+        env[f"TARGET_WAREHOUSE_{loader}_DATABASE"] = str(database)
+    database.unlink(missing_ok=True)
+    log = workdir / "reconcile.log"
+    print("== reconcile: what SCIM, LDAP, Moodle and Gusto hold, against the HRIS")
+    code, seconds = _run("reconcile", env, log, full_refresh=True)
+    state = "ok" if code == 0 else f"FAILED (exit {code}, see {log})"
+    print(f"  read back {state}  {seconds:.1f} s")
+    if code != 0:
+        return True
+    report = subprocess.run(
+        ["hrsync", "reconcile", "--out", str(workdir / "reconcile"), f"--as-of={as_of}"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    database.unlink(missing_ok=True)  # names and work addresses: not kept
+    for line in report.stdout.splitlines()[:12]:
+        print(f"  {line}")
+    print()
+    return report.returncode not in (0, 3)  # 3: drift found, listed in the report
+
+
 def _run_jobs(
     employees: int, seed: int, workdir: Path, scim: ScimServer, slapd: Slapd, drop: FileDrop
 ) -> int:
@@ -299,5 +325,6 @@ def _run_jobs(
                 if len(hires) > 10:
                     print(f"    ... and {len(hires) - 10} more")
             print()
+        failed |= _reconcile(env, workdir, world.as_of)
     print("demo " + ("FAILED" if failed else "finished: every job ran end to end"))
     return 1 if failed else 0
