@@ -179,9 +179,11 @@ def create_app(config: ReceiverConfig, store: EventStore, scheduler: Scheduler) 
         if not token or not hmac.compare_digest(sent, f"Bearer {token}".encode()):
             return JSONResponse({"status": "ok"})
         counts = await run_in_threadpool(store.counts)
-        return JSONResponse(
-            {"status": "ok", "sources": sorted(config.secrets), **counts, "jobs": scheduler.stats()}
-        )
+        details = {"sources": sorted(config.secrets), **counts, "jobs": scheduler.stats()}
+        fast_path = getattr(scheduler.runner, "stats", None)  # hrsync_ops.webhooks.fastpath
+        if callable(fast_path):
+            details["fast_path"] = fast_path()
+        return JSONResponse({"status": "ok", **details})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
