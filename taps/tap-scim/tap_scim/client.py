@@ -191,6 +191,11 @@ class SCIMStream(ReportsDrift, DateTimeWindows, HRRESTStream[int]):
     def parse_response(self, response: requests.Response) -> Iterable[dict]:
         """The ``Resources`` of a ListResponse (absent when there are none)."""
         body = expect(response, VENDOR, read_json(response, VENDOR), dict, "a ListResponse")
+        if not ({"Resources", "totalResults"} & body.keys() or LIST_RESPONSE in _schemas(body)):
+            # an object that is no ListResponse at all is not "no users": a short extract
+            raise UnexpectedPage(
+                VENDOR, response, f"expected a ListResponse, got an object with {sorted(body)}"
+            )
         yield from expect_rows(response, VENDOR, body.get("Resources") or [], '"Resources"')
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
@@ -200,3 +205,11 @@ class SCIMStream(ReportsDrift, DateTimeWindows, HRRESTStream[int]):
         row["lastModified"] = meta.get("lastModified") if isinstance(meta, dict) else None
         self.report_drift(row)
         return row if self.in_window(row, context) else None
+
+
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+
+
+def _schemas(body: dict[str, t.Any]) -> list[t.Any]:
+    schemas = body.get("schemas")
+    return schemas if isinstance(schemas, list) else []

@@ -20,9 +20,11 @@ Run = Callable[..., list[dict[str, Any]]]
 #: profile -> (the input stream of people it filters, or None: everyone the source sends)
 POPULATIONS: dict[str, str | None] = {
     "ats_to_hris": "offers",  # accepted offers (one emitted stream)
+    "ats_to_hibob": "offers",  # accepted offers, as ats_to_hris (one emitted stream)
     "lever_to_hris": "offers",  # signed offers (one emitted stream)
     "bamboohr_to_canonical": None,
     "greenhouse_to_canonical": None,
+    "hibob_to_canonical": None,
     "hris_to_analytics": None,
     "hris_to_benefits": None,  # every subscriber; elections are filtered by plan, not person
     "hris_to_iam": "worker",  # people with a work e-mail (one emitted stream)
