@@ -13,11 +13,7 @@ authorisation by sharing the file; an access token still valid there is used as 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import os
-import tempfile
 import time
 import typing as t
 from datetime import UTC, datetime
@@ -37,9 +33,10 @@ from hrsync.http import (
     require_secure_url,
 )
 from hrsync.shapes import expect_rows, read_json
+from hrsync.tokens import TokenFile
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
     import requests
     from singer_sdk.helpers.types import Context
@@ -52,45 +49,6 @@ DEFAULT_TOKEN_FILE = ".hrsync/gusto-token.json"  # noqa: S105 - a path
 MAX_PER = 100
 #: an access token this close to its expiry is renewed first
 EXPIRY_MARGIN = 60.0
-
-
-class TokenFile:
-    """The newest refresh token and the current access token, as JSON in a 0600 file:
-    ``{"refresh_token", "access_token", "expires_at"}`` (``expires_at``: Unix time)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def load(self) -> dict[str, t.Any]:
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def save(self, data: dict[str, t.Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".token-")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out)
-            Path(tmp).replace(self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        """An advisory lock next to the file: two processes never spend one refresh token."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
 
 class RefreshTokenAuthenticator(ClientCredentialsAuthenticator):

@@ -3,13 +3,9 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import threading
 import time
 import typing as t
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -21,6 +17,7 @@ from hrsync.http import (
     require_secure_url,
     send_with_retries,
 )
+from hrsync.tokens import TokenFile
 
 DEFAULT_API_URL = "https://api.gusto.com"
 DEFAULT_API_VERSION = "2025-06-15"
@@ -67,33 +64,6 @@ def describe(response: requests.Response) -> str:
     return str(first.get("message") or response.reason or "")
 
 
-class TokenStore:
-    """The latest refresh token (Gusto rotates them: each one works once) and access token,
-    in a 0600 JSON file written atomically."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def load(self) -> dict[str, t.Any]:
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def save(self, data: dict[str, t.Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".token-")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out)
-            Path(tmp).replace(self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
 class GustoClient:
     def __init__(self, config: t.Mapping[str, t.Any]) -> None:
         self.base = require_secure_url(str(config.get("api_url") or DEFAULT_API_URL).rstrip("/"))
@@ -105,7 +75,7 @@ class GustoClient:
         self.client_secret = str(config["client_secret"])
         self.initial_refresh_token = str(config.get("refresh_token") or "")
         self.version = str(config.get("api_version") or DEFAULT_API_VERSION)
-        self.store = TokenStore(config.get("token_file") or DEFAULT_TOKEN_STORE)
+        self.store = TokenFile(config.get("token_file") or DEFAULT_TOKEN_STORE)
         self.policy = RetryPolicy.from_config(config)
         rate = config.get("requests_per_second")
         self.limiter = RateLimiter(float(rate)) if rate else None
@@ -132,12 +102,15 @@ class GustoClient:
         with self._lock:
             if self._access and self._valid(self._access, self._expires_at):
                 return self._access
-            saved = self.store.load()
-            if self._valid(saved.get("access_token"), float(saved.get("expires_at") or 0)):
-                self._access = str(saved["access_token"])
-                self._expires_at = float(saved["expires_at"])
-                return self._access
-            return self._refresh(saved)
+            # the file's lock: another plugin sharing this authorisation (tap-gusto) may be
+            # refreshing now, and a refresh token works once
+            with self.store.locked():
+                saved = self.store.load()
+                if self._valid(saved.get("access_token"), float(saved.get("expires_at") or 0)):
+                    self._access = str(saved["access_token"])
+                    self._expires_at = float(saved["expires_at"])
+                    return self._access
+                return self._refresh(saved)
 
     def _refresh(self, saved: dict[str, t.Any]) -> str:
         # the stored (newest) refresh token first; the configured one if that fails (an
@@ -197,10 +170,11 @@ class GustoClient:
             if self._access == token:
                 self._access = None
                 self._expires_at = 0.0
-                saved = self.store.load()
-                if saved.get("access_token") == token:
-                    saved.pop("access_token", None)
-                    self.store.save(saved)
+                with self.store.locked():
+                    saved = self.store.load()
+                    if saved.get("access_token") == token:
+                        saved.pop("access_token", None)
+                        self.store.save(saved)
 
     # --- requests -------------------------------------------------------------------------
 

@@ -212,3 +212,65 @@ def test_meltano_yml_shares_the_targets_token_file() -> None:
     target = plugins["target-payroll-api"]["settings"]
     kept = next(s["value"] for s in target if s["name"] == "token_file")
     assert plugins["tap-gusto"]["config"]["token_file"] == kept
+
+
+#: one refresh in a process of its own: target-payroll-api's client or tap-gusto's authenticator
+_REFRESH = """
+import json, pathlib, sys, time
+from target_payroll_api.client import GustoClient
+from tap_gusto.client import RefreshTokenAuthenticator
+config = json.loads(sys.argv[2])
+go = pathlib.Path(sys.argv[3])
+print("ready", flush=True)
+while not go.exists():  # every process starts its refresh at the same moment
+    time.sleep(0.001)
+if sys.argv[1] == "target":
+    print(GustoClient(config).access_token())
+else:
+    auth = RefreshTokenAuthenticator(
+        token_url=config["api_url"] + "/oauth/token", client_id=config["client_id"],
+        client_secret=config["client_secret"], refresh_token=config["refresh_token"],
+        token_file=config["token_file"],
+    )
+    auth.update_access_token()
+    print(auth.access_token)
+"""
+
+
+def test_the_tap_and_the_target_sharing_a_token_file_never_spend_one_refresh_token_twice(
+    sb: Sandbox, app: Gusto, tmp_path: Path
+) -> None:
+    """Gusto's refresh tokens work once. tap-gusto (the reconcile job) and target-payroll-api
+    share one token file; both refresh only under the file's lock after re-reading it, so when
+    they find an expired token at the same moment exactly one refresh happens and the others
+    take its access token. (Without the lock, one spends the token the other is about to send:
+    invalid_grant, and the authorisation is lost.)"""
+    import json
+    import subprocess
+    import sys
+
+    config = tap_config(sb, tmp_path / "shared-token.json")
+    grants = app.token_grants
+    for round_ in range(1, 4):
+        app.expire_tokens()
+        if round_ > 1:  # the stored access token is expired too: every process must refresh
+            saved = json.loads((tmp_path / "shared-token.json").read_text())
+            (tmp_path / "shared-token.json").write_text(json.dumps({**saved, "expires_at": 0}))
+        go = tmp_path / f"go-{round_}"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _REFRESH, kind, json.dumps(config), str(go)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for kind in ("target", "tap") * 3
+        ]
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n", proc.communicate()[1][-2000:]
+        go.touch()
+        results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+        assert [code for code, _, err in results] == [0] * 6, [err[-800:] for _, _, err in results]
+        assert len({out.strip() for _, out, _ in results}) == 1  # one access token for all
+        assert app.token_grants == grants + round_
