@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import settings
+from tests.projectkit import run_folder
 
 from sandbox.server import Sandbox
 
@@ -19,14 +22,14 @@ settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 TESTS = Path(__file__).resolve().parent
-# Tests that run Meltano in the repository's own project share its `.meltano/` (one state.json
-# per tap, and `meltano install` empties `.meltano/run/`), and Samba AD listens on fixed ports:
-# each of these groups runs on one pytest-xdist worker, one test after the other. Every other
-# test file is a group of its own, so its module- and session-scoped set-up is paid once.
+# Samba AD listens on fixed ports: its tests run on one pytest-xdist worker, one after the other.
+# Every other test file is a group of its own, so its module- and session-scoped set-up is paid
+# once. (Tests that run Meltano get a project of their own per worker: tests/projectkit.py.)
 SHARED_GROUPS = {
-    "meltano-project": ("e2e/", "orchestration/", "test_plugin_settings.py"),
     "samba-ad": ("targets/target_ldap/test_samba_ad.py", "taps/tap_ldap/"),
 }
+#: the slowest files (real `meltano run`s, wheels built and installed) start first
+SLOW_FIRST = ("e2e/", "orchestration/", "packaging/")
 
 
 def test_group(path: str) -> str:
@@ -51,10 +54,24 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return GroupScheduling(config, log)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The xdist controller names the test run, so that it can remove the folder its workers
+    share (tests/projectkit.py) when the run ends."""
+    controller = getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput")
+    if controller and not getattr(config.option, "testrunuid", None):
+        config.option.testrunuid = uuid.uuid4().hex
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = getattr(config.option, "testrunuid", None)
+    if run and not hasattr(config, "workerinput"):
+        shutil.rmtree(run_folder(run), ignore_errors=True)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest group first, so that it starts at once rather than last."""
-    items.sort(key=lambda item: test_group(item.nodeid) != "meltano-project")
+    """The slowest groups first, so that they start at once rather than last."""
+    items.sort(key=lambda item: not test_group(item.nodeid).startswith(SLOW_FIRST))
 
 
 @pytest.fixture(scope="session")

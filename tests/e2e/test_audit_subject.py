@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+from tests import projectkit
 
 from hrsync.audit import AuditLog, verify
 from sandbox.demo import iam_env, meltano_env
@@ -22,8 +23,8 @@ from sandbox.server import Sandbox
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
-MELTANO = str(Path(sys.executable).parent / "meltano")
+ROOT = projectkit.ROOT
+MELTANO = projectkit.MELTANO
 HRSYNC = str(Path(sys.executable).parent / "hrsync")
 
 TASKS = {

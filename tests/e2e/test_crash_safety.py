@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from tests import projectkit
 
 from hrsync_ops.supervise import group_members
 from sandbox.demo import meltano_env
@@ -26,7 +27,7 @@ from sandbox.server import Sandbox
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = projectkit.ROOT
 HRSYNC = str(Path(sys.executable).parent / "hrsync")
 VICTIMS = ["meltano", "tap-greenhouse", "map-hr", "target-bamboohr", "group", "hrsync"]
 
@@ -103,9 +104,10 @@ def leftover_config_files() -> list[Path]:
 
 
 def plugin_processes() -> list[int]:
-    """Live processes running a program from this project's plugin venvs."""
-    venvs = str(ROOT / ".meltano")
-    return [pid for pid, (_, argv) in processes().items() if any(venvs in a for a in argv[:2])]
+    """Live plugin processes of this project: Meltano starts each with a config file in the
+    project's own run folder (the venvs may be shared with other projects)."""
+    run = f"{ROOT / '.meltano' / 'run'}/"
+    return [pid for pid, (_, argv) in processes().items() if any(run in a for a in argv)]
 
 
 def hrsync_run(env: dict[str, str], *args: str) -> subprocess.Popen[str]:

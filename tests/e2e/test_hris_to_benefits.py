@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from tests import projectkit
 
 from hrsync.audit import AuditLog
 from sandbox.demo import meltano_env
@@ -21,8 +21,8 @@ from target_benefits_834.document import validate
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
-MELTANO = str(Path(sys.executable).parent / "meltano")
+ROOT = projectkit.ROOT
+MELTANO = projectkit.MELTANO
 TODAY = dt.datetime.now(dt.UTC).date()
 
 Env = tuple[Sandbox, dict[str, str], Sshd, Recipient]

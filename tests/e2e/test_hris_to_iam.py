@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 import requests
+from tests import projectkit
 
 from hrsync.audit import AuditLog
 from sandbox.demo import iam_env, meltano_env
@@ -30,8 +30,8 @@ from sandbox.server import Sandbox
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
-MELTANO = str(Path(sys.executable).parent / "meltano")
+ROOT = projectkit.ROOT
+MELTANO = projectkit.MELTANO
 MANAGERS = f"cn=managers,{GROUPS}"
 
 Env = tuple[Sandbox, dict[str, str], ScimServer, Slapd]

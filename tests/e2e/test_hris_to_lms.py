@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests import projectkit
 
 from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore
@@ -23,8 +23,8 @@ from target_moodle.rules import DEFAULT_RULES
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
-MELTANO = str(Path(sys.executable).parent / "meltano")
+ROOT = projectkit.ROOT
+MELTANO = projectkit.MELTANO
 
 Env = tuple[Sandbox, dict[str, str]]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from tests import projectkit
 
 from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore
@@ -21,23 +21,16 @@ from sandbox.server import Sandbox
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
-MELTANO = str(Path(sys.executable).parent / "meltano")
+ROOT = projectkit.ROOT
+MELTANO = projectkit.MELTANO
 API_TASK = "tap-bamboohr map-hris-to-payroll target-payroll-api"
 
-PLUGINS = (("extractor", "tap-bamboohr"), ("mapper", "map-hr"), ("loader", "target-payroll-api"))
 
 Env = tuple[Sandbox, dict[str, str]]
 
 
 @pytest.fixture(scope="module")
 def payroll(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    # install only what is missing: the plugins are editable installs of this project
-    for kind, name in PLUGINS:
-        if not (ROOT / ".meltano" / f"{kind}s" / name / "venv" / "bin" / name).exists():
-            subprocess.run(
-                [MELTANO, "install", kind, name], cwd=ROOT, check=True, capture_output=True
-            )
     workdir = tmp_path_factory.mktemp("payroll")
     with Sandbox(employees=60, vendors=("bamboohr", "gusto")) as sb:
         gusto = sb.apps["gusto"]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from tests import projectkit
 
 from hrsync.audit import AuditLog
 from sandbox.bamboohr import payroll_tax_fields
@@ -22,8 +22,8 @@ from sandbox.sftp import Sshd, start_sshd, target_env
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
-MELTANO = str(Path(sys.executable).parent / "meltano")
+ROOT = projectkit.ROOT
+MELTANO = projectkit.MELTANO
 FILE_TASK = "tap-bamboohr map-hris-to-payroll target-payroll-file"
 
 Env = tuple[Sandbox, dict[str, str], Sshd, Recipient, Path]

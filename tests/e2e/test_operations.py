@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from tests import projectkit
 
 from hrsync.deadletter import DeadLetterStore
 from hrsync_ops.runs import RunLedger
@@ -27,7 +28,7 @@ from opskit import WebhookReceiver
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = projectkit.ROOT
 BIN = Path(sys.executable).parent
 MELTANO, HRSYNC = str(BIN / "meltano"), str(BIN / "hrsync")
 

@@ -6,14 +6,13 @@ the token file target-payroll-api rotated its refresh token into)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 import requests
+from tests import projectkit
 
 from sandbox.demo import meltano_env
 from sandbox.gusto import Gusto
@@ -21,8 +20,8 @@ from sandbox.server import Sandbox
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
-MELTANO = str(Path(sys.executable).parent / "meltano")
+ROOT = projectkit.ROOT
+MELTANO = projectkit.MELTANO
 LMS_TASK = "tap-bamboohr map-bamboohr-to-canonical map-hris-to-lms target-moodle"
 PAYROLL_TASK = "tap-bamboohr map-hris-to-payroll target-payroll-api"
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import requests
+from tests import projectkit
 
 from sandbox.bamboohr import _us_payroll
 from sandbox.demo import iam_env, meltano_env
@@ -26,7 +27,7 @@ from sandbox.server import Sandbox
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = projectkit.ROOT
 BIN = Path(sys.executable).parent
 MELTANO = str(BIN / "meltano")
 HRSYNC = str(BIN / "hrsync")

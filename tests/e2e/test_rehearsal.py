@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests import projectkit
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = projectkit.ROOT
 PEOPLE = ROOT / "tests" / "sandbox" / "people" / "hard_cases.csv"
 SANDBOX = str(Path(sys.executable).parent / "hrsync-sandbox")
 

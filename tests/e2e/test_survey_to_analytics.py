@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from tests import projectkit
 
 from hrsync.pseudonym import Pseudonymizer
 from hrsync_ops.report import ALL, UNLINKED
@@ -22,7 +23,7 @@ from sandbox.server import Sandbox
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = projectkit.ROOT
 BIN = Path(sys.executable).parent
 MELTANO = str(BIN / "meltano")
 JOB = "survey-to-analytics"

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from tests import projectkit
 
 from sandbox.demo import meltano_env
 from sandbox.postgres import Postgres, postgres_bin, start_postgres
@@ -21,8 +21,8 @@ from sandbox.server import Sandbox
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
-MELTANO = str(Path(sys.executable).parent / "meltano")
+ROOT = projectkit.ROOT
+MELTANO = projectkit.MELTANO
 SURVEY_TASK = ["tap-surveymonkey", "map-survey-to-analytics"]
 ANSWER_COLUMNS = "response_id, survey_id, question_id, answer_position, choice_id, choice_weight"
 

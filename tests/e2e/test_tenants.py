@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+from tests import projectkit
 
 from hrsync.audit import AuditLog
 from hrsync_ops.runs import RunLedger
@@ -25,7 +26,7 @@ from sandbox.server import Sandbox
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = projectkit.ROOT
 HRSYNC = str(Path(sys.executable).parent / "hrsync")
 TENANTS = {
     # name: (employees, seed, greenhouse secret, bamboohr key, bamboohr domain)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import requests
+from tests import projectkit
 
 from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore
@@ -32,7 +33,7 @@ from sandbox.webhooks import ReceiverProcess, start_receiver
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = projectkit.ROOT
 BIN = Path(sys.executable).parent
 SECRETS = {"greenhouse": "fast-greenhouse-webhook-secret", "bamboohr": "fast-bamboohr-key"}
 JOBS = ("ats-to-hris", "hris-to-iam")

@@ -5,13 +5,13 @@ the real ``ats-to-hris`` job (real Meltano), which creates the employee."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from tests import projectkit
 
 from sandbox.demo import meltano_env
 from sandbox.seed import CANDIDATE_BASE
@@ -20,8 +20,8 @@ from sandbox.webhooks import ReceiverProcess, start_receiver
 
 pytestmark = pytest.mark.meltano
 
-ROOT = Path(__file__).resolve().parents[2]
-MELTANO = str(Path(sys.executable).parent / "meltano")
+ROOT = projectkit.ROOT
+MELTANO = projectkit.MELTANO
 SECRETS = {"greenhouse": "e2e-greenhouse-webhook-secret", "bamboohr": "e2e-bamboohr-private-key"}
 
 Env = tuple[Sandbox, dict[str, str], ReceiverProcess]

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from tests import projectkit
 
 from hrsync_dagster.definitions import build_definitions, dagster_name
 from hrsync_dagster.runner import failure_cause
@@ -25,9 +26,9 @@ from sandbox.cli import env_lines
 from sandbox.demo import meltano_env
 from sandbox.server import Sandbox
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = projectkit.ROOT
 DAGSTER = str(Path(sys.executable).parent / "dagster")
-MELTANO = str(Path(sys.executable).parent / "meltano")
+MELTANO = projectkit.MELTANO
 
 
 def new_hires(sb: Sandbox) -> list[dict[str, Any]]:
@@ -119,9 +120,8 @@ def test_failure_cause_names_the_plugin_and_its_error_line() -> None:
 
 @pytest.fixture(scope="module")
 def installed() -> None:
-    """The project's plugins, installed once for this module (as tests/e2e does)."""
-    proc = subprocess.run([MELTANO, "install"], cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    """The project's plugins, installed once per test run (as tests/e2e does)."""
+    projectkit.install_plugins()
 
 
 @pytest.fixture(scope="module")

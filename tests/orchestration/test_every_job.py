@@ -5,13 +5,12 @@ writes. The environment is the demo's, started once for the module."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from tests import projectkit
 
 from hrsync_dagster.definitions import build_definitions, dagster_name
 from hrsync_ops.runs import RunLedger
@@ -21,8 +20,8 @@ from sandbox.directories import start_scim_server, start_slapd
 from sandbox.server import Sandbox
 from sandbox.sftp import start_file_drop
 
-ROOT = Path(__file__).resolve().parents[2]
-MELTANO = str(Path(sys.executable).parent / "meltano")
+ROOT = projectkit.ROOT
+MELTANO = projectkit.MELTANO
 #: in the order a deployment's first day runs them: hires first, then what reads the HRIS
 #: (the HiBob jobs run end to end in tests/e2e/test_hibob_swap.py: not twice, for the budget)
 JOBS = [
@@ -36,8 +35,7 @@ pytestmark = pytest.mark.meltano
 
 @pytest.fixture(scope="module")
 def everything(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    proc = subprocess.run([MELTANO, "install"], cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    projectkit.install_plugins()
     workdir = tmp_path_factory.mktemp("dagster-every-job")
     scim = start_scim_server()
     slapd = start_slapd(workdir / "slapd")
