@@ -43,6 +43,7 @@ import threading
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -113,6 +114,7 @@ def _field_names(fields: Iterable[str]) -> list[str]:
     return sorted(names)
 
 
+@lru_cache(maxsize=256)  # a run writes to a few destinations, one event per record
 def _safe_destination(destination: str) -> str:
     """A destination URL without user info, query or fragment (no credentials in the log)."""
     if "://" not in destination:

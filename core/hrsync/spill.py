@@ -134,6 +134,7 @@ class SpillDB:
         secret = os.urandom(32)
         self._sealer = Sealer(hmac.new(secret, b"hrsync spill seal", hashlib.sha256).hexdigest())
         self._mac_key = hmac.new(secret, b"hrsync spill key", hashlib.sha256).digest()
+        self._mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)  # keyed once, copied
         del secret
         # one connection, used by the thread that plans (writers hand results back to it)
         self.db = sqlite3.connect(str(self.path), isolation_level=None)
@@ -166,7 +167,8 @@ class SpillDB:
         """The keyed HMAC of ``value`` (128 bits, hex) for a column SQL compares for equality."""
         if value is None:
             return None
-        mac = hmac.new(self._mac_key, value.encode("utf-8"), hashlib.sha256)
+        mac = self._mac.copy()
+        mac.update(value.encode("utf-8"))
         return mac.hexdigest()[:32]
 
     def _open(self, blob: bytes, table: str, row: object) -> bytes:

@@ -165,11 +165,18 @@ def _encode(values: Iterable[Any]) -> list[bytes]:
     return [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in values]
 
 
-def _text(value: bytes) -> str:
+def _texts(values: list[bytes]) -> list[str]:
+    """Attribute values as text (a value that is no UTF-8 as its bytes' repr)."""
     try:
-        return value.decode("utf-8")
+        return [v.decode("utf-8") for v in values]
     except UnicodeDecodeError:
-        return str(value)
+        out = []
+        for v in values:
+            try:
+                out.append(v.decode("utf-8"))
+            except UnicodeDecodeError:
+                out.append(str(v))
+        return out
 
 
 @dataclass
@@ -308,7 +315,7 @@ class Directory:
             for dn, attrs in entries or []:
                 if dn is None:  # a search continuation reference: referrals are not chased
                     continue
-                yield dn, {name.lower(): [_text(v) for v in vs] for name, vs in attrs.items()}
+                yield dn, {name.lower(): _texts(vs) for name, vs in attrs.items()}
             cookie = next(
                 (c.cookie for c in controls or [] if isinstance(c, SimplePagedResultsControl)),
                 b"",

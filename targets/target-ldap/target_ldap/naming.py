@@ -193,6 +193,9 @@ def parse(dn: str) -> list[list[tuple[str, str]]]:
 
     Our own small parser: some parsers reject valid DNs (a '#' inside a value, as in
     'ou=C# Team', or an escaped trailing space)."""
+    plain = _parse_plain(dn)
+    if plain is not None:
+        return plain
     rdns: list[list[tuple[str, str]]] = [[]]
     attr: str | None = None
     tokens: list[str] = []
@@ -227,6 +230,24 @@ def parse(dn: str) -> list[list[tuple[str, str]]]:
             tokens.append(ch)
         i += 1
     return [r for r in rdns if r]
+
+
+def _parse_plain(dn: str) -> list[list[tuple[str, str]]] | None:
+    """``parse`` for the common DN without escapes, quotes or empty parts (None otherwise:
+    the full parser decides, and words the error)."""
+    if "\\" in dn or '"' in dn:
+        return None
+    rdns = []
+    for part in dn.split(","):
+        rdn = []
+        for ava in part.split("+"):
+            attr, eq, value = ava.partition("=")
+            attr = attr.strip()
+            if not eq or not attr:
+                return None
+            rdn.append((attr, value.strip(" ")))
+        rdns.append(rdn)
+    return rdns
 
 
 def split_dn(dn: str) -> list[list[tuple[str, str]]]:
