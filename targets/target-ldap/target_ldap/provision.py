@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -217,7 +216,6 @@ class Provisioner:
         self.failures: list[Failure] = []
         self.rehired: dict[str, str] = {}  # earlier employee id -> the id of the rehire
         self.alias: dict[str, Account] = {}  # a rehire's new employee id -> the account
-        self._lock = threading.Lock()
         self._template_fields = set(template_fields(settings.dn_template))
         self._store: PlanStore | None = None
 
@@ -269,9 +267,8 @@ class Provisioner:
             change.person.record if change.person else None,
             str(result) if result else None,
         )
-        with self._lock:
-            change.failed = True
-            self.failures.append(failure)
+        change.failed = True
+        self.failures.append(failure)
         self.logger.error("%s", failure.message())
         self._audit(
             change.stream,
@@ -293,8 +290,7 @@ class Provisioner:
     ) -> None:
         if self.settings.dry_run:
             return
-        with self._lock:
-            self.audit_fn(stream, key, fields, outcome, dest, detail)
+        self.audit_fn(stream, key, fields, outcome, dest, detail)
 
     # -- reading the directory ----------------------------------------------------------
     def _search_bases(self) -> list[str]:
@@ -829,8 +825,7 @@ class Provisioner:
         counts: Counter[str] = summary.outcomes
 
         def count(outcome: str) -> None:
-            with self._lock:
-                counts[outcome] += 1
+            counts[outcome] += 1
 
         def move_op(change: Change) -> Op:
             assert change.dn_before is not None
@@ -1008,7 +1003,7 @@ class Provisioner:
             changed, now = store.final_row(eid)
             final[eid] = now if changed else dn
         group_changes = self._group_changes(plan, final)
-        # the connections' threads do not read the spill file: streams looked up here
+        # streams looked up once, before the writes
         streams: dict[str, str] = {}
         for gc in group_changes:
             for eid, _ in gc.add + gc.remove:
@@ -1048,11 +1043,10 @@ class Provisioner:
                             "group membership",
                             attr,
                             f"group {group.dn}: {result}",
-                            None,  # the record is read back below, on the planning thread
+                            None,  # the record is read back below, after the writes
                             str(result),
                         )
-                        with self._lock:
-                            failed.append(failure)
+                        failed.append(failure)
                         self.logger.error("%s", failure.message())
                     return
             for outcome, members in (("group_added", gc.add), ("group_removed", gc.remove)):
@@ -1064,8 +1058,7 @@ class Provisioner:
                         outcome,
                         f"{self.settings.url.rstrip('/')}/{group.dn}",
                     )
-                    with self._lock:
-                        summary.outcomes[outcome] += 1
+                    summary.outcomes[outcome] += 1
 
         for gc in group_changes:  # few requests, each up to GROUP_CHUNK values: one by one
             apply(gc)
