@@ -40,6 +40,8 @@ MODIFY_REPLACE: int = ldap.MOD_REPLACE
 SUBTREE: int = ldap.SCOPE_SUBTREE
 BASE: int = ldap.SCOPE_BASE
 WINDOW = 64  # requests in flight per connection
+#: a connection gone or not answering: reopened once, its unanswered requests sent again
+LOST = (ldap.SERVER_DOWN, ldap.TIMEOUT, ldap.CONNECT_ERROR)
 OK = 0
 T = TypeVar("T")
 
@@ -446,8 +448,10 @@ class Directory:
         try:
             return _Pending(item, op, slot, conn, self._issue(conn, op), resent)
         except ldap.LDAPError as error:
-            if _server_result(error, op.dn) is not None:  # refused before sending (a bad DN)
-                raise DirectoryError(f"cannot send the write of {op.dn}: {error}") from None
+            if not isinstance(error, LOST):  # not sent at all (the client refused the request)
+                raise DirectoryError(
+                    f"cannot send the write of {op.dn}: {_describe(error)}"
+                ) from None
             if resent:
                 raise self._lost(error) from None
             self._reconnect(slot, op.dn, error)
@@ -488,6 +492,10 @@ class Directory:
                 if answer is not None:
                     result = answer
                     break
+                if not isinstance(error, LOST):  # the client cannot read the answer
+                    raise DirectoryError(
+                        f"the answer to the write of {op.dn} is unreadable: {_describe(error)}"
+                    ) from None
                 if pending.resent:
                     raise self._lost(error) from None
                 self._reconnect(pending.slot, op.dn, error)

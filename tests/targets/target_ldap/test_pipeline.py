@@ -28,7 +28,7 @@ from ldap_testkit import (
 from hrsync.deadletter import DeadLetterStore
 from target_ldap import directory as directory_module
 from target_ldap.config import parse_settings
-from target_ldap.directory import Directory, Result
+from target_ldap.directory import Directory, DirectoryError, Result
 
 
 def test_each_result_is_handed_to_its_own_record(
@@ -73,6 +73,7 @@ class SwallowingRelay:
         self.port = self.listener.getsockname()[1]
         self.mute: set[socket.socket] = set()
         self.live: list[socket.socket] = []
+        self.mute_new = False  # set: new connections are swallowed too (a server gone dumb)
         self.stopping = False
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -84,6 +85,8 @@ class SwallowingRelay:
                 return
             server = socket.create_connection(("127.0.0.1", self.upstream))
             self.live.append(server)
+            if self.mute_new:
+                self.mute.add(server)
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
 
     def _pump(self, client: socket.socket, server: socket.socket) -> None:
@@ -114,32 +117,41 @@ def relay(slapd: Slapd) -> Iterator[SwallowingRelay]:
     r.stop()
 
 
+def relayed(relay: SwallowingRelay) -> Directory:
+    return Directory(
+        parse_settings(
+            {
+                "url": f"ldap://127.0.0.1:{relay.port}",
+                "bind_dn": ADMIN,
+                "bind_password": PASSWORD,
+                "base_dn": PEOPLE,
+                "disabled_ou": DISABLED,
+                "max_connections": 1,
+                "timeout": 1,
+            }
+        )
+    )
+
+
+def add_of(directory: Directory, uid: str) -> directory_module.Op:
+    return directory.add_op(
+        f"uid={uid},{PEOPLE}",
+        ["inetOrgPerson"],
+        {"uid": [uid], "cn": [uid], "sn": ["Relay"], "employeeNumber": [uid]},
+    )
+
+
 def test_a_connection_lost_mid_pipeline_loses_and_doubles_nothing(
     slapd: Slapd, relay: SwallowingRelay, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = parse_settings(
-        {
-            "url": f"ldap://127.0.0.1:{relay.port}",
-            "bind_dn": ADMIN,
-            "bind_password": PASSWORD,
-            "base_dn": PEOPLE,
-            "disabled_ou": DISABLED,
-            "max_connections": 1,
-            "timeout": 1,
-        }
-    )
-    directory = Directory(settings)
+    directory = relayed(relay)
     before = slapd.write_count()
     uids = [f"relay{i}" for i in range(200)]
 
     def op_of(uid: str) -> directory_module.Op:
         if uid == "relay120":  # requests 120.. reach slapd, their answers never come back
             relay.swallow()
-        return directory.add_op(
-            f"uid={uid},{PEOPLE}",
-            ["inetOrgPerson"],
-            {"uid": [uid], "cn": [uid], "sn": ["Relay"], "employeeNumber": [uid]},
-        )
+        return add_of(directory, uid)
 
     results: list[tuple[str, Result]] = []
     with caplog.at_level(logging.WARNING, logger="target_ldap"):
@@ -151,3 +163,23 @@ def test_a_connection_lost_mid_pipeline_loses_and_doubles_nothing(
     found = {a["uid"][0] for a in slapd.entries().values() if "uid" in a} & set(uids)
     assert found == set(uids)
     assert slapd.write_count() - before == len(uids)  # each added exactly once
+
+
+def test_a_second_loss_stops_the_run(slapd: Slapd, relay: SwallowingRelay) -> None:
+    directory = relayed(relay)
+    results: list[str] = []
+
+    def op_of(uid: str) -> directory_module.Op:
+        if uid == "gone10":  # from here on no answer comes back, on any connection
+            relay.mute_new = True
+            relay.swallow()
+        return add_of(directory, uid)
+
+    with pytest.raises(DirectoryError, match=r"cannot connect|lost"):
+        directory.pipeline(
+            [f"gone{i}" for i in range(40)], op_of, lambda uid, r: results.append(uid)
+        )
+    directory.close()
+    assert results == [f"gone{i}" for i in range(len(results))]  # in order, none after
+    found = {a["uid"][0] for a in slapd.entries().values() if a.get("sn") == ["Relay"]}
+    assert set(results) <= found  # each answered add is there
