@@ -1,11 +1,12 @@
 """The TLS half of hrsync's one connection policy: SMTP and LDAP (HTTP is in :mod:`hrsync.http`,
 SFTP with strict host keys in :mod:`hrsync.transfer`).
 
-Every TLS connection product code opens is made from :func:`client_context`: TLS 1.2 or newer,
-the server's certificate verified (``CERT_REQUIRED``) against the given CA file or the system's
-trust store, and its host name checked by OpenSSL during the handshake. Nothing else in the
-code base opens a socket: ``tests/core/test_connection_policy.py`` fails if a module outside
-the policy modules calls ``smtplib.SMTP*``, ``ldap3.Server``/``Tls``, ``requests.get`` and
+Every TLS connection product code opens is made from :func:`client_context` (python-ldap's:
+the same rules as libldap options, :func:`ldap_connect`): TLS 1.2 or newer, the server's
+certificate verified (``CERT_REQUIRED``) against the given CA file or the system's trust store,
+and its host name checked during the handshake. Nothing else in the code base opens a socket:
+``tests/core/test_connection_policy.py`` fails if a module outside the policy modules calls
+``smtplib.SMTP*``, ``ldap3.Server``/``Tls``, ``ldap.initialize``, ``requests.get`` and
 friends, ``urllib.request``, ``http.client``, ``socket.create_connection`` or a paramiko client.
 
 * :func:`smtp_connect` - SMTP with STARTTLS (587) or implicit TLS (465); ``security: none`` is
