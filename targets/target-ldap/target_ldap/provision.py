@@ -205,12 +205,16 @@ class Provisioner:
         settings: Settings,
         *,
         audit: AuditFn,
+        audit_flush: Callable[[], None] | None = None,
         logger: logging.Logger | None = None,
         out: TextIO | None = None,
     ) -> None:
         self.directory = directory
         self.settings = settings
         self.audit_fn = audit
+        # the audit lines may be kept and appended a chunk at a time (hrsync.audit's
+        # buffered()): flushed as soon as the writes they report are acknowledged
+        self.audit_flush = audit_flush or (lambda: None)
         self.logger = logger or LOGGER
         self.out = out or sys.stderr
         self.failures: list[Failure] = []
@@ -815,6 +819,7 @@ class Provisioner:
                 self.directory.destination,
                 failure.action,
             )
+        self.audit_flush()
         self._execute(plan, summary)
         summary.failures = list(self.failures)
         return summary
@@ -912,12 +917,14 @@ class Provisioner:
         def run(numbered: list[tuple[int, Change]]) -> None:
             """Write a chunk (pipelined on the connections), then keep where each entry is."""
             self.directory.pipeline([c for _, c in numbered], write_op, written)
+            self.audit_flush()
             for seq, c in numbered:
                 changes.update(seq, c)
                 store.set_final(c.employee_id, dn_key(c.dn_after), c.final_dn)
 
         for numbered in changes.iter_numbered(f"flag = {MOVED}", size=size):
             self.directory.pipeline([c for _, c in numbered], move_op, moved)
+            self.audit_flush()
             for seq, c in numbered:
                 changes.update(seq, c)
         # new accounts in waves, managers before their reports (AD checks DN references);
@@ -966,6 +973,7 @@ class Provisioner:
                 if c.manager_deferred
             }
             self.directory.pipeline(linked, link_op, linked_manager)
+            self.audit_flush()
         if s.group_rules:
             self._write_groups(plan, summary)
 
@@ -1062,6 +1070,7 @@ class Provisioner:
 
         for gc in group_changes:  # few requests, each up to GROUP_CHUNK values: one by one
             apply(gc)
+            self.audit_flush()
         for failure in failed:
             person = store.person(failure.employee_id)
             failure.record = person.record if person else None
