@@ -10,13 +10,14 @@ free loopback port, in the same run:
   ou=People. No lookup, no plan, no guard, no audit: the least a client can do.
 - ``target-ldap (1 connection)`` / ``(N connections)``: the real target, in-process, reading
   Singer messages: the paged read of the directory, the full plan (logins, DNs, collisions,
-  manager links), the mass-deprovisioning guard, then the writes, the audit log.
+  manager links), the mass-deprovisioning guard, then the writes (python-ldap, pipelined:
+  64 requests in flight per connection), the audit log.
 - ``target-ldap + OUs + groups``: DNs under ou={department} (OUs created on the fly) and
   three group rules (an all-staff group with N members, one per department).
 - ``target-ldap re-run``: the same feed again: it must write nothing (plan only).
-- ``python-ldap add loop`` (when python-ldap is installed: it builds against libldap and
-  libsasl2): the same adds through OpenLDAP's own C client library, one at a time and 64 in
-  flight on one connection; the ceiling a C-backed client would give target-ldap.
+- ``python-ldap add loop``: the same adds through OpenLDAP's own C client library (the one
+  target-ldap uses), one at a time and 64 in flight on one connection: the ceiling of the
+  writes alone.
 
 Each row also gives the CPU seconds of the client (this process) and of slapd, so the table
 shows where the time goes.
@@ -143,7 +144,7 @@ def ldap3_loop(server: Slapd, people: list[dict[str, Any]]) -> None:
 
 
 def python_ldap_loop(server: Slapd, people: list[dict[str, Any]], window: int) -> None:
-    import ldap  # python-ldap: optional, a peer only
+    import ldap
 
     conn = ldap.initialize(f"ldap://127.0.0.1:{server.port}")
     conn.simple_bind_s(ADMIN, PASSWORD)
@@ -240,15 +241,8 @@ def main() -> None:
             return server
 
         contender("ldap3 add loop (sequential)", lambda s: ldap3_loop(s, people))
-        try:
-            import ldap  # noqa: F401
-        except ImportError:
-            print("python-ldap not installed: its rows are left out", flush=True)
-        else:
-            contender("python-ldap add loop (sequential)", lambda s: python_ldap_loop(s, people, 1))
-            contender(
-                "python-ldap add loop (64 in flight)", lambda s: python_ldap_loop(s, people, 64)
-            )
+        contender("python-ldap add loop (sequential)", lambda s: python_ldap_loop(s, people, 1))
+        contender("python-ldap add loop (64 in flight)", lambda s: python_ldap_loop(s, people, 64))
         contender(
             "target-ldap (1 connection)", lambda s: run_target(s, feed, tmp, max_connections=1)
         )
@@ -281,6 +275,7 @@ def main() -> None:
         "",
         f"Python {platform.python_version()}, {platform.machine()}, "
         f"{os.cpu_count()} CPUs; slapd {slapd_version()}; ldap3 {ldap3_version()}; "
+        f"python-ldap {python_ldap_version()} (target-ldap's client); "
         "mdb with dbnosync; every contender on its own fresh slapd on loopback.",
         "",
         "| contender | seconds | users/s | entries read back | vs ldap3 loop | client CPU s "
@@ -310,6 +305,15 @@ def slapd_version() -> str:
     out = subprocess.run(["slapd", "-VV"], capture_output=True, text=True)
     text = (out.stdout + out.stderr).split("slapd ", 1)[-1]
     return text.split(" ", 1)[0]
+
+
+def python_ldap_version() -> str:
+    import ldap
+
+    from target_ldap import directory
+
+    assert directory.ldap is ldap, "target-ldap writes through python-ldap"
+    return f"{ldap.__version__}, libldap {ldap.VENDOR_VERSION}"
 
 
 def ldap3_version() -> str:

@@ -24,6 +24,13 @@ removed, edited or reordered line. A file past ``$HRSYNC_AUDIT_MAX_BYTES`` is re
 threads or processes take an ``fcntl`` lock on ``audit.jsonl.lock`` around read-last-hash and
 append, so concurrent plugins of one pipeline keep one valid chain.
 
+**A chunk at a time.** Within :meth:`AuditLog.buffered` a writer's lines are kept and
+appended a chunk at a time (one lock, one read of the chain head, one write; the chain and its
+checkpoints are the same as line by line): when ``max_lines`` are waiting, at each
+:meth:`AuditLog.flush` (a writer calls it as soon as the writes a chunk of lines reports have
+been acknowledged, so a killed run has no more unaudited writes than it had in flight) and on
+leaving the block, also on an error or ``SystemExit``.
+
 The integration is named by the ``integration`` argument, else ``$HRSYNC_INTEGRATION``, else
 from what ``meltano run`` puts in a plugin's environment. Meltano 4 exports no job name or run
 id to plugins, but every plugin of a ``meltano run`` block sees the names of the plugins before
@@ -43,6 +50,7 @@ import threading
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -64,6 +72,8 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 CHAIN_KEYS = ("seq", "prev", "hash")
 GENESIS = ""
 _TAIL = 1 << 16
+#: lines kept at most within :meth:`AuditLog.buffered` before they are appended
+BUFFER_LINES = 256
 _SORTED = orjson.OPT_SORT_KEYS
 
 __all__ = [
@@ -113,6 +123,7 @@ def _field_names(fields: Iterable[str]) -> list[str]:
     return sorted(names)
 
 
+@lru_cache(maxsize=256)  # a run writes to a few destinations, one event per record
 def _safe_destination(destination: str) -> str:
     """A destination URL without user info, query or fragment (no credentials in the log)."""
     if "://" not in destination:
@@ -129,6 +140,8 @@ def _safe_destination(destination: str) -> str:
 
 def _canonical(obj: Mapping[str, Any]) -> bytes:
     """Sorted keys, no spaces, UTF-8: the bytes a line's hash covers (``hash`` left out)."""
+    if isinstance(obj, dict) and "hash" not in obj:
+        return orjson.dumps(obj, option=_SORTED)
     return orjson.dumps({k: v for k, v in obj.items() if k != "hash"}, option=_SORTED)
 
 
@@ -223,6 +236,10 @@ class AuditLog:
         # nobody wrote since, the tail need not be read again
         self._known: tuple[tuple[int, int], tuple[int, str]] | None = None
         self._processing: processing.Processing | None = None
+        # lines waiting within buffered(): appended by flush()
+        self._pending: list[dict[str, Any]] = []
+        self._pending_lock = threading.Lock()
+        self._hold = 0
 
     @property
     def processing(self) -> processing.Processing:
@@ -288,7 +305,55 @@ class AuditLog:
         batch = {subject.pseudonym_ref(p) for p in analytics_pseudonyms if p}
         if batch - {None}:
             event["subjects"] = sorted(r for r in batch if r)
+        if self._hold:  # buffered(): chained and appended with its chunk
+            with self._pending_lock:
+                self._pending.append(event)
+                full = len(self._pending) >= self._hold
+            if full:
+                self.flush()
+            return event
         return self.append(event)
+
+    @contextlib.contextmanager
+    def buffered(self, max_lines: int = BUFFER_LINES) -> Iterator[AuditLog]:
+        """Within the block, :meth:`record` keeps its lines (and returns the event without
+        its chain keys); they are appended a chunk at a time: when ``max_lines`` wait, at each
+        :meth:`flush` and on leaving the block (also on an error or ``SystemExit``)."""
+        if max_lines < 1:
+            raise ValueError(f"AuditLog.buffered: max_lines must be 1 or more, got {max_lines}")
+        self._hold = max_lines
+        try:
+            yield self
+        finally:
+            self._hold = 0
+            self.flush()
+
+    @property
+    def pending(self) -> int:
+        """Lines recorded within :meth:`buffered` and not appended yet."""
+        return len(self._pending)
+
+    def flush(self) -> None:
+        """Append the waiting lines: one lock, one write, chained as one by one would be."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, []
+        if not pending:
+            return
+        with self._locked():
+            seq, prev = self._last()
+            limit = _max_bytes()
+            if limit and self._size >= limit:
+                seq, prev = self._rotate(seq, prev)
+            lines: list[dict[str, Any]] = []
+            for event in pending:
+                line = self._chain(event, seq, prev)
+                lines.append(line)
+                seq, prev = line["seq"], line["hash"]
+                if seq % CHECKPOINT_EVERY == 0:
+                    mark = self._checkpoint(seq, prev)
+                    lines.append(mark)
+                    seq, prev = mark["seq"], mark["hash"]
+            self._write(lines)
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -404,6 +469,7 @@ class AuditLog:
             return chained
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)

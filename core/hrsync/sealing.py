@@ -77,10 +77,6 @@ class Sealer:
 
     def open(self, token: bytes) -> bytes | None:
         """The plaintext, or None when the blob was sealed with another key (or altered)."""
-        from cryptography.exceptions import InvalidTag
-        from cryptography.fernet import Fernet as _Fernet
-        from cryptography.fernet import InvalidToken
-
         token = bytes(token)
         if token.startswith(TOKEN_PREFIX):
             head_end = len(TOKEN_PREFIX) + SALT_BYTES
@@ -90,12 +86,19 @@ class Sealer:
             )
             if len(nonce) != NONCE_BYTES:
                 return None
+            # this sealer's own salt (a spill file's every row) without the lock
+            aead = self._aead if salt == self._salt else self._aead_for(salt)
             try:
-                return self._aead_for(salt).decrypt(
-                    nonce, token[head_end + NONCE_BYTES :], token[:head_end]
-                )
-            except InvalidTag:
-                return None
+                return aead.decrypt(nonce, token[head_end + NONCE_BYTES :], token[:head_end])
+            except Exception as error:  # imported here: opening is hot, failing is rare
+                from cryptography.exceptions import InvalidTag
+
+                if isinstance(error, InvalidTag):
+                    return None
+                raise
+        from cryptography.fernet import Fernet as _Fernet
+        from cryptography.fernet import InvalidToken
+
         # sealed before the salted KDF: Fernet under the unsalted SHA-256 of the passphrase
         if self._legacy is None:
             digest = hashlib.sha256(self._passphrase.encode("utf-8")).digest()

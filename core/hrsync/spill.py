@@ -24,6 +24,18 @@ Sealed and short-lived (personal data at rest):
   unlinked file, gone with the process: ``temp_store=FILE``), never in the spill file.
   Nothing else: DN ancestry and wave numbering are computed on keys (equality only).
 
+**In memory below a budget.** Until the values it holds pass ``memory_budget`` bytes (the
+``HRSYNC_SPILL_MEMORY_MB`` environment variable, default :data:`DEFAULT_MEMORY_MB` MiB; 0
+spills from the first row), a SpillDB is an in-memory SQLite database (its temporary tables
+in memory too): nothing is written to disk, and as nothing leaves the process, rows are
+pickled but not sealed and equality columns hold the value itself (``=`` + value), not its
+HMAC. The first :meth:`SpillDB.settle` past the budget (owners call it before they add a row,
+at a point where they hold no key across the call) seals every row and keys every equality
+column in place, copies the database to the spill file and goes on there: from then on every
+row is sealed and keyed as described above. For this, a schema declares its equality columns
+``KEYTEXT`` (TEXT affinity) and keeps sealed values, and only those, in ``BLOB`` columns.
+Both paths give the same answers: the SQL compares keys for equality only.
+
 The file lives in a fresh 0700 folder named after the owning process id, is created 0600, and
 is deleted by :meth:`SpillDB.close` (or when the object is garbage collected, or at
 interpreter exit). A run killed before that (SIGKILL) leaves its folder behind: the next
@@ -55,6 +67,13 @@ T = TypeVar("T")
 
 #: Rows read per query when iterating (the memory of one chunk, not of the batch).
 CHUNK = 2000
+#: Values held in memory (bytes) before a SpillDB moves to its sealed file, in MiB.
+DEFAULT_MEMORY_MB = 64
+ENV_MEMORY_MB = "HRSYNC_SPILL_MEMORY_MB"
+#: Counted per key or value besides its bytes (SQLite's row and index overhead, roughly).
+ROW_OVERHEAD = 48
+#: The declared type of an equality column (keyed when the SpillDB moves to its file).
+KEY_TYPE = "KEYTEXT"
 #: SQLite page cache of a spill file, in KiB.
 CACHE_KIB = 32_768
 #: Every spill folder's name ends with this (after the owning pid): what :func:`remove_stale`
@@ -120,54 +139,162 @@ def remove_stale(tmpdir: str | None = None) -> list[str]:
     return removed
 
 
+def memory_budget_bytes() -> int:
+    """The default memory budget of a SpillDB, in bytes (``$HRSYNC_SPILL_MEMORY_MB``)."""
+    raw = os.environ.get(ENV_MEMORY_MB, "").strip()
+    if not raw:
+        return DEFAULT_MEMORY_MB * 1024 * 1024
+    try:
+        megabytes = float(raw)
+    except ValueError:
+        raise ValueError(
+            f"{ENV_MEMORY_MB}={raw!r}: not a number of MiB (0 spills to the sealed file at once)"
+        ) from None
+    if megabytes < 0:
+        raise ValueError(f"{ENV_MEMORY_MB}={raw!r}: must be 0 or more MiB")
+    return int(megabytes * 1024 * 1024)
+
+
 class SpillDB:
     """One private temporary SQLite file; ``schema`` creates the caller's tables."""
 
-    def __init__(self, schema: str, *, prefix: str = "hrsync-spill-") -> None:
+    def __init__(
+        self, schema: str, *, prefix: str = "hrsync-spill-", memory_budget: int | None = None
+    ) -> None:
         remove_stale()
         self.folder = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", suffix=SUFFIX)  # 0700
         _OURS.add(self.folder)
         self.path = Path(self.folder) / "spill.sqlite"
-        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self._finalizer = weakref.finalize(self, _remove, self.folder)
         # per-run keys, in memory only: one seals rows, the other keys the equality columns
         secret = os.urandom(32)
-        self._sealer = Sealer(hmac.new(secret, b"hrsync spill seal", hashlib.sha256).hexdigest())
+        # the sealing key (scrypt, some 0.1-0.3 s) is derived when the first row is sealed:
+        # a run that stays in memory never needs it
+        self._seal_secret = hmac.new(secret, b"hrsync spill seal", hashlib.sha256).hexdigest()
+        self._sealer_made: Sealer | None = None
         self._mac_key = hmac.new(secret, b"hrsync spill key", hashlib.sha256).digest()
+        self._mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)  # keyed once, copied
         del secret
+        self.memory_budget = memory_budget_bytes() if memory_budget is None else memory_budget
+        #: bytes of the keys and values made so far (an upper bound of what is held)
+        self.held = 0
+        #: False while the database is in memory (clear), True once it is the sealed file
+        self.spilled = False
         # one connection, used by the thread that plans (writers hand results back to it)
-        self.db = sqlite3.connect(str(self.path), isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=OFF")
-        self.db.execute("PRAGMA synchronous=OFF")
-        self.db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-        self.db.execute("PRAGMA temp_store=FILE")
+        self.db = sqlite3.connect(":memory:", isolation_level=None)
+        self.db.execute("PRAGMA temp_store=MEMORY")
         self.db.executescript(schema)
-        self.db.execute("BEGIN")  # one long transaction: the file is thrown away at the end
+        self.db.execute("BEGIN")  # one long transaction: the data is thrown away at the end
+        if self.memory_budget <= 0:
+            self._to_file()
+
+    @property
+    def _sealer(self) -> Sealer:
+        if self._sealer_made is None:
+            self._sealer_made = Sealer(self._seal_secret)
+        return self._sealer_made
+
+    def settle(self) -> None:
+        """Move to the sealed spill file when the values held have passed the budget. Call it
+        where no key made by :meth:`key` is held across the call (keys change on the move)."""
+        if not self.spilled and self.held > self.memory_budget:
+            self._to_file()
+
+    def _to_file(self) -> None:
+        """Seal every BLOB value and key every ``KEYTEXT`` column in place, then copy the
+        database (and the temporary tables) to the spill file and go on there."""
+        mem = self.db
+        mem.create_function("hrsync_key", 1, self._key_clear, deterministic=True)
+        mem.create_function("hrsync_seal", 1, self._seal_raw)
+        tables = [
+            str(name)
+            for (name,) in mem.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        for table in tables:
+            sets = []
+            for _, column, kind, *_ in mem.execute(f"PRAGMA table_info({table})").fetchall():
+                if str(kind).upper() == KEY_TYPE:
+                    sets.append(f"{column} = hrsync_key({column})")
+                elif str(kind).upper() == "BLOB":
+                    sets.append(f"{column} = hrsync_seal({column})")
+            if sets:
+                mem.execute(f"UPDATE {table} SET {', '.join(sets)}")  # noqa: S608 - our schema
+        temp = mem.execute(
+            "SELECT type, name, sql FROM sqlite_temp_master WHERE sql IS NOT NULL "
+            "ORDER BY type = 'index'"
+        ).fetchall()
+        mem.execute("COMMIT")
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        disk = sqlite3.connect(str(self.path), isolation_level=None)
+        mem.backup(disk)
+        disk.execute("PRAGMA journal_mode=OFF")
+        disk.execute("PRAGMA synchronous=OFF")
+        disk.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        disk.execute("PRAGMA temp_store=FILE")
+        disk.execute("BEGIN")
+        for kind, name, sql in temp:  # clear by design (see the owner's docs): copied as they are
+            # sqlite_temp_master keeps the statements without their TEMP / schema name
+            sql = re.sub(r"\ACREATE TABLE ", "CREATE TEMP TABLE ", str(sql))
+            disk.execute(re.sub(r"\ACREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX temp.", sql))
+            if kind == "table":
+                rows = mem.execute(f"SELECT * FROM temp.{name}").fetchall()  # noqa: S608
+                if rows:
+                    marks = ", ".join("?" * len(rows[0]))
+                    disk.executemany(f"INSERT INTO temp.{name} VALUES ({marks})", rows)  # noqa: S608
+        mem.close()
+        self.db = disk
+        self.spilled = True
+
+    def _key_clear(self, value: str | None) -> str | None:
+        """The keyed HMAC of a key made in memory (``=`` + value)."""
+        return None if value is None else self._hmac(value[1:])
+
+    def _seal_raw(self, raw: bytes | None) -> bytes | None:
+        return None if raw is None else self._sealer.seal(bytes(raw))
+
+    def _hmac(self, value: str) -> str:
+        mac = self._mac.copy()
+        mac.update(value.encode("utf-8"))
+        return mac.hexdigest()[:32]
 
     # -- sealing -----------------------------------------------------------------------------
     def dumps(self, value: Any) -> bytes:
-        """``value`` pickled and sealed."""
-        return self._sealer.seal(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        """``value`` pickled (and sealed, once in the file)."""
+        raw = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        self.held += len(raw) + ROW_OVERHEAD
+        return self._sealer.seal(raw) if self.spilled else raw
 
     def loads(self, blob: bytes, table: str, row: object) -> Any:
-        """The value of a sealed ``blob`` (``table`` and ``row`` name it in the error): it is
-        authenticated first, and unpickled only when it comes from this SpillDB unaltered."""
-        raw = self._open(blob, table, row)
-        return pickle.loads(raw)  # noqa: S301 - authenticated: sealed by this object's key
+        """The value of a ``blob`` made by :meth:`dumps` (``table`` and ``row`` name it in the
+        error): in the file it is authenticated first, and unpickled only when it comes from
+        this SpillDB unaltered."""
+        raw = self._open(blob, table, row) if self.spilled else blob
+        return pickle.loads(raw)  # noqa: S301 - ours: in memory, or authenticated by our key
 
     def seal_text(self, value: str | None) -> bytes | None:
-        """A clear value the caller needs back (not compared in SQL), sealed."""
-        return None if value is None else self._sealer.seal(value.encode("utf-8"))
-
-    def open_text(self, blob: bytes | None, table: str, row: object) -> str | None:
-        return None if blob is None else self._open(blob, table, row).decode("utf-8")
-
-    def key(self, value: str | None) -> str | None:
-        """The keyed HMAC of ``value`` (128 bits, hex) for a column SQL compares for equality."""
+        """A clear value the caller needs back (not compared in SQL), sealed once in the file."""
         if value is None:
             return None
-        mac = hmac.new(self._mac_key, value.encode("utf-8"), hashlib.sha256)
-        return mac.hexdigest()[:32]
+        raw = value.encode("utf-8")
+        self.held += len(raw) + ROW_OVERHEAD
+        return self._sealer.seal(raw) if self.spilled else raw
+
+    def open_text(self, blob: bytes | None, table: str, row: object) -> str | None:
+        if blob is None:
+            return None
+        return (self._open(blob, table, row) if self.spilled else bytes(blob)).decode("utf-8")
+
+    def key(self, value: str | None) -> str | None:
+        """What a column SQL compares for equality holds for ``value``: its keyed HMAC (128
+        bits, hex) in the file, ``=`` + the value while in memory."""
+        if value is None:
+            return None
+        if not self.spilled:
+            self.held += len(value) + ROW_OVERHEAD
+            return "=" + value
+        return self._hmac(value)
 
     def _open(self, blob: bytes, table: str, row: object) -> bytes:
         if not isinstance(blob, bytes | memoryview):
@@ -221,7 +348,7 @@ class SpillList(Generic[T]):
         self.counts: Counter[str] = Counter()
         self._len = 0
         spill.db.execute(
-            f"CREATE TABLE {name} (seq INTEGER PRIMARY KEY, tag TEXT, item_key TEXT, "
+            f"CREATE TABLE {name} (seq INTEGER PRIMARY KEY, tag TEXT, item_key {KEY_TYPE}, "
             "flag INTEGER NOT NULL, item BLOB)"
         )
 

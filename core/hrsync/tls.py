@@ -1,11 +1,12 @@
 """The TLS half of hrsync's one connection policy: SMTP and LDAP (HTTP is in :mod:`hrsync.http`,
 SFTP with strict host keys in :mod:`hrsync.transfer`).
 
-Every TLS connection product code opens is made from :func:`client_context`: TLS 1.2 or newer,
-the server's certificate verified (``CERT_REQUIRED``) against the given CA file or the system's
-trust store, and its host name checked by OpenSSL during the handshake. Nothing else in the
-code base opens a socket: ``tests/core/test_connection_policy.py`` fails if a module outside
-the policy modules calls ``smtplib.SMTP*``, ``ldap3.Server``/``Tls``, ``requests.get`` and
+Every TLS connection product code opens is made from :func:`client_context` (python-ldap's:
+the same rules as libldap options, :func:`ldap_connect`): TLS 1.2 or newer, the server's
+certificate verified (``CERT_REQUIRED``) against the given CA file or the system's trust store,
+and its host name checked during the handshake. Nothing else in the code base opens a socket:
+``tests/core/test_connection_policy.py`` fails if a module outside the policy modules calls
+``smtplib.SMTP*``, ``ldap3.Server``/``Tls``, ``ldap.initialize``, ``requests.get`` and
 friends, ``urllib.request``, ``http.client``, ``socket.create_connection`` or a paramiko client.
 
 * :func:`smtp_connect` - SMTP with STARTTLS (587) or implicit TLS (465); ``security: none`` is
@@ -13,6 +14,10 @@ friends, ``urllib.request``, ``http.client``, ``socket.create_connection`` or a 
 * :func:`ldap_server` - an ``ldap3.Server`` for ``ldaps://`` (or ``ldap://`` + StartTLS) whose
   TLS uses :func:`client_context`: ldap3's own ``Tls`` sets ``check_hostname = False`` and checks
   the name itself only after a handshake it was asked to do, and sets no minimum version.
+* :func:`ldap_connect` - the same policy for python-ldap (OpenLDAP's libldap): the CA file (or
+  the trust store Python uses), TLS 1.2 or newer, certificate required with libldap's host name
+  check (``OPT_X_TLS_REQUIRE_CERT = DEMAND``), set on the connection and sealed into its own
+  TLS context (``OPT_X_TLS_NEWCTX``) before it connects; StartTLS done before it returns.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import ssl
 import typing as t
 
 if t.TYPE_CHECKING:
+    import ldap.ldapobject
     import ldap3
 
 __all__ = [
@@ -30,6 +36,7 @@ __all__ = [
     "InsecureTransportError",
     "client_context",
     "is_loopback",
+    "ldap_connect",
     "ldap_server",
     "smtp_connect",
 ]
@@ -134,12 +141,56 @@ def ldap_server(
     runs ``Connection.start_tls()`` before binding); neither only on a loopback host."""
     from ldap3 import NONE, Server
 
+    _refuse_plain_ldap(host, use_ssl, start_tls)
+    tls = _policy_tls(host, ca_file) if (use_ssl or start_tls) else None
+    return Server(
+        host, port=port, use_ssl=use_ssl, tls=tls, get_info=NONE, connect_timeout=connect_timeout
+    )
+
+
+def _refuse_plain_ldap(host: str, use_ssl: bool, start_tls: bool) -> None:
     if not (use_ssl or start_tls) and not is_loopback(host):
         raise InsecureTransportError(
             f"refusing plain LDAP to {host}: use ldaps:// or StartTLS "
             "(plain ldap:// is only allowed for loopback hosts)"
         )
-    tls = _policy_tls(host, ca_file) if (use_ssl or start_tls) else None
-    return Server(
-        host, port=port, use_ssl=use_ssl, tls=tls, get_info=NONE, connect_timeout=connect_timeout
-    )
+
+
+def ldap_connect(
+    host: str,
+    port: int,
+    *,
+    use_ssl: bool,
+    start_tls: bool,
+    ca_file: str | None = None,
+    timeout: float = 30.0,
+) -> ldap.ldapobject.LDAPObject:
+    """A python-ldap connection under the policy, not yet bound: ``ldaps://`` for ``use_ssl``,
+    else ``ldap://`` with StartTLS done here for ``start_tls``; neither only on a loopback host.
+
+    TLS: certificate required and its name checked against ``host`` by libldap, TLS 1.2 or
+    newer, trusted roots from ``ca_file`` or else the bundle Python's own default context
+    uses. The options are set on this connection only and sealed into a new TLS context
+    (``OPT_X_TLS_NEWCTX``), so a global ``ldap.conf``/``LDAPTLS_*`` setting cannot weaken
+    them. No referrals are chased; ``timeout`` bounds connecting and each operation.
+    Raises ``ldap.LDAPError`` when the server cannot be reached or its certificate is refused.
+    """
+    import ldap
+
+    _refuse_plain_ldap(host, use_ssl, start_tls)
+    bracketed = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    conn = ldap.initialize(f"{'ldaps' if use_ssl else 'ldap'}://{bracketed}:{port}")
+    conn.set_option(ldap.OPT_PROTOCOL_VERSION, ldap.VERSION3)
+    conn.set_option(ldap.OPT_REFERRALS, 0)
+    conn.set_option(ldap.OPT_NETWORK_TIMEOUT, float(timeout))
+    conn.set_option(ldap.OPT_TIMEOUT, float(timeout))
+    if use_ssl or start_tls:
+        cafile = ca_file or ssl.get_default_verify_paths().cafile
+        if cafile:
+            conn.set_option(ldap.OPT_X_TLS_CACERTFILE, cafile)
+        conn.set_option(ldap.OPT_X_TLS_REQUIRE_CERT, ldap.OPT_X_TLS_DEMAND)
+        conn.set_option(ldap.OPT_X_TLS_PROTOCOL_MIN, ldap.OPT_X_TLS_PROTOCOL_TLS1_2)
+        conn.set_option(ldap.OPT_X_TLS_NEWCTX, 0)  # last: builds the context from the above
+        if start_tls and not use_ssl:
+            conn.start_tls_s()
+    return conn

@@ -207,3 +207,54 @@ def test_a_run_that_rotates_the_log_still_counts_what_it_moved(
     write(path, 30, start=40)  # this run: the file rotates on the way
     assert len(audit_files(path)) == 2
     assert moved_records("hris-to-iam", offset, path) == {"updated": 30}
+
+
+def _strip(line: str) -> dict[str, object]:
+    """A line without what differs run to run (its time, and so its hashes)."""
+    obj = json.loads(line)
+    return {k: v for k, v in obj.items() if k not in ("ts", "prev", "hash", "mac")}
+
+
+def test_buffered_lines_make_the_same_chain_a_chunk_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one, chunked = tmp_path / "one" / "audit.jsonl", tmp_path / "chunked" / "audit.jsonl"
+    write(one, 250)
+    log = AuditLog(chunked, integration="hris-to-iam")
+    writes: list[int] = []
+    real_write = log._write
+    monkeypatch.setattr(log, "_write", lambda ls: (writes.append(len(ls)), real_write(ls)))
+    with log.buffered(max_lines=64):
+        for i in range(250):
+            log.record(
+                stream="workers",
+                record_key=str(i),
+                fields=["given_name", "work_email"],
+                destination="https://scim.example.com/v2",
+                outcome="updated",
+                employee_id=str(i),
+            )
+            if i == 99:
+                log.flush()  # a writer's chunk acknowledged: its lines are in the file
+                assert log.pending == 0 and len(read_all(chunked)) == 100
+        assert log.pending == 250 - 100 - 128  # two chunks of 64 went on their own
+    assert log.pending == 0
+    log.close()
+    # 64, 36 (flushed), 64, 64, the rest on leaving; the checkpoints (seq 100 and 200) ride
+    # with their chunk
+    assert writes == [64, 36 + 1, 64, 64 + 1, 22]
+    assert [_strip(x) for x in lines(chunked)] == [_strip(x) for x in lines(one)]
+    result = verify(chunked)
+    assert result.ok and result.keyed and result.checkpoints == 2
+
+
+def test_buffered_lines_are_written_when_the_run_fails(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, integration="hris-to-iam")
+    with pytest.raises(SystemExit), log.buffered():
+        log.record(stream="w", record_key="1", fields=["a"], destination="d", outcome="created")
+        raise SystemExit(143)  # a signal's exit, after a write was acknowledged
+    assert [e["record_key"] for e in read_all(path)] == ["1"]
+    with pytest.raises(ValueError, match="max_lines must be 1 or more, got 0"), log.buffered(0):
+        pass
+    log.close()

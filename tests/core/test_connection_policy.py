@@ -23,7 +23,13 @@ import pytest
 import requests
 
 from hrsync.http import InsecureURLError, SecureSession
-from hrsync.tls import InsecureTransportError, client_context, ldap_server, smtp_connect
+from hrsync.tls import (
+    InsecureTransportError,
+    client_context,
+    ldap_connect,
+    ldap_server,
+    smtp_connect,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "taps"))
@@ -58,6 +64,10 @@ FORBIDDEN_CALLS = {
     "ldap3.ServerPool",
     "ldap3.core.server.Server",
     "ldap3.core.tls.Tls",
+    "ldap.initialize",
+    "ldap.ldapobject.LDAPObject",
+    "ldap.ldapobject.SimpleLDAPObject",
+    "ldap.ldapobject.ReconnectLDAPObject",
     "paramiko.SSHClient",
     "paramiko.Transport",
     "paramiko.SFTPClient",
@@ -323,6 +333,8 @@ def test_smtp_without_tls_only_to_a_loopback_relay() -> None:
 def test_plain_ldap_only_on_loopback() -> None:
     with pytest.raises(InsecureTransportError, match="refusing plain LDAP"):
         ldap_server("ldap.example.com", 389, use_ssl=False, start_tls=False)
+    with pytest.raises(InsecureTransportError, match="refusing plain LDAP"):
+        ldap_connect("ldap.example.com", 389, use_ssl=False, start_tls=False)
 
 
 @pytest.fixture(scope="module", params=["ldap.wrong.example", "127.0.0.1"])
@@ -344,25 +356,35 @@ def slapd_named(
 
 
 @pytest.mark.parametrize("mode", ["ldaps", "start_tls"])
-def test_target_ldap_checks_the_certificate_names_the_host(slapd_named: Any, mode: str) -> None:
+def test_target_ldap_checks_the_certificate_names_the_host(
+    slapd_named: Any, mode: str, ca: CA, tmp_path: Path
+) -> None:
+    import ldap
+
     from sandbox.directories import ADMIN, PASSWORD, SUFFIX
     from target_ldap.config import parse_settings
     from target_ldap.directory import Directory, DirectoryError
 
     s = slapd_named
     url = f"ldaps://127.0.0.1:{s.tls_port}" if mode == "ldaps" else f"ldap://127.0.0.1:{s.port}"
-    settings = parse_settings({"url": url, "start_tls": mode == "start_tls",
-                               "ca_file": str(s.ca_file), "bind_dn": ADMIN,
-                               "bind_password": PASSWORD, "base_dn": SUFFIX,
-                               "disabled_ou": f"ou=Disabled,{SUFFIX}"})  # fmt: skip
-    directory = Directory(settings)
+    config = {"url": url, "start_tls": mode == "start_tls", "ca_file": str(s.ca_file),
+              "bind_dn": ADMIN, "bind_password": PASSWORD, "base_dn": SUFFIX,
+              "disabled_ou": f"ou=Disabled,{SUFFIX}"}  # fmt: skip
+    # a CA that did not issue the server's certificate: refused whatever the name
+    other = CA(tmp_path / "other")
+    with pytest.raises(DirectoryError, match="cannot connect") as caught:
+        Directory(parse_settings(dict(config, ca_file=str(other.ca_file)))).check()
+    assert "TLS handshake failed" in str(caught.value)
+    directory = Directory(parse_settings(config))
     if s.cert_name == "127.0.0.1":  # the same CA, the right name: it connects
-        assert directory.conn.bound
-        assert directory.conn.socket.version() in ("TLSv1.2", "TLSv1.3")
+        directory.check()
+        assert directory.conn.get_option(ldap.OPT_X_TLS_VERSION) in ("TLS1.2", "TLS1.3")
+        assert directory.conn.whoami_s() == f"dn:{ADMIN}"
+        directory.close()
         return
-    with pytest.raises(DirectoryError) as caught:
-        directory.conn  # noqa: B018 - opening the connection is the test
-    assert "doesn't match" in str(caught.value) or "mismatch" in str(caught.value).lower()
+    with pytest.raises(DirectoryError, match="cannot connect") as caught:
+        directory.check()
+    assert "TLS handshake failed" in str(caught.value) and "name the host" in str(caught.value)
 
 
 def test_http_pools_refuse_anything_older_than_tls12() -> None:

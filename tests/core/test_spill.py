@@ -14,6 +14,13 @@ from hrsync import spill
 from hrsync.spill import SpillDB, SpillList
 
 
+@pytest.fixture(autouse=True)
+def _sealed_file_from_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the sealed file: no in-memory phase (the tests of the memory
+    budget pass ``memory_budget`` themselves)."""
+    monkeypatch.setenv(spill.ENV_MEMORY_MB, "0")
+
+
 def test_the_file_is_private_and_gone_after_close() -> None:
     db = SpillDB("CREATE TABLE t (x);")
     folder, path = Path(db.folder), db.path
@@ -178,3 +185,95 @@ def test_a_new_spill_removes_a_killed_runs_folder(
     db = SpillDB("")
     assert not left.exists() and Path(db.folder).exists()
     db.close()
+
+
+# -- in memory below the budget, sealed in the file beyond it ---------------------------------
+
+SCHEMA = (
+    "CREATE TABLE people (eid KEYTEXT PRIMARY KEY, eid_s BLOB, n INTEGER, person BLOB);"
+    "CREATE INDEX people_n ON people (n);"
+)
+
+
+def _fill(
+    db: SpillDB, items: SpillList[dict[str, object]], people: list[dict[str, object]]
+) -> None:
+    for i, p in enumerate(people):
+        db.settle()
+        items.append(p, "create", str(p["employee_id"]))
+        db.db.execute(
+            "INSERT INTO people VALUES (?, ?, ?, ?)",
+            (db.key(str(p["employee_id"])), db.seal_text(str(p["employee_id"])), i, db.dumps(p)),
+        )
+
+
+def _answers(db: SpillDB, items: SpillList[dict[str, object]]) -> list[object]:
+    """What the SQL and the reads give back: the same whichever path the rows took."""
+    (blob,) = db.db.execute(
+        "SELECT person FROM people WHERE eid = ?", (db.key("EMP00007"),)
+    ).fetchone()
+    eids = [
+        db.open_text(e, "people", n)
+        for n, e in db.db.execute("SELECT n, eid_s FROM people ORDER BY n").fetchall()
+    ]
+    return [
+        db.loads(blob, "people", 7),
+        eids,
+        [x["name"] for x in items],
+        [x["name"] for c in items.iter_chunks("item_key = ?", (db.key("EMP00003"),)) for x in c],
+        db.db.execute("SELECT count(*) FROM temp.clear").fetchone()[0],
+        items.counts,
+    ]
+
+
+@pytest.mark.parametrize("budget", [None, 0, 2_000], ids=["memory", "file", "moves"])
+def test_memory_and_file_give_the_same_answers_and_the_file_is_sealed(
+    budget: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(spill.ENV_MEMORY_MB)  # the default budget: far above this test's rows
+    monkeypatch.setattr(spill, "CHUNK", 7)
+    people: list[dict[str, object]] = [
+        {"employee_id": f"EMP{i:05d}", "name": f"Zelda Quixote{i}", "at": dt.date(2024, 1, i + 1)}
+        for i in range(30)
+    ]
+    db = SpillDB(SCHEMA, memory_budget=budget)
+    db.db.execute("CREATE TEMP TABLE clear (x TEXT)")
+    db.db.execute("CREATE INDEX temp.clear_x ON clear (x)")
+    db.db.execute("INSERT INTO temp.clear VALUES ('a'), ('b')")
+    items: SpillList[dict[str, object]] = SpillList(db, "items")
+    assert db.spilled is (budget == 0)
+    _fill(db, items, people)
+    answers = _answers(db, items)
+    assert answers == [
+        people[7],
+        [p["employee_id"] for p in people],
+        [p["name"] for p in people],
+        ["Zelda Quixote3"],
+        2,
+        {"create": 30},
+    ]
+    folder = Path(db.folder)
+    if budget is None:  # the memory path: nothing on disk at all
+        assert not db.spilled and db.held < db.memory_budget
+        assert list(folder.iterdir()) == []
+    else:
+        assert db.spilled  # "moves": past 2,000 bytes after a few people
+        raw = _raw(db)
+        assert b"Quixote" not in raw and b"EMP000" not in raw
+        keys = [k for (k,) in db.db.execute("SELECT eid FROM people")]
+        assert len(keys) == 30 and all(len(k) == 32 and not k.startswith("=") for k in keys)
+        (blob,) = db.db.execute("SELECT item FROM items WHERE seq = 1").fetchone()
+        assert bytes(blob).startswith(spill.TOKEN_PREFIX)  # sealed before the move too
+    db.close()
+    assert not folder.exists()
+
+
+def test_the_budget_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(spill.ENV_MEMORY_MB, "1.5")
+    assert SpillDB("").memory_budget == 1_572_864
+    monkeypatch.setenv(spill.ENV_MEMORY_MB, "lots")
+    with pytest.raises(ValueError, match="HRSYNC_SPILL_MEMORY_MB='lots': not a number of MiB"):
+        SpillDB("")
+    monkeypatch.setenv(spill.ENV_MEMORY_MB, "-1")
+    with pytest.raises(ValueError, match="must be 0 or more MiB"):
+        SpillDB("")

@@ -9,10 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ldap3.core.exceptions import LDAPInvalidDnError
-
 from hrsync.errors import ConfigError as HRSyncConfigError
-from target_ldap.naming import TemplateError, parse, rdn_attributes, template_fields
+from target_ldap.naming import InvalidDNError, TemplateError, parse, rdn_attributes, template_fields
 from target_ldap.passwords import PasswordSettingError, check_password_transport, unicode_pwd
 
 MODES = ("openldap", "ad")
@@ -185,8 +183,8 @@ def check_transport(url: str, start_tls: bool) -> None:
 def _check_dn(name: str, value: str) -> str:
     try:
         if not parse(value):
-            raise LDAPInvalidDnError("empty")
-    except LDAPInvalidDnError as error:
+            raise InvalidDNError("empty")
+    except InvalidDNError as error:
         raise ConfigError(f"{name} {value!r} is not a DN: {error}") from None
     return value
 

@@ -5,8 +5,8 @@ ASCII; a collision gets the employee id as a suffix, so the same person always e
 the same name whatever order the feed arrives in. Once an account exists its name is never
 regenerated (the account is found by its employee id, not by its name).
 
-DNs are rendered from a template whose placeholders are RDN-escaped with ldap3's
-``escape_rdn`` (commas, plus signs, quotes, a leading '#' or space, a trailing space...),
+DNs are rendered from a template whose placeholders are RDN-escaped per RFC 4514 (commas,
+plus signs, quotes, a leading '#' or space, a trailing space, control characters as hex...),
 and compared through a normal form (case-folded, unescaped, whitespace-insensitive).
 """
 
@@ -18,8 +18,10 @@ import unicodedata
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 
-from ldap3.core.exceptions import LDAPInvalidDnError
-from ldap3.utils.dn import escape_rdn
+
+class InvalidDNError(ValueError):
+    """A string that is not a DN."""
+
 
 # letters NFKD does not decompose into ASCII
 _SPECIAL = str.maketrans(
@@ -121,22 +123,22 @@ def login_candidates(base: str, employee_id: str, max_length: int) -> Iterator[s
         n += 1
 
 
+_RDN_SPECIAL = frozenset('\\,+"<>;=')
+
+
 def escape_value(value: str) -> str:
-    """An RDN attribute value, escaped per RFC 4514 (control characters as \\XX)."""
-    escaped = escape_rdn(value)
-    # escape_rdn puts a bare backslash before NUL; RFC 4514 wants the hex form
+    """An RDN attribute value, escaped per RFC 4514: the special characters with a backslash
+    (a '#' or space only where it leads, a space also where it ends), control characters and
+    DEL as \\XX."""
+    last = len(value) - 1
     out = []
-    i = 0
-    while i < len(escaped):
-        ch = escaped[i]
-        if ch == "\\" and i + 1 < len(escaped):
-            nxt = escaped[i + 1]
-            # an escape pair: keep it, unless it is a bare backslash before a control character
-            out.append(f"\\{ord(nxt):02X}" if ord(nxt) < 0x20 else ch + nxt)
-            i += 2
-            continue
-        out.append(f"\\{ord(ch):02X}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch)
-        i += 1
+    for i, ch in enumerate(value):
+        if ch in _RDN_SPECIAL or (i == 0 and ch in "# ") or (i == last and ch == " "):
+            out.append("\\" + ch)
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\{ord(ch):02X}")
+        else:
+            out.append(ch)
     return "".join(out)
 
 
@@ -189,8 +191,11 @@ def _unescape(value: str) -> str:
 def parse(dn: str) -> list[list[tuple[str, str]]]:
     """RFC 4514 DN -> RDNs, each a list of (attribute type, value as written, escaped).
 
-    Our own small parser: ldap3's parse_dn rejects valid DNs (a '#' inside a value, as in
+    Our own small parser: some parsers reject valid DNs (a '#' inside a value, as in
     'ou=C# Team', or an escaped trailing space)."""
+    plain = _parse_plain(dn)
+    if plain is not None:
+        return plain
     rdns: list[list[tuple[str, str]]] = [[]]
     attr: str | None = None
     tokens: list[str] = []
@@ -212,11 +217,11 @@ def parse(dn: str) -> list[list[tuple[str, str]]]:
         if ch == "=" and attr is None:
             attr = "".join(tokens).strip()
             if not attr:
-                raise LDAPInvalidDnError(f"empty attribute type in {dn!r}")
+                raise InvalidDNError(f"empty attribute type in {dn!r}")
             tokens = []
         elif ch in ",+" and (attr is not None or "".join(tokens).strip()):
             if attr is None:
-                raise LDAPInvalidDnError(f"missing '=' in {dn!r}")
+                raise InvalidDNError(f"missing '=' in {dn!r}")
             rdns[-1].append((attr, value()))
             if ch == ",":
                 rdns.append([])
@@ -225,6 +230,24 @@ def parse(dn: str) -> list[list[tuple[str, str]]]:
             tokens.append(ch)
         i += 1
     return [r for r in rdns if r]
+
+
+def _parse_plain(dn: str) -> list[list[tuple[str, str]]] | None:
+    """``parse`` for the common DN without escapes, quotes or empty parts (None otherwise:
+    the full parser decides, and words the error)."""
+    if "\\" in dn or '"' in dn:
+        return None
+    rdns = []
+    for part in dn.split(","):
+        rdn = []
+        for ava in part.split("+"):
+            attr, eq, value = ava.partition("=")
+            attr = attr.strip()
+            if not eq or not attr:
+                return None
+            rdn.append((attr, value.strip(" ")))
+        rdns.append(rdn)
+    return rdns
 
 
 def split_dn(dn: str) -> list[list[tuple[str, str]]]:
@@ -247,7 +270,7 @@ def dn_key(dn: str) -> str:
     else:
         try:
             rdns = [list(r) for r in split_dn(dn)]
-        except LDAPInvalidDnError:
+        except InvalidDNError:
             return unicodedata.normalize("NFC", dn).casefold().strip()
     return "\x00".join(
         "\x01".join(

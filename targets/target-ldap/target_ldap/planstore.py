@@ -8,11 +8,14 @@ equality; DN keys are compared whole, never by ancestry). The one personal value
 ``temp.newcomers.eid``: the employee ids of the people without an account, which the SQL
 sorts (new logins are assigned in employee-id order, whatever the feed order); that table is
 in SQLite's temporary database (an unlinked file that dies with the process), not in the spill
-file. Positions, wave levels, flags and stream names are the other clear values.
+file. Positions, wave levels, flags and stream names are the other clear values. Below the
+spill's memory budget all of it stays in memory, unsealed and never on disk; the ``KEYTEXT``
+columns are the ones keyed when the spill moves to its file.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,26 +25,28 @@ from target_ldap.people import DesiredPerson
 
 SCHEMA = """
 CREATE TABLE people (
-    eid TEXT PRIMARY KEY, eid_s BLOB, seq INTEGER NOT NULL, stream TEXT, enabled INTEGER,
+    eid KEYTEXT PRIMARY KEY, eid_s BLOB, seq INTEGER NOT NULL, stream TEXT, enabled INTEGER,
     person BLOB
 );
 CREATE UNIQUE INDEX people_seq ON people (seq);
-CREATE TABLE accounts (n INTEGER PRIMARY KEY, eid TEXT, eid_s BLOB, dnkey TEXT, account BLOB);
+CREATE TABLE accounts (
+    n INTEGER PRIMARY KEY, eid KEYTEXT, eid_s BLOB, dnkey KEYTEXT, account BLOB
+);
 CREATE INDEX accounts_eid ON accounts (eid, n);
-CREATE TABLE logins (login TEXT PRIMARY KEY);
-CREATE TABLE by_login (login TEXT PRIMARY KEY, n INTEGER NOT NULL);
-CREATE TABLE eids (eid TEXT PRIMARY KEY, n INTEGER NOT NULL, accounts INTEGER NOT NULL);
-CREATE TABLE holders (dnkey TEXT PRIMARY KEY, eid_s BLOB NOT NULL);
+CREATE TABLE logins (login KEYTEXT PRIMARY KEY);
+CREATE TABLE by_login (login KEYTEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE eids (eid KEYTEXT PRIMARY KEY, n INTEGER NOT NULL, accounts INTEGER NOT NULL);
+CREATE TABLE holders (dnkey KEYTEXT PRIMARY KEY, eid_s BLOB NOT NULL);
 CREATE TABLE placed (
-    pseq INTEGER PRIMARY KEY, eid TEXT NOT NULL UNIQUE, eid_s BLOB NOT NULL, account INTEGER,
-    login_s BLOB, dn_s BLOB NOT NULL, dnkey TEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0
+    pseq INTEGER PRIMARY KEY, eid KEYTEXT NOT NULL UNIQUE, eid_s BLOB NOT NULL, account INTEGER,
+    login_s BLOB, dn_s BLOB NOT NULL, dnkey KEYTEXT NOT NULL, dropped INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX placed_dnkey ON placed (dnkey, pseq);
 CREATE TABLE waves (
-    eid TEXT PRIMARY KEY, eid_s BLOB, seq INTEGER, depends_on TEXT, depends_on_s BLOB,
+    eid KEYTEXT PRIMARY KEY, eid_s BLOB, seq INTEGER, depends_on KEYTEXT, depends_on_s BLOB,
     level INTEGER
 );
-CREATE TABLE final (eid TEXT PRIMARY KEY, dnkey TEXT, final_dn BLOB);
+CREATE TABLE final (eid KEYTEXT PRIMARY KEY, dnkey KEYTEXT, final_dn BLOB);
 CREATE INDEX final_dnkey ON final (dnkey);
 """
 
@@ -51,7 +56,6 @@ class PlanStore:
 
     def __init__(self) -> None:
         self.spill = SpillDB(SCHEMA, prefix="target-ldap-plan-")
-        self.db = self.spill.db
         self.key = self.spill.key
         self._seq = 0
         self._accounts = 0
@@ -60,12 +64,18 @@ class PlanStore:
         # file, gone with the process), never in the spill file
         self.db.execute("CREATE TEMP TABLE newcomers (rank INTEGER PRIMARY KEY, eid TEXT NOT NULL)")
 
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The spill's connection (in memory, then the sealed file past the budget)."""
+        return self.spill.db
+
     def close(self) -> None:
         self.spill.close()
 
     # -- the batch ---------------------------------------------------------------------------
     def add(self, person: DesiredPerson) -> None:
         """The latest record for an employee wins, and moves to the end of the batch."""
+        self.spill.settle()
         self._seq += 1
         self.db.execute(
             "INSERT INTO people VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (eid) DO UPDATE SET "
@@ -114,6 +124,7 @@ class PlanStore:
 
     # -- the directory -----------------------------------------------------------------------
     def add_account(self, eid: str | None, dnkey: str, account: Any) -> int:
+        self.spill.settle()
         self._accounts += 1
         self.db.execute(
             "INSERT INTO accounts VALUES (?, ?, ?, ?, ?)",

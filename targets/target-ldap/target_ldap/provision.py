@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from target_ldap.directory import (
     MODIFY_DELETE,
     MODIFY_REPLACE,
     Directory,
+    Op,
     Result,
 )
 from target_ldap.naming import (
@@ -57,6 +57,7 @@ AuditFn = Callable[[str, str, list[str], str, str, str | None], None]
 GROUP_CHUNK = 1000
 OUTCOME = {"create": "created", "update": "updated", "disable": "disabled", "enable": "enabled"}
 MOVED = 1  # SpillList flag of a change that renames or moves its entry
+NOTHING_TO_SEND = Result(0, "success", "", "")  # an update whose changes are all deferred
 
 
 class TargetLDAPError(Exception):
@@ -204,18 +205,21 @@ class Provisioner:
         settings: Settings,
         *,
         audit: AuditFn,
+        audit_flush: Callable[[], None] | None = None,
         logger: logging.Logger | None = None,
         out: TextIO | None = None,
     ) -> None:
         self.directory = directory
         self.settings = settings
         self.audit_fn = audit
+        # the audit lines may be kept and appended a chunk at a time (hrsync.audit's
+        # buffered()): flushed as soon as the writes they report are acknowledged
+        self.audit_flush = audit_flush or (lambda: None)
         self.logger = logger or LOGGER
         self.out = out or sys.stderr
         self.failures: list[Failure] = []
         self.rehired: dict[str, str] = {}  # earlier employee id -> the id of the rehire
         self.alias: dict[str, Account] = {}  # a rehire's new employee id -> the account
-        self._lock = threading.Lock()
         self._template_fields = set(template_fields(settings.dn_template))
         self._store: PlanStore | None = None
 
@@ -267,9 +271,8 @@ class Provisioner:
             change.person.record if change.person else None,
             str(result) if result else None,
         )
-        with self._lock:
-            change.failed = True
-            self.failures.append(failure)
+        change.failed = True
+        self.failures.append(failure)
         self.logger.error("%s", failure.message())
         self._audit(
             change.stream,
@@ -291,8 +294,7 @@ class Provisioner:
     ) -> None:
         if self.settings.dry_run:
             return
-        with self._lock:
-            self.audit_fn(stream, key, fields, outcome, dest, detail)
+        self.audit_fn(stream, key, fields, outcome, dest, detail)
 
     # -- reading the directory ----------------------------------------------------------
     def _search_bases(self) -> list[str]:
@@ -817,6 +819,7 @@ class Provisioner:
                 self.directory.destination,
                 failure.action,
             )
+        self.audit_flush()
         self._execute(plan, summary)
         summary.failures = list(self.failures)
         return summary
@@ -827,53 +830,48 @@ class Provisioner:
         counts: Counter[str] = summary.outcomes
 
         def count(outcome: str) -> None:
-            with self._lock:
-                counts[outcome] += 1
+            counts[outcome] += 1
 
-        def move(change: Change) -> None:
+        def move_op(change: Change) -> Op:
             assert change.dn_before is not None
-            result = self.directory.move(change.dn_before, change.dn_after)
+            return self.directory.move_op(change.dn_before, change.dn_after)
+
+        def moved(change: Change, result: Result) -> None:
             if result.ok:
                 change.final_dn = change.dn_after
                 return
             self._fail(change, "move", "dn", self._explain(change, result, "dn"), result)
             change.final_dn = change.dn_before
 
-        def write(change: Change) -> None:
+        def write_op(change: Change) -> Op | Result | None:
             if change.failed:
+                return None
+            if change.action == "create":
+                return self.directory.add_op(change.dn_after, s.object_classes, change.attributes)
+            if change.final_dn is None:
+                change.final_dn = change.dn_before
+            mods: dict[str, list[tuple[int, list[Any]]]] = {
+                attr: [(MODIFY_REPLACE, values)] for attr, values in change.attributes.items()
+            }
+            for attr, op, values in change.state:
+                mods.setdefault(attr, []).append((op, values))
+            if not mods:
+                return NOTHING_TO_SEND
+            assert change.final_dn is not None
+            return self.directory.modify_op(change.final_dn, mods)
+
+        def written(change: Change, result: Result) -> None:
+            if not result.ok:
+                self._fail(
+                    change,
+                    change.action,
+                    self._field(change, result),
+                    self._explain(change, result, None),
+                    result,
+                )
                 return
             if change.action == "create":
-                result = self.directory.add(change.dn_after, s.object_classes, change.attributes)
-                if not result.ok:
-                    self._fail(
-                        change,
-                        "create",
-                        self._field(change, result),
-                        self._explain(change, result, None),
-                        result,
-                    )
-                    return
                 change.final_dn = change.dn_after
-            else:
-                if change.final_dn is None:
-                    change.final_dn = change.dn_before
-                mods: dict[str, list[tuple[Any, list[str]]]] = {
-                    attr: [(MODIFY_REPLACE, values)] for attr, values in change.attributes.items()
-                }
-                for attr, op, values in change.state:
-                    mods.setdefault(attr, []).append((op, values))
-                if mods:
-                    assert change.final_dn is not None
-                    result = self.directory.modify(change.final_dn, mods)
-                    if not result.ok:
-                        self._fail(
-                            change,
-                            change.action,
-                            self._field(change, result),
-                            self._explain(change, result, None),
-                            result,
-                        )
-                        return
             self._audit(
                 change.stream,
                 change.employee_id,
@@ -883,14 +881,16 @@ class Provisioner:
             )
             count(OUTCOME[change.action])
 
-        def link_manager(change: Change) -> None:
+        def link_op(change: Change) -> Op | None:
             if change.failed or not change.manager_deferred or change.final_dn is None:
-                return
+                return None
             manager_dn = final_dns.get(dn_key(change.manager_deferred), change.manager_deferred)
             manager_dn = manager_dn or change.manager_deferred
-            result = self.directory.modify(
+            return self.directory.modify_op(
                 change.final_dn, {"manager": [(MODIFY_REPLACE, [manager_dn])]}
             )
+
+        def linked_manager(change: Change, result: Result) -> None:
             if not result.ok:
                 self._fail(
                     change,
@@ -914,15 +914,17 @@ class Provisioner:
             for child in parents.values():
                 self.directory.ensure_parents(child)
 
-        def run(numbered: list[tuple[int, Change]], fn: Callable[[Change], None]) -> None:
-            """Write a chunk on the connections, then keep where each entry is now."""
-            self.directory.map(fn, [c for _, c in numbered])
+        def run(numbered: list[tuple[int, Change]]) -> None:
+            """Write a chunk (pipelined on the connections), then keep where each entry is."""
+            self.directory.pipeline([c for _, c in numbered], write_op, written)
+            self.audit_flush()
             for seq, c in numbered:
                 changes.update(seq, c)
                 store.set_final(c.employee_id, dn_key(c.dn_after), c.final_dn)
 
         for numbered in changes.iter_numbered(f"flag = {MOVED}", size=size):
-            self.directory.map(move, [c for _, c in numbered])
+            self.directory.pipeline([c for _, c in numbered], move_op, moved)
+            self.audit_flush()
             for seq, c in numbered:
                 changes.update(seq, c)
         # new accounts in waves, managers before their reports (AD checks DN references);
@@ -956,9 +958,9 @@ class Provisioner:
                 for _, c in numbered:
                     if c.depends_on and store.final_of(c.depends_on) is None:
                         c.attributes.pop("manager", None)  # the manager's own create failed
-                run(numbered, write)
+                run(numbered)
         for numbered in changes.iter_numbered("tag != 'create'", size=size):
-            run(numbered, write)
+            run(numbered)
         if deferred:
             linked = [
                 c
@@ -970,7 +972,8 @@ class Provisioner:
                 for c in linked
                 if c.manager_deferred
             }
-            self.directory.map(link_manager, linked)
+            self.directory.pipeline(linked, link_op, linked_manager)
+            self.audit_flush()
         if s.group_rules:
             self._write_groups(plan, summary)
 
@@ -1008,7 +1011,7 @@ class Provisioner:
             changed, now = store.final_row(eid)
             final[eid] = now if changed else dn
         group_changes = self._group_changes(plan, final)
-        # the connections' threads do not read the spill file: streams looked up here
+        # streams looked up once, before the writes
         streams: dict[str, str] = {}
         for gc in group_changes:
             for eid, _ in gc.add + gc.remove:
@@ -1025,9 +1028,9 @@ class Provisioner:
             # adds and removals travel together; the first request also carries the
             # placeholder swap, so a groupOfNames is never left without a member
             requests = max(-(-len(adds) // GROUP_CHUNK), -(-len(removes) // GROUP_CHUNK), 1)
-            ops: list[dict[str, list[tuple[Any, list[str]]]]] = []
+            ops: list[dict[str, list[tuple[int, list[str]]]]] = []
             for i in range(requests):
-                batch: list[tuple[Any, list[str]]] = []
+                batch: list[tuple[int, list[str]]] = []
                 if i == 0 and gc.placeholder_add:
                     batch.append((MODIFY_ADD, [gc.placeholder_add]))
                 if adds[i * GROUP_CHUNK : (i + 1) * GROUP_CHUNK]:
@@ -1048,11 +1051,10 @@ class Provisioner:
                             "group membership",
                             attr,
                             f"group {group.dn}: {result}",
-                            None,  # the record is read back below, on the planning thread
+                            None,  # the record is read back below, after the writes
                             str(result),
                         )
-                        with self._lock:
-                            failed.append(failure)
+                        failed.append(failure)
                         self.logger.error("%s", failure.message())
                     return
             for outcome, members in (("group_added", gc.add), ("group_removed", gc.remove)):
@@ -1064,10 +1066,11 @@ class Provisioner:
                         outcome,
                         f"{self.settings.url.rstrip('/')}/{group.dn}",
                     )
-                    with self._lock:
-                        summary.outcomes[outcome] += 1
+                    summary.outcomes[outcome] += 1
 
-        self.directory.map(apply, group_changes)
+        for gc in group_changes:  # few requests, each up to GROUP_CHUNK values: one by one
+            apply(gc)
+            self.audit_flush()
         for failure in failed:
             person = store.person(failure.employee_id)
             failure.record = person.record if person else None

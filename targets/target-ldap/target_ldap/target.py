@@ -233,7 +233,11 @@ class TargetLDAP(BatchAsRecords, Target):  # BATCH files take the RECORD path
         self.directory = Directory(self.settings, logger=self.logger)
         self.audit_log = AuditLog()  # HRSYNC_AUDIT_LOG / the integration from the environment
         self.provisioner = Provisioner(
-            self.directory, self.settings, audit=self._audit, logger=self.logger
+            self.directory,
+            self.settings,
+            audit=self._audit,
+            audit_flush=self.audit_log.flush,
+            logger=self.logger,
         )
         # employees the directory refused -> dead letters; delivered ones resolve
         self.letters = TargetDeadLetters(self.name)
@@ -281,7 +285,10 @@ class TargetLDAP(BatchAsRecords, Target):  # BATCH files take the RECORD path
 
     def _plan_write_settle(self) -> None:
         try:
-            self.summary = self.provisioner.run()
+            # audit lines appended a chunk at a time, flushed after each acknowledged chunk
+            # of writes and on the way out (also on an error or a signal's SystemExit)
+            with self.audit_log.buffered():
+                self.summary = self.provisioner.run()
         finally:
             self.directory.close()
         summary = self.summary

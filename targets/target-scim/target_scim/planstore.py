@@ -8,10 +8,13 @@ Sealed (see hrsync.spill): records, resources, SCIM ids, conflict messages and t
 handed back (``*_s`` columns) are AES-GCM sealed; ``employee_id``, ``manager``,
 ``external_id`` and ``user_name`` hold the run's keyed HMAC (the SQL only joins and looks them
 up by equality). Positions, wave levels, flags and stream names are the only clear values.
+Below the spill's memory budget all of it stays in memory, unsealed and never on disk; the
+``KEYTEXT`` columns are the ones keyed when the spill moves to its file.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,22 +23,22 @@ from target_scim.users import DesiredUser
 
 SCHEMA = """
 CREATE TABLE desired (
-    employee_id TEXT PRIMARY KEY, employee_id_s BLOB, seq INTEGER NOT NULL, stream TEXT,
-    manager TEXT, manager_s BLOB, user BLOB
+    employee_id KEYTEXT PRIMARY KEY, employee_id_s BLOB, seq INTEGER NOT NULL, stream TEXT,
+    manager KEYTEXT, manager_s BLOB, user BLOB
 );
 CREATE UNIQUE INDEX desired_seq ON desired (seq);
 CREATE TABLE accounts (
-    n INTEGER PRIMARY KEY, external_id TEXT, external_id_s BLOB, user_name TEXT, scim_id BLOB,
+    n INTEGER PRIMARY KEY, external_id KEYTEXT, external_id_s BLOB, user_name KEYTEXT, scim_id BLOB,
     resource BLOB
 );
 CREATE INDEX accounts_ext ON accounts (external_id, n);
 CREATE INDEX accounts_name ON accounts (user_name, n);
 CREATE TABLE matches (
-    employee_id TEXT PRIMARY KEY, account BLOB, conflict BLOB, creating INTEGER NOT NULL
+    employee_id KEYTEXT PRIMARY KEY, account BLOB, conflict BLOB, creating INTEGER NOT NULL
 );
-CREATE TABLE ids (employee_id TEXT PRIMARY KEY, scim_id BLOB NOT NULL);
-CREATE TABLE written (employee_id TEXT PRIMARY KEY, scim_id BLOB NOT NULL);
-CREATE TABLE waves (employee_id TEXT PRIMARY KEY, seq INTEGER, manager TEXT, level INTEGER);
+CREATE TABLE ids (employee_id KEYTEXT PRIMARY KEY, scim_id BLOB NOT NULL);
+CREATE TABLE written (employee_id KEYTEXT PRIMARY KEY, scim_id BLOB NOT NULL);
+CREATE TABLE waves (employee_id KEYTEXT PRIMARY KEY, seq INTEGER, manager KEYTEXT, level INTEGER);
 """
 
 _PUT_ID = {
@@ -53,10 +56,14 @@ class PlanStore:
 
     def __init__(self) -> None:
         self.spill = SpillDB(SCHEMA, prefix="target-scim-plan-")
-        self.db = self.spill.db
         self.key = self.spill.key
         self._seq = 0
         self._accounts = 0
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The spill's connection (in memory, then the sealed file past the budget)."""
+        return self.spill.db
 
     def close(self) -> None:
         self.spill.close()
@@ -64,6 +71,7 @@ class PlanStore:
     # -- the batch ---------------------------------------------------------------------------
     def add(self, user: DesiredUser) -> None:
         """The latest record for an employee wins, and moves to the end of the batch."""
+        self.spill.settle()
         self._seq += 1
         self.db.execute(
             "INSERT INTO desired VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (employee_id) DO UPDATE "
@@ -109,6 +117,7 @@ class PlanStore:
     def add_account(
         self, external_id: str | None, user_name: str | None, resource: dict[str, Any]
     ) -> None:
+        self.spill.settle()
         self._accounts += 1
         scim_id = resource.get("id")
         self.db.execute(

@@ -57,10 +57,10 @@ class SambaDC:
     process: subprocess.Popen[bytes]
     ca_file: Path
 
-    url = "ldaps://localhost:636"  # for the target: Python checks the name against the SAN
-    # for ldap-utils: libldap checks the host's canonical name (here not "localhost"), so the
-    # read-back tools connect by the address, also in the certificate
-    cli_url = "ldaps://127.0.0.1:636"
+    # by the address, also in the certificate: libldap (target-ldap, ldap-utils) checks a
+    # connection to "localhost" against the machine's own host name instead
+    url = "ldaps://127.0.0.1:636"
+    cli_url = url
 
     def _env(self) -> dict[str, str]:
         return dict(os.environ, LDAPTLS_CACERT=str(self.ca_file), LDAPTLS_REQCERT="demand")

@@ -129,7 +129,7 @@ def test_ldaps_and_starttls_verify_certificates(tmp_path: Path, run_target: RunT
         assert server.by_eid("T1")[1]["uid"] == ["tls.user"]
         starttls = dict(
             plain,
-            url=f"ldap://localhost:{server.port}",
+            url=f"ldap://127.0.0.1:{server.port}",
             start_tls=True,
             ca_file=str(server.ca_file),
         )

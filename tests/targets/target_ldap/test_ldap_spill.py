@@ -1,8 +1,10 @@
-"""The batch, the directory and the plan are spilled to disk and read back a chunk at a time:
-the directory a run leaves must not depend on the chunk size. Two real slapd servers get the
-same feeds, one with chunks of 3 (every read, placement, wave and write crosses chunk
-boundaries), one with the default (the whole test batch in one chunk); the entries (every
-attribute), the groups and the outcomes must be equal."""
+"""The batch, the directory and the plan are kept in memory below the spill's budget and in a
+sealed file beyond it, read back a chunk at a time: the directory a run leaves must depend
+on neither. Two real slapd servers get the same feeds, one in memory with the default chunk
+(the whole test batch in one chunk), one with chunks of 3 (every read, placement, wave and
+write crosses chunk boundaries) and a budget of a few rows (the spill moves to its sealed
+file during the first records); the entries (every attribute), the groups and the outcomes
+must be equal."""
 
 from __future__ import annotations
 
@@ -89,8 +91,10 @@ def test_small_chunks_give_the_same_directory_as_one_chunk(
     run_target: RunTarget,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv(spill.ENV_MEMORY_MB, raising=False)
     whole = _runs(slapd, tmp_path, run_target)
     monkeypatch.setattr(spill, "CHUNK", 3)
+    monkeypatch.setenv(spill.ENV_MEMORY_MB, "0.002")  # 2 KiB: a few rows, then the file
     chunked = _runs(twin, tmp_path, run_target)
 
     for a, b in zip(whole, chunked, strict=True):
@@ -126,12 +130,22 @@ def test_small_chunks_give_the_same_directory_as_one_chunk(
     assert len(sales["member"]) == 3  # C2 moved in; R1, S3; S1 left on disable
 
 
-def test_the_plan_store_file_holds_no_personal_data_in_clear() -> None:
+@pytest.mark.parametrize("budget", [None, "0", "0.0001"], ids=["memory", "file", "moves"])
+def test_the_plan_store_file_holds_no_personal_data_in_clear(
+    budget: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In memory nothing reaches the disk; in the file (from the start, or after the budget
+    is passed during the directory read) nothing personal is in clear; the answers are the
+    same."""
     from target_ldap.naming import dn_key
     from target_ldap.people import DesiredPerson
     from target_ldap.planstore import PlanStore
     from target_ldap.provision import Account
 
+    if budget is None:
+        monkeypatch.delenv(spill.ENV_MEMORY_MB, raising=False)
+    else:
+        monkeypatch.setenv(spill.ENV_MEMORY_MB, budget)
     store = PlanStore()
     fields = {"display_name": "Zelda Quixote", "work_email": "zelda.quixote@corp.example"}
     store.add(DesiredPerson("iam", "EMP7731", True, fields, "zquixote", "EMP9902", [], fields))
@@ -147,11 +161,15 @@ def test_the_plan_store_file_holds_no_personal_data_in_clear() -> None:
     store.add_create(1, "EMP7731", "EMP9902")
     store.add_create(2, "EMP9902", "EMP7731")  # a reporting cycle
     store.set_final("EMP7731", dn_key(dn), dn)
-    store.db.execute("COMMIT")
-    store.db.execute("BEGIN")
-    raw = store.spill.path.read_bytes()
-    for clear in (b"EMP7731", b"EMP9902", b"EMP5500", b"Quixote", b"corp", b"zquixote"):
-        assert clear not in raw
+    assert store.spill.spilled is (budget is not None)
+    if budget is None:
+        assert list(Path(store.spill.folder).iterdir()) == []
+    else:
+        store.db.execute("COMMIT")
+        store.db.execute("BEGIN")
+        raw = store.spill.path.read_bytes()
+        for clear in (b"EMP7731", b"EMP9902", b"EMP5500", b"Quixote", b"corp", b"zquixote"):
+            assert clear not in raw
     assert list(store.batch()) == [("iam", "EMP7731")]
     assert store.login_taken("zquixote") and not store.login_taken("other")
     assert store.by_login("zquixote").dn == dn

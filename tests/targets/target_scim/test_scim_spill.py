@@ -1,10 +1,13 @@
-"""The plan is spilled to disk and read back a chunk at a time: the result on the server must not
-depend on the chunk size. Two tenants of the same real scim2-server get the same feeds, one with
-chunks of 3 (every batch, wave and Bulk request crosses chunk boundaries), one with the default
-(the whole test batch in one chunk); the users on the servers and the outcomes must be equal."""
+"""The plan is kept in memory below the spill's budget and in a sealed file beyond it, read back
+a chunk at a time: the result on the server must depend on neither. Two tenants of the same
+real scim2-server get the same feeds, one in memory with the default chunk (the whole test
+batch in one chunk), one with chunks of 3 (every batch, wave and Bulk request crosses chunk
+boundaries) and a budget of a few rows (the spill moves to its sealed file during the first
+records); the users on the servers and the outcomes must be equal."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,8 +64,10 @@ def test_small_chunks_give_the_same_users_as_one_chunk(
     twin = scim_twin
     config = {"bulk_max_operations": 2, "max_concurrency": 2}
     full = {**config, "deactivate_missing_users": True, "max_deactivation_share": 1.0}
+    monkeypatch.delenv(spill.ENV_MEMORY_MB, raising=False)  # in memory
     whole = [scim.run(_feed_one(make_person), **config), scim.run(_feed_two(make_person), **full)]
     monkeypatch.setattr(spill, "CHUNK", 3)
+    monkeypatch.setenv(spill.ENV_MEMORY_MB, "0.002")  # 2 KiB: a few rows, then the sealed file
     chunked = [twin.run(_feed_one(make_person), **config), twin.run(_feed_two(make_person), **full)]
 
     for a, b in zip(whole, chunked, strict=True):
@@ -81,10 +86,19 @@ def test_small_chunks_give_the_same_users_as_one_chunk(
     assert {state["CA"][5], state["CB"][5]} <= {"CA", "CB", None}
 
 
-def test_the_plan_store_file_holds_no_personal_data_in_clear() -> None:
+@pytest.mark.parametrize("budget", [None, "0", "0.0001"], ids=["memory", "file", "moves"])
+def test_the_plan_store_file_holds_no_personal_data_in_clear(
+    budget: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In memory nothing reaches the disk; in the file (from the start, or after the budget
+    is passed during the listing) nothing personal is in clear; the answers are the same."""
     from target_scim.planstore import PlanStore
     from target_scim.users import DesiredUser
 
+    if budget is None:
+        monkeypatch.delenv(spill.ENV_MEMORY_MB, raising=False)
+    else:
+        monkeypatch.setenv(spill.ENV_MEMORY_MB, budget)
     store = PlanStore()
     record = {"name": "Zelda Quixote", "email": "zelda.quixote@corp.example"}
     values = {"userName": "zquixote", "emails": record["email"]}
@@ -94,12 +108,16 @@ def test_the_plan_store_file_holds_no_personal_data_in_clear() -> None:
     store.put_match("EMP7731", None, "userName zquixote is taken")
     store.put_id("EMP7731", "scim-uuid-4411", "written")
     store.add_create(1, "EMP7731", "EMP9902")
-    store.db.execute("COMMIT")
-    store.db.execute("BEGIN")
-    raw = store.spill.path.read_bytes()
-    for clear in (b"EMP7731", b"EMP9902", b"EMP5500", b"Quixote", b"corp.example", b"zquixote"):
-        assert clear not in raw
-    assert b"scim-uuid" not in raw and b"obrien" not in raw
+    assert store.spill.spilled is (budget is not None)
+    if budget is None:
+        assert list(Path(store.spill.folder).iterdir()) == []
+    else:
+        store.db.execute("COMMIT")
+        store.db.execute("BEGIN")
+        raw = store.spill.path.read_bytes()
+        for clear in (b"EMP7731", b"EMP9902", b"EMP5500", b"Quixote", b"corp.example"):
+            assert clear not in raw
+        assert b"zquixote" not in raw and b"scim-uuid" not in raw and b"obrien" not in raw
     # and everything still reads back
     assert list(store.batch()) == [("iam_users", "EMP7731")]
     assert store.get_id("EMP7731", "written") == "scim-uuid-4411"
