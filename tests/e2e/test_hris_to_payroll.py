@@ -23,7 +23,7 @@ pytestmark = pytest.mark.meltano
 
 ROOT = Path(__file__).resolve().parents[2]
 MELTANO = str(Path(sys.executable).parent / "meltano")
-API_TASK = "tap-bamboohr map-hris-to-payroll target-payroll-api"
+API_TASK = "tap-bamboohr map-bamboohr-to-canonical map-hris-to-payroll target-payroll-api"
 
 PLUGINS = (("extractor", "tap-bamboohr"), ("mapper", "map-hr"), ("loader", "target-payroll-api"))
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.meltano
 
 ROOT = Path(__file__).resolve().parents[2]
 MELTANO = str(Path(sys.executable).parent / "meltano")
-FILE_TASK = "tap-bamboohr map-hris-to-payroll target-payroll-file"
+FILE_TASK = "tap-bamboohr map-bamboohr-to-canonical map-hris-to-payroll target-payroll-file"
 
 Env = tuple[Sandbox, dict[str, str], Sshd, Recipient, Path]
 
