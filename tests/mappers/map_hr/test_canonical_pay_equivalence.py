@@ -38,7 +38,7 @@ from sandbox.pgp import Recipient
 from sandbox.server import Sandbox
 from sandbox.sftp import Sshd, start_sshd, target_env
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 FIXTURES = ROOT / "tests" / "mappers" / "map_hr" / "fixtures"
 OLD = {
