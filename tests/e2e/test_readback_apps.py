@@ -24,7 +24,7 @@ pytestmark = pytest.mark.meltano
 ROOT = Path(__file__).resolve().parents[2]
 MELTANO = str(Path(sys.executable).parent / "meltano")
 LMS_TASK = "tap-bamboohr map-bamboohr-to-canonical map-hris-to-lms target-moodle"
-PAYROLL_TASK = "tap-bamboohr map-hris-to-payroll target-payroll-api"
+PAYROLL_TASK = "tap-bamboohr map-bamboohr-to-canonical map-hris-to-payroll target-payroll-api"
 
 Env = tuple[Sandbox, dict[str, str]]
 
