@@ -12,8 +12,8 @@ job can swap one for the other and its destinations must end up the same. What i
   one response holds every match. List fields (department, site, title, division) hold named
   list item ids in machine format, names in human-readable form.
 - ``POST /v1/people/{id}`` (one employee, same body), ``GET /v1/company/people/fields``.
-- Employee tables: ``GET /v1/people/{id}/{work|employment|lifecycle}`` -> ``{"values": [...]}``;
-  bulk ``GET /v1/bulk/people/{work|employment|lifecycle}?limit=&cursor=&employeeIds=`` ->
+- Employee tables: ``GET /v1/people/{id}/{work|employment|lifecycle|salaries}`` ->
+  ``{"values": [...]}``; bulk ``GET /v1/bulk/people/{table}?limit=&cursor=&employeeIds=`` ->
   ``{"results": [{"employeeId", "values"}], "response_metadata": {"next_cursor"}}``
   (limit 1-200, default 50; above 200 is a 400).
 - ``POST /v1/people`` (``firstName``, ``surname``, ``email``, ``work.site``, ``work.startDate``
@@ -23,7 +23,9 @@ job can swap one for the other and its destinations must end up the same. What i
 - Errors as ``{"key": ..., "error": ...}``; rate limits: 429 with ``X-RateLimit-Limit``,
   ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (Unix seconds), no ``Retry-After``.
 - No change feed: the people search has no "updated since" filter (HiBob documents none).
-- A tenant custom field (``CANDIDATE_FIELD``) holds seeded employees' ATS candidate ids.
+- A tenant custom field (``CANDIDATE_FIELD``) holds seeded employees' ATS candidate ids; a US
+  tenant's payroll custom fields (``US_TAX_FIELDS``) hold the work state and W-4 data.
+- The payroll salary table (``salaries``): each employment's base pay (primary position).
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sandbox.bamboohr import payroll_tax_fields
 from sandbox.httpbase import App, HTTPError, Request, Response
 from sandbox.seed import Person, World
 
-TABLES = ("work", "employment", "lifecycle")
+TABLES = ("work", "employment", "lifecycle", "salaries")
 BULK_LIMIT_DEFAULT = 50
 BULK_LIMIT_MAX = 200
 SEARCH_LIMIT_PER_MINUTE = 50
@@ -56,6 +59,18 @@ COUNTRY_NAMES = {
     "IN": "India",
     "JP": "Japan",
 }
+#: a US tenant's own payroll custom fields (HiBob has no W-4 or work-state field of its own):
+#: canonical name -> field id, valued like the BambooHR fake's custom fields
+US_TAX_FIELDS = {
+    "work_state": "payroll.custom.field_1700000000101",
+    "federal_filing_status": "payroll.custom.field_1700000000102",
+    "federal_extra_withholding": "payroll.custom.field_1700000000103",
+    "w4_multiple_jobs": "payroll.custom.field_1700000000104",
+    "w4_dependents_amount": "payroll.custom.field_1700000000105",
+}
+#: the salary table's pay period and pay frequency lists (HiBob's values)
+PAY_PERIOD = {"Year": "Annual", "Hour": "Hourly"}
+PAY_FREQUENCY = {"Twice a month": "Twice a month", "Monthly": "Monthly"}
 CONTRACT = {"Full-Time": "Full time", "Part-Time": "Part time"}
 EMPLOYMENT_TYPE = {
     "Full-Time": "Permanent",
@@ -105,6 +120,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "address.country": ("Country", "list"),
     "financial.identificationNumber": ("SSN", "text"),
     CANDIDATE_FIELD: ("ATS candidate ID", "text"),
+    US_TAX_FIELDS["work_state"]: ("US work state", "text"),
+    US_TAX_FIELDS["federal_filing_status"]: ("Federal filing status (W-4)", "list"),
+    US_TAX_FIELDS["federal_extra_withholding"]: ("Federal extra withholding (W-4)", "currency"),
+    US_TAX_FIELDS["w4_multiple_jobs"]: ("Multiple jobs (W-4 step 2)", "list"),
+    US_TAX_FIELDS["w4_dependents_amount"]: ("Dependents amount (W-4 step 3)", "currency"),
 }
 #: what a search without ``fields`` returns (HiBob: the "default" categories root/work/...)
 DEFAULT_FIELDS = tuple(f for f in FIELDS if f.split(".")[0] in ("root", "work", "internal"))
@@ -211,6 +231,38 @@ def work_rows(p: Person, world: World) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def salary_rows(p: Person) -> list[dict[str, Any]]:
+    """The payroll "salaries" table: one entry per employment, its primary position's base pay
+    (HiBob keeps one effective entry; the BambooHR fake has a row per position)."""
+    rows = []
+    for index, e in enumerate(p.employments):
+        pos = e.positions[0]
+        rows.append(
+            {
+                "effectiveDate": _day(pos.start_date),
+                "base": {"value": float(pos.pay_rate), "currency": pos.currency},
+                "payPeriod": PAY_PERIOD.get(pos.pay_per, pos.pay_per),
+                "payFrequency": PAY_FREQUENCY.get(pos.pay_schedule, pos.pay_schedule),
+                "reason": "Rehire" if index else "New Hire",
+            }
+        )
+    return rows
+
+
+def us_tax_custom(p: Person) -> dict[str, Any]:
+    """The US tenant's payroll custom fields (``custom`` of the payroll category)."""
+    tax = payroll_tax_fields(p)
+    extra, deps = tax["customFederalExtraWithholding"], tax["customW4DependentsAmount"]
+    values = {
+        "work_state": tax["customWorkState"],
+        "federal_filing_status": tax["customFederalFilingStatus"],
+        "federal_extra_withholding": str(extra).split()[0] if extra else None,
+        "w4_multiple_jobs": tax["customW4MultipleJobs"],
+        "w4_dependents_amount": str(deps).split()[0] if deps else None,
+    }
+    return {US_TAX_FIELDS[k].rsplit(".", 1)[1]: v for k, v in values.items()}
 
 
 def _reference(world: World, eid: int | None) -> dict[str, Any] | None:
@@ -358,7 +410,8 @@ class HiBob(App):
                 "employment": {
                     "contract": CONTRACT.get(p.employment_type),
                     "type": EMPLOYMENT_TYPE.get(p.employment_type, p.employment_type),
-                }
+                },
+                "custom": us_tax_custom(p),
             },
             "address": {
                 "line1": addr.line1 if addr else None,
@@ -382,6 +435,7 @@ class HiBob(App):
                 "work": lambda: work_rows(p, self.world),
                 "employment": lambda: employment_rows(p),
                 "lifecycle": lambda: lifecycle_rows(p),
+                "salaries": lambda: salary_rows(p),
             }[table]()
         added = [row for name, row in self.added_rows.get(eid, []) if name == table]
         rows = sorted(seeded + added, key=lambda r: str(r["effectiveDate"]))

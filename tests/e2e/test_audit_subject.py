@@ -31,7 +31,9 @@ TASKS = {
     "ats-to-hris": "tap-greenhouse map-ats-to-hris target-bamboohr",
     "hris-to-iam": "tap-bamboohr map-bamboohr-to-canonical map-hris-to-iam target-scim",
     "hris-to-lms": "tap-bamboohr map-bamboohr-to-canonical map-hris-to-lms target-moodle",
-    "hris-to-payroll": "tap-bamboohr map-hris-to-payroll target-payroll-api",
+    "hris-to-payroll": (
+        "tap-bamboohr map-bamboohr-to-canonical map-hris-to-payroll target-payroll-api"
+    ),
 }
 
 Env = tuple[Sandbox, dict[str, str], Path]

@@ -1,5 +1,5 @@
-"""The HRIS swap end to end: `hris-to-iam@hibob`, `hris-to-lms@hibob` and
-`survey-to-analytics@hibob` run from the HiBob fake, through map-hibob-to-canonical and the
+"""The HRIS swap end to end: `hris-to-iam@hibob`, `hris-to-lms@hibob`, `hris-to-payroll@hibob`
+and `survey-to-analytics@hibob` run from the HiBob fake, through map-hibob-to-canonical and the
 unchanged downstream profiles and targets, and their destinations hold what the BambooHR jobs'
 tests expect of the same world. Each job runs once (a module fixture); the leaver test adds one
 incremental re-run of the IAM job, and the last test runs `ats-to-hibob` twice (new hires
@@ -7,17 +7,23 @@ written into HiBob by target-hibob).
 
 HiBob keeps one effective work entry per employee, so workers hold their primary position only:
 where the BambooHR tests expect a second position's title, group or course, these expect none.
+Its salary table holds the primary position's base pay, and its public API has no deductions
+(nor dependants or benefit elections: there is no hris-to-benefits@hibob).
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import requests
 from tests.e2e.test_ats_to_hris import expected_hire, outcomes
 from tests.e2e.test_hris_to_iam import MELTANO, ROOT, ldap_people, scim_users
 from tests.e2e.test_hris_to_lms import courses, private_run_dir, rules_with_finance, users
@@ -26,14 +32,21 @@ from tests.e2e.test_survey_to_analytics import query
 from hrsync.audit import AuditLog
 from hrsync.deadletter import DeadLetterStore
 from hrsync.pseudonym import Pseudonymizer
+from sandbox.bamboohr import payroll_tax_fields
 from sandbox.demo import iam_env, meltano_env
 from sandbox.directories import DISABLED, ScimServer, Slapd, start_scim_server, start_slapd
 from sandbox.hibob import CANDIDATE_FIELD, HiBob
 from sandbox.server import Sandbox
+from sandbox.sftp import FileDrop, start_file_drop
 
 pytestmark = pytest.mark.meltano
 
-JOBS = ("hris-to-iam@hibob", "hris-to-lms@hibob", "survey-to-analytics@hibob")
+JOBS = (
+    "hris-to-iam@hibob",
+    "hris-to-lms@hibob",
+    "hris-to-payroll@hibob",
+    "survey-to-analytics@hibob",
+)
 
 Env = tuple[Sandbox, dict[str, str], ScimServer, Slapd]
 
@@ -50,13 +63,28 @@ def run_job(env: dict[str, str], job: str, *args: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def swap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def drop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileDrop]:
+    """The payroll provider's SFTP drop (a real sshd) and its PGP key."""
+    files = start_file_drop(tmp_path_factory.mktemp("hibob-drop"))
+    try:
+        yield files
+    finally:
+        files.stop()
+
+
+@pytest.fixture(scope="module")
+def swap(tmp_path_factory: pytest.TempPathFactory, drop: FileDrop) -> Iterator[Env]:
     workdir = tmp_path_factory.mktemp("hibob-swap")
     scim, slapd = start_scim_server(), start_slapd(workdir / "slapd")
+    vendors = ("hibob", "moodle", "surveymonkey", "greenhouse", "gusto")
     try:
-        with Sandbox(employees=60, vendors=("hibob", "moodle", "surveymonkey", "greenhouse")) as sb:
+        with Sandbox(employees=60, vendors=vendors) as sb:
+            sb.apps["gusto"].rate_limit = 100_000  # type: ignore[attr-defined]
             env = meltano_env(sb, workdir) | iam_env(scim, slapd, workdir)
             env |= private_run_dir(workdir)
+            env |= drop.env("TARGET_PAYROLL_FILE", "payroll")
+            env["TARGET_PAYROLL_FILE_COMPANY_CODE"] = "ACME"
+            env["TARGET_PAYROLL_API_TOKEN_FILE"] = str(workdir / "gusto-token.json")
             env["TARGET_MOODLE_RULES_PATH"] = str(rules_with_finance(workdir))
             for job in JOBS:
                 run_job(env, job, "--full-refresh")
@@ -141,6 +169,67 @@ def test_hris_segments_land_pseudonymised_from_hibob(swap: Env) -> None:
         Path(env["TARGET_WAREHOUSE_DATABASE"]), "SELECT count(*) FROM survey_responses"
     )
     assert responses[0][0] > 0
+
+
+def us_payroll(sb: Sandbox) -> dict[str, Any]:
+    return {
+        str(p.employee_id): p for p in sb.world.people() if payroll_tax_fields(p)["customWorkState"]
+    }
+
+
+def test_us_payroll_reaches_gusto_from_hibob(swap: Env) -> None:
+    """The same US payroll employees as from BambooHR (tests/e2e/test_hris_to_payroll.py), with
+    their W-4 filing status, each employment's base pay at its start, terminations with the
+    final pay run and rehires; no deductions (HiBob's API has none) and nothing else."""
+    sb = swap[0]
+    people = us_payroll(sb)
+    state = requests.get(f"{sb.url('gusto')}/_sandbox/gusto/state", timeout=30).json()
+    employees = state["employees"]
+    assert set(employees) == set(people) and people
+    for key, person in people.items():
+        emp = employees[key]
+        assert (emp["first_name"], emp["last_name"]) == (person.first_name, person.last_name)
+        assert emp["ssn_on_file"] == bool(person.ssn)
+        tax = payroll_tax_fields(person)
+        assert emp["federal_taxes"]["filing_status"] == tax["customFederalFilingStatus"]
+        held = {(c["effective_date"], c["rate"]) for j in emp["jobs"] for c in j["compensations"]}
+        paid = {
+            (e.positions[0].start_date.isoformat(), f"{e.positions[0].pay_rate:.2f}")
+            for e in person.employments
+            if e.positions[0].currency == "USD"
+        }
+        assert held == paid, key
+        ends = sorted(
+            e.termination_date.isoformat() for e in person.employments if e.termination_date
+        )
+        assert sorted(t["effective_date"] for t in emp["terminations"]) == ends
+        assert all(t["run_termination_payroll"] for t in emp["terminations"])
+        rehired = [e.hire_date.isoformat() for e in person.employments[1:]]
+        assert [r["effective_date"] for r in emp["rehires"]] == rehired
+        assert emp["employee_benefits"] == []
+    assert any(len(p.employments) > 1 for p in people.values()), "the world has a US rehire"
+    text = str(employees)
+    assert "gender" not in text and "address" not in text and "phone" not in text.lower()
+
+
+def test_the_payroll_file_from_hibob_carries_us_payroll_only(swap: Env, drop: FileDrop) -> None:
+    sb = swap[0]
+    people = us_payroll(sb)
+    (sent,) = (drop.sshd.upload_dir / "payroll").iterdir()
+    text = drop.recipient.decrypt_file(sent).decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {r["EMPLOYEE_ID"] for r in rows} == set(people)
+    employees = {r["EMPLOYEE_ID"]: r for r in rows if r["RECORD_TYPE"] == "EMP"}
+    for key, person in people.items():
+        assert employees[key]["SSN"] == (person.ssn or "").replace("-", "")
+        assert employees[key]["HIRE_DATE"] == person.hire_date.isoformat()
+        pay = {(r["EFFECTIVE_DATE"], r["PAY_RATE"]) for r in rows
+               if r["RECORD_TYPE"] == "PAY" and r["EMPLOYEE_ID"] == key}  # fmt: skip
+        assert pay == {
+            (e.positions[0].start_date.isoformat(), f"{e.positions[0].pay_rate:.2f}")
+            for e in person.employments
+            if e.positions[0].currency == "USD"
+        }
 
 
 def test_a_leaver_is_deactivated_and_nobody_else_is_written(swap: Env) -> None:

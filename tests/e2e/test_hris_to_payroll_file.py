@@ -24,7 +24,7 @@ pytestmark = pytest.mark.meltano
 
 ROOT = projectkit.ROOT
 MELTANO = projectkit.MELTANO
-FILE_TASK = "tap-bamboohr map-hris-to-payroll target-payroll-file"
+FILE_TASK = "tap-bamboohr map-bamboohr-to-canonical map-hris-to-payroll target-payroll-file"
 
 Env = tuple[Sandbox, dict[str, str], Sshd, Recipient, Path]
 

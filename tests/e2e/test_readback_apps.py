@@ -23,7 +23,7 @@ pytestmark = pytest.mark.meltano
 ROOT = projectkit.ROOT
 MELTANO = projectkit.MELTANO
 LMS_TASK = "tap-bamboohr map-bamboohr-to-canonical map-hris-to-lms target-moodle"
-PAYROLL_TASK = "tap-bamboohr map-hris-to-payroll target-payroll-api"
+PAYROLL_TASK = "tap-bamboohr map-bamboohr-to-canonical map-hris-to-payroll target-payroll-api"
 
 Env = tuple[Sandbox, dict[str, str]]
 

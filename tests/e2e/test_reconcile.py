@@ -202,7 +202,13 @@ def reconciled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             # the destinations as hrsync's own jobs write them
             meltano(env, "hris-to-iam")
             meltano(env, "hris-to-lms")
-            meltano(env, "tap-bamboohr", "map-hris-to-payroll", "target-payroll-api")
+            meltano(
+                env,
+                "tap-bamboohr",
+                "map-bamboohr-to-canonical",
+                "map-hris-to-payroll",
+                "target-payroll-api",
+            )
             seeded = seed_drift(sb, scim, slapd)
             out = workdir / "report"
             proc = subprocess.run(

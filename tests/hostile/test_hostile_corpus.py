@@ -153,8 +153,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 "canonical": canonical,
                 "iam": _map("hris_to_iam", canonical, work / "state"),
                 "lms": _map("hris_to_lms", canonical, work / "state"),
-                "payroll": _map("hris_to_payroll", employees, work / "state"),
-                "benefits": _map("hris_to_benefits", employees, work / "state"),
+                "payroll": _map("hris_to_payroll", canonical, work / "state"),
+                "benefits": _map("hris_to_benefits", canonical, work / "state"),
             }
             result = Run(mapped, {}, {}, scim, slapd, drop, sb, dlq, work)
             _target("target-scim", {"base_url": scim.url("hostile"), "bearer_token": scim.token},
@@ -300,10 +300,12 @@ def test_payroll_csv_is_safe_for_a_spreadsheet_and_refuses_what_it_must(run: Run
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
     assert text.count("\r\n") == len(rows) + 1  # header + one line per row: no stray line
     emp = {r["EMPLOYEE_ID"]: r for r in rows if r["RECORD_TYPE"] == "EMP"}
-    # 9008: its work e-mail is refused by hris_to_payroll too (a dead letter of the mapping)
+    # 9008: its work e-mail makes its canonical worker a dead letter of the mapping: no
+    # destination gets them until it is fixed in the HRIS
     assert set(emp) == {str(p.id) for p in CORPUS} - {"9008", "9010", "9011"}
-    (mapping,) = run.letters("map-hr:hris_to_payroll")
+    (mapping,) = run.letters("map-hr:bamboohr_to_canonical")
     assert mapping.record_key == "id=9008" and mapping.error_class == "unmappable_work_email"
+    assert not run.letters("map-hr:hris_to_payroll")
     assert emp["9005"]["FIRST_NAME"] == "'" + by_id(9005).first
     assert emp["9005"]["LAST_NAME"] == "'+SUM(1,1)"
     for row in rows:
@@ -326,7 +328,8 @@ def test_the_834_validates_and_carries_no_injected_segment(run: Run, tmp_path: P
     assert verdict.valid, verdict.errors
     segments = [s.strip() for s in data.decode("ascii").split("~")]
     names = [s for s in segments if s.startswith("NM1*IL*")]
-    assert len(names) == len(CORPUS) - 1  # 9011's SSN is refused
+    # 9011's SSN is refused; 9008's canonical worker is a dead letter (its work e-mail)
+    assert len(names) == len(CORPUS) - 2
     assert sum(s.startswith("ISA*") for s in segments) == 1
     assert not any(s.startswith("SE*1*") for s in segments)
     letters = {x.record_key: x for x in run.letters("target-benefits-834")}

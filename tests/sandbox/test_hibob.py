@@ -134,7 +134,23 @@ def test_tables_one_employee_and_bulk_with_cursor_paging(sb: Sandbox, app: HiBob
     some = call(sb, "GET", "/bulk/people/work", params={"employeeIds": "3,5"}).json()
     assert [r["employeeId"] for r in some["results"]] == ["3", "5"]
     assert call(sb, "GET", "/bulk/people/work", params={"limit": 201}).status_code == 400
-    assert call(sb, "GET", "/bulk/people/salaries").status_code == 404
+    assert call(sb, "GET", "/bulk/people/equities").status_code == 404  # not served
+
+
+def test_the_salary_table_holds_each_employments_base_pay(sb: Sandbox) -> None:
+    """``GET /bulk/people/salaries``: one entry per employment (its primary position's base
+    pay), the numbers the BambooHR fake's compensation rows hold."""
+    body = call(sb, "GET", "/bulk/people/salaries", params={"limit": 200}).json()
+    entries = {r["employeeId"]: r["values"] for r in body["results"]}
+    for p in sb.world.people():
+        got = entries[str(p.employee_id)]
+        assert [(e["effectiveDate"], e["base"]) for e in got] == [
+            (emp.positions[0].start_date.isoformat(),
+             {"value": float(emp.positions[0].pay_rate), "currency": emp.positions[0].currency})
+            for emp in p.employments
+        ]  # fmt: skip
+        assert {e["payPeriod"] for e in got} <= {"Annual", "Hourly"}
+        assert sum(e["isCurrent"] for e in got) <= 1
 
 
 def test_create_then_update_an_employee(sb: Sandbox, app: HiBob) -> None:

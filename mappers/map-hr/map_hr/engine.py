@@ -401,8 +401,10 @@ class Engine:
 
     def _population(self, plan: StreamPlan, index: int, msg: dict[str, Any], *, final: bool) -> str:
         """``in``, ``out`` or ``parked``: whether the person of this record is in the
-        population. A person not seen yet parks the record until the end of the input (their
-        record may come later); never seen by then (nor in an earlier run) is ``out``."""
+        population. Every record waits for the end of the input (parked on disk): the person's
+        own record may come later in this run, and may move them in or out of the population
+        (a source that sends people after their rows, as map-hr's canonical workers come after
+        their positions); never seen by then (nor in an earlier run) is ``out``."""
         assert self.store is not None and plan.person is not None
         try:
             person = plan.person(msg["record"])
@@ -410,11 +412,11 @@ class Engine:
             person = None
         if person is None or person == "":
             return "out"
+        if not final:
+            self.store.defer(f"{plan.input_stream}\x00{index}", msg)
+            return "parked"
         member = self.store.get(POPULATION, person)
         if member is None:
-            if not final:
-                self.store.defer(f"{plan.input_stream}\x00{index}", msg)
-                return "parked"
             return "out"
         return "in" if member.get("in") else "out"
 

@@ -395,6 +395,8 @@ def _check_field(
             raise prof.error(kp, f"compute {compute!r} needs row_fields")
         if compute not in COMPUTE_FROM and ("row_fields" in spec or "date_field" in spec):
             raise prof.error(kp, "row_fields and date_field are for the positions computes")
+        if compute == "object" and (not args or "from" in spec):
+            raise prof.error(kp, "compute 'object' needs args (member -> source path) and no from")
         if compute == "format" and "template" not in spec:
             raise prof.error(kp, "compute 'format' needs a template")
         if compute != "format" and "template" in spec:

@@ -720,6 +720,17 @@ def build_compute(
 
         return equals
 
+    if name == "object":
+        members = list(args.items())
+
+        def obj(rec: dict[str, Any]) -> Any:
+            """The named values as one object (an address...); null when all are empty."""
+            out = {key: g(rec) for key, g in members}
+            out = {key: _text_or_none(v) for key, v in out.items() if not is_empty(v)}
+            return out or None
+
+        return obj
+
     if name in ("current_positions", "secondary_positions"):
         return _positions_compute(name, args, options, sources)
 
@@ -827,6 +838,7 @@ COMPUTE_SCHEMA: dict[str, dict[str, Any]] = {
     "concat": {"type": "string"},
     "truthy": {"type": "boolean"},
     "equals": {"type": "boolean"},
+    "object": {"type": "object"},
     "current_positions": {"type": "array", "items": {"type": "object"}},
     "secondary_positions": {"type": "array", "items": {"type": "object"}},
 }

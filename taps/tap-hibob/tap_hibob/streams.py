@@ -24,6 +24,10 @@ EMPLOYEE_FIELDS = (
     "payroll.employment.contract", "payroll.employment.type", "address.line1", "address.line2",
     "address.city", "address.usState", "address.postCode", "address.country",
     "financial.identificationNumber",
+    # a US tenant's payroll custom fields (work state, W-4): each tenant has its own field ids
+    "payroll.custom.field_1700000000101", "payroll.custom.field_1700000000102",
+    "payroll.custom.field_1700000000103", "payroll.custom.field_1700000000104",
+    "payroll.custom.field_1700000000105",
 )  # fmt: skip
 
 
@@ -69,10 +73,19 @@ class LifecycleHistoryStream(TableStream):
     table = "lifecycle"
 
 
+class SalariesStream(TableStream):
+    """``GET /bulk/people/salaries``: the payroll salary table (base pay, pay period and
+    frequency over time); the service user needs the Payroll section's history permission."""
+
+    name = "salaries"
+    table = "salaries"
+
+
 #: Emission order: employees, then their history tables.
 STREAM_TYPES: tuple[type[HibobStream], ...] = (
     EmployeesStream,
     WorkHistoryStream,
     EmploymentHistoryStream,
     LifecycleHistoryStream,
+    SalariesStream,
 )

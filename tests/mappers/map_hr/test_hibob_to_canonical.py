@@ -39,14 +39,22 @@ def sources() -> Iterator[tuple[Sandbox, list[dict[str, Any]], list[dict[str, An
             config={"api_url": info["bamboohr"]["api_url"], "api_key": info["bamboohr"]["api_key"]},
             parse_env_config=False,
         )
-        for name, stream in bamboo_tap.streams.items():  # what the hris jobs select
-            if name not in ("employees", "job_info"):
-                stream.selected = False
+        for name, stream in bamboo_tap.streams.items():  # what tap-bamboohr selects
+            stream.selected = name in PAYROLL_STREAMS
         yield sb, hibob, sync(bamboo_tap)
 
 
+#: BambooHR streams the hris jobs read (the benefits ones are tap-bamboohr-benefits')
+PAYROLL_STREAMS = ("employees", "job_info", "compensation", "employment_status",
+                   "payroll_deductions")  # fmt: skip
+
+
 def workers(messages: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {m["record"]["id"]: m["record"] for m in messages if m["type"] == "RECORD"}
+    return {
+        m["record"]["id"]: m["record"]
+        for m in messages
+        if m["type"] == "RECORD" and m["stream"] == "worker"
+    }
 
 
 def keyed(messages: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
@@ -95,3 +103,64 @@ def test_downstream_profiles_send_the_same_records(
         expected = {f: v for f, v in expected.items() if f not in own}
         got = {f: v for f, v in out_h[k].items() if f not in own}
         assert got == expected, k
+
+
+def test_payroll_gets_the_same_people_pay_and_terminations_from_hibob(
+    sources: Any, run_inprocess: Run
+) -> None:
+    """hris_to_payroll from either HRIS: the same US payroll employees with the same identity
+    and W-4 fields, the same base pay on the same dates (HiBob: the primary position's, one
+    salary entry per employment), the same terminations and rehires. HiBob's public API has
+    no deductions table, and no pay type or FLSA status (the type follows the pay period)."""
+    sb, hibob, bamboo = sources
+    out = {}
+    for name, msgs in (("hibob", hibob), ("bamboohr", bamboo)):
+        canonical = run_inprocess({"profile": f"{name}_to_canonical"}, msgs)
+        mapped = run_inprocess({"profile": "hris_to_payroll"}, canonical)
+        streams: dict[str, list[dict[str, Any]]] = {}
+        for m in mapped:
+            if m["type"] == "RECORD":
+                streams.setdefault(m["stream"], []).append(m["record"])
+        out[name] = streams
+    h, b = out["hibob"], out["bamboohr"]
+    own = {"employee_number"}
+    assert {r["employee_id"]: {k: v for k, v in r.items() if k not in own}
+            for r in h["payroll_employees"]} == {
+        r["employee_id"]: {k: v for k, v in r.items() if k not in own}
+        for r in b["payroll_employees"]
+    }  # fmt: skip
+    us = {r["employee_id"] for r in b["payroll_employees"]}
+    assert us and all(r["work_state"] for r in h["payroll_employees"])
+
+    def pay(rows: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+        return {(r["employee_id"], r["effective_date"], r["rate"], r["currency"], r["paid_per"],
+                 r["pay_schedule"], r["pay_type"]) for r in rows}  # fmt: skip
+
+    people = {str(p.employee_id): p for p in sb.world.people()}
+    primary = {
+        (str(p.employee_id), e.positions[0].start_date.isoformat())
+        for p in people.values()
+        for e in p.employments
+    }
+    assert pay(h["payroll_compensations"]) == {
+        row for row in pay(b["payroll_compensations"]) if row[:2] in primary
+    }
+    assert h["payroll_compensations"]
+    assert {r["employee_id"] for r in h["payroll_compensations"]} <= us
+    assert all("flsa_status" not in r for r in h["payroll_compensations"])
+
+    def ends(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        return {
+            (r["employee_id"], r["effective_date"]) for r in rows if r["status"] == "Terminated"
+        }
+
+    assert ends(h["payroll_employment_status"]) == ends(b["payroll_employment_status"])
+    assert ends(b["payroll_employment_status"]), "the world has US leavers"
+
+    def starts(rows: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        return {
+            (r["employee_id"], r["effective_date"]) for r in rows if r["status"] != "Terminated"
+        }
+
+    assert starts(h["payroll_employment_status"]) == starts(b["payroll_employment_status"])
+    assert b["payroll_deductions"] and "payroll_deductions" not in h

@@ -49,7 +49,11 @@ def test_hris_to_canonical_to_lms(world: World, run_inprocess: Run, h: Any) -> N
     people = list(world.people())
     msgs = [h.schema_msg("employees", ("id",)), *(h.record("employees", bamboo(p)) for p in people)]
     canonical = run_inprocess({"profile": "bamboohr_to_canonical"}, msgs)
-    workers = {m["record"]["id"]: m["record"] for m in canonical if m["type"] == "RECORD"}
+    workers = {
+        m["record"]["id"]: m["record"]
+        for m in canonical
+        if m["type"] == "RECORD" and m["stream"] == "worker"
+    }
     assert len(workers) == len(people)
     rehired = [p for p in people if len(p.employments) > 1]
     two_positions = [p for p in people if len(p.positions) > 1]
@@ -111,7 +115,11 @@ def test_second_positions_reach_iam_and_lms(world: World, run_inprocess: Run, h:
     msgs.append({"type": "STATE", "value": {"bookmarks": {"job_info": {"n": 1}}}})
     canonical = run_inprocess({"profile": "bamboohr_to_canonical"}, msgs)
     assert canonical[-1]["type"] == "STATE"  # held until the workers waiting for it are out
-    workers = {m["record"]["id"]: m["record"] for m in canonical if m["type"] == "RECORD"}
+    workers = {
+        m["record"]["id"]: m["record"]
+        for m in canonical
+        if m["type"] == "RECORD" and m["stream"] == "worker"
+    }
     assert len(workers) == len(people)
     two = [p for p in people if len(p.positions) > 1 and p.hire_date <= world.as_of]
     rehired = [p for p in people if len(p.employments) > 1]
@@ -160,17 +168,17 @@ def test_an_incremental_run_without_job_rows_keeps_the_positions(
         *(h.record("job_info", r) for r in rows),
     ]
     out = run_inprocess({"profile": "bamboohr_to_canonical"}, first)
-    [worker] = [m["record"] for m in out if m["type"] == "RECORD"]
+    [worker] = [m["record"] for m in out if m["type"] == "RECORD" and m["stream"] == "worker"]
     assert len(worker["positions"]) == 2
     renamed = dict(rows[-1], jobTitle="Principal " + str(rows[-1]["jobTitle"]))
     later = [h.schema_msg("employees", ("id",)), h.record("employees", bamboo(two)), job_schema,
              h.record("job_info", renamed)]  # fmt: skip
     out = run_inprocess({"profile": "bamboohr_to_canonical"}, later)
-    [worker] = [m["record"] for m in out if m["type"] == "RECORD"]
+    [worker] = [m["record"] for m in out if m["type"] == "RECORD" and m["stream"] == "worker"]
     assert [p["job_title"] for p in worker["positions"]] == [
         two.positions[0].job_title,
         renamed["jobTitle"],
     ]
     out = run_inprocess({"profile": "bamboohr_to_canonical"}, later[:2])  # employee only
-    [worker] = [m["record"] for m in out if m["type"] == "RECORD"]
+    [worker] = [m["record"] for m in out if m["type"] == "RECORD" and m["stream"] == "worker"]
     assert len(worker["positions"]) == 2

@@ -29,9 +29,13 @@ POPULATIONS: dict[str, str | None] = {
     "hris_to_benefits": None,  # every subscriber; elections are filtered by plan, not person
     "hris_to_iam": "worker",  # people with a work e-mail (one emitted stream)
     "hris_to_lms": None,
-    "hris_to_payroll": "employees",  # US payroll: declared population, five streams
+    "hris_to_payroll": "worker",  # US payroll: declared population, five streams
     "survey_to_analytics": None,
 }
+
+
+#: streams filtered on what the record is (its plan's type, a survey answer), not on whose it is
+RECORD_FILTERS = {("survey_to_analytics", "answers"), ("hris_to_benefits", "benefit_election")}
 
 
 def test_every_shipped_profile_has_a_known_population() -> None:
@@ -60,9 +64,9 @@ def test_population_covers_every_emitted_stream(name: str) -> None:
         for stream, _, spec in specs:
             conds = spec.get("filter") or []
             conds = conds if isinstance(conds, list) else [conds]
-            assert all(str(c["field"]).startswith("$") or stream == "answers" for c in conds), (
-                f"{name}.{stream} filters records: is that a population?"
-            )
+            assert all(
+                str(c["field"]).startswith("$") or (name, stream) in RECORD_FILTERS for c in conds
+            ), f"{name}.{stream} filters records: is that a population?"
 
 
 def test_a_stream_without_its_person_is_refused() -> None:
@@ -130,15 +134,20 @@ def test_hris_to_payroll_sends_nothing_about_people_outside_us_payroll(
 ) -> None:
     """1 is in US payroll; 2 works in the UK (paid in USD: the currency filter alone would let
     the line through); 3 is never sent as an employee; rows of 1 and 2 come before and after
-    their employee records."""
-    cfg = {"profile": "hris_to_payroll"}
+    their employee records. BambooHR's streams reach the profile as canonical ones."""
+    payroll = {"profile": "hris_to_payroll"}
+
+    def run_payroll(cfg: dict[str, Any], msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return run_inprocess(cfg, run_inprocess({"profile": "bamboohr_to_canonical"}, msgs))
+
+    cfg = payroll
     msgs: list[dict[str, Any]] = [h.schema_msg(s, props) for s, props in ROWS.items()]
     early, late, unknown = _rows(1, 11), _rows(2, 21), _rows(3, 31)
     msgs += [h.record(s, r) for s, r in early.items()]  # before anyone's employee record
     msgs.append(h.schema_msg("employees", EMPLOYEE))
     msgs += [h.record("employees", _employee(1, "CA")), h.record("employees", _employee(2, None))]
     msgs += [h.record(s, r) for s, r in [*late.items(), *unknown.items()]]
-    out = run_inprocess(cfg, msgs)
+    out = run_payroll(cfg, msgs)
     records = [m for m in out if m["type"] == "RECORD"]
     people = {(m["stream"], m["record"]["employee_id"]) for m in records}
     assert people == {
@@ -151,13 +160,13 @@ def test_hris_to_payroll_sends_nothing_about_people_outside_us_payroll(
     # a later incremental run carries only new rows: membership was remembered
     more = [h.schema_msg(s, props) for s, props in ROWS.items()]
     more += [h.record(s, r) for s, r in [*_rows(1, 12).items(), *_rows(2, 22).items()]]
-    out = run_inprocess(cfg, more)
+    out = run_payroll(cfg, more)
     assert {m["record"]["employee_id"] for m in out if m["type"] == "RECORD"} == {"1"}
     # a move out of the US payroll (work state removed) stops the rows from then on
     moved = [h.schema_msg("employees", EMPLOYEE), h.record("employees", _employee(1, None))]
     moved += [h.schema_msg("job_info", ROWS["job_info"])]
     moved += [h.record("job_info", _rows(1, 13)["job_info"])]
-    out = run_inprocess(cfg, moved)
+    out = run_payroll(cfg, moved)
     assert not [m for m in out if m["type"] == "RECORD"]
 
 

@@ -135,14 +135,16 @@ def test_an_email_with_a_zero_width_joiner_is_a_dead_letter_naming_the_field(
 def test_every_text_that_leaves_follows_the_policy_unless_a_field_opts_out(
     tmp_path: Any, run_inprocess: Run, h: Any
 ) -> None:
-    """Plain copies too (hris_to_benefits copies the address as it is): the engine applies
-    the policy to every text value; ``raw_text: true`` lets one field through untouched."""
+    """Plain copies too (hris_to_benefits copies the address as it is, from the canonical
+    worker's home address): the engine applies the policy to every text value;
+    ``raw_text: true`` lets one field through untouched."""
     msgs = [
         h.schema_msg("employees", ("id", "lastName", "address1", "city")),
         h.record("employees", {"id": 1, "lastName": "Lee", "address1": "1 Main St\r\nApt\u202e 4",
                                "city": "Denver\x00"}),
     ]  # fmt: skip
-    out = run_inprocess({"profile": "hris_to_benefits"}, msgs)
+    canonical = run_inprocess({"profile": "bamboohr_to_canonical"}, msgs)
+    out = run_inprocess({"profile": "hris_to_benefits"}, canonical)
     (rec,) = [m["record"] for m in out if m["type"] == "RECORD"]
     assert (rec["address_line1"], rec["city"]) == ("1 Main St Apt 4", "Denver")
     profile = tmp_path / "raw.yml"

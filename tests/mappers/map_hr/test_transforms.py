@@ -183,3 +183,25 @@ def test_paths_select_list_items() -> None:
     assert compile_path("positions[1].title")(rec) == "B"
     assert compile_path("positions[5].title")(rec) is None
     assert compile_path("missing.deeper[0].x")(rec) is None
+
+
+def test_object_compute_builds_one_object_and_null_when_empty() -> None:
+    args = {"line1": compile_path("address1"), "city": compile_path("home.city")}
+    obj = build_compute("object", args, {}, [])
+    assert obj({"address1": " 1 Main St ", "home": {"city": "Denver"}}) == {
+        "line1": "1 Main St",
+        "city": "Denver",
+    }
+    assert obj({"address1": "1 Main St"}) == {"line1": "1 Main St"}  # empty members left out
+    assert obj({"address1": "", "home": {}}) is None
+
+
+def test_object_compute_needs_args() -> None:
+    from map_hr.profile import ProfileError, parse_profile
+
+    text = (
+        "name: p\ndestination: x\nsource_system: y\nstreams:\n  s:\n    fields:\n"
+        "      home_address: {compute: object, from: address1, sensitive_ok: true}\n"
+    )
+    with pytest.raises(ProfileError, match="compute 'object' needs args"):
+        parse_profile(text, "p.yml")

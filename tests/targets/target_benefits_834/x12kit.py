@@ -57,16 +57,20 @@ class Carrier:
         return {**base, **self.config, **overrides}
 
     def messages(self) -> bytes:
-        """tap-bamboohr | map-hr (profile hris_to_benefits): the Singer messages of now."""
+        """tap-bamboohr | map-hr bamboohr_to_canonical | map-hr hris_to_benefits: the Singer
+        messages of now."""
         info = self.sandbox.info()["bamboohr"]
         tap_cfg = self.workdir / "tap.json"
         tap_cfg.write_text(json.dumps({"api_key": info["api_key"], "api_url": info["api_url"]}))
-        map_cfg = self.workdir / "map.json"
-        map_cfg.write_text(json.dumps({
-            "profile": "hris_to_benefits",
-            "hmac_key": "test-key-test-key-test-key-test-key",
-            "state_dir": str(self.workdir / "map-hr"),
-        }))  # fmt: skip
+        configs = []
+        for profile in ("bamboohr_to_canonical", "hris_to_benefits"):
+            map_cfg = self.workdir / f"map-{profile}.json"
+            map_cfg.write_text(json.dumps({
+                "profile": profile,
+                "hmac_key": "test-key-test-key-test-key-test-key",
+                "state_dir": str(self.workdir / "map-hr"),
+            }))  # fmt: skip
+            configs.append(map_cfg)
         catalog = self.workdir / "catalog.json"
         if not catalog.exists():  # every stream selected (the benefits streams are opt-in)
             found = json.loads(subprocess.run(
@@ -83,13 +87,20 @@ class Carrier:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
-        mapped = subprocess.run(
-            [str(BIN / "map-hr"), "--config", str(map_cfg)],
+        canonical = subprocess.Popen(
+            [str(BIN / "map-hr"), "--config", str(configs[0])],
             stdin=tap.stdout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        mapped = subprocess.run(
+            [str(BIN / "map-hr"), "--config", str(configs[1])],
+            stdin=canonical.stdout,
             capture_output=True,
             check=False,
         )
-        assert tap.wait() == 0 and mapped.returncode == 0, mapped.stderr.decode()[-2000:]
+        assert tap.wait() == 0 and canonical.wait() == 0, "tap-bamboohr | map-hr failed"
+        assert mapped.returncode == 0, mapped.stderr.decode()[-2000:]
         return mapped.stdout
 
     def run_target(self, messages: bytes, **overrides: Any) -> subprocess.CompletedProcess[str]:
