@@ -182,7 +182,8 @@ class _EmbeddedChild(GustoStream):
             self._write_activate_version_message(self._stream_version)
         try:
             partition = self._get_state_partition_context(context)
-            self._write_starting_replication_value(context)
+            if self.replication_method != REPLICATION_FULL_TABLE:  # full table: a debug line
+                self._write_starting_replication_value(context)
             child_context = copy.copy(context)
             index = 0
             for row in self.get_records(context):
