@@ -147,11 +147,11 @@ class Body:
                 self._fh.write("\n")  # a blank line ends a transaction set's body
             self.chunks.append(0)
             self._members = 0
-        for loop in loops:
-            for seg in member_segments(loop):
-                self._fh.write(seg + "\n")
-                self.hash.update(seg.encode("ascii"))
-                self.chunks[-1] += 1
+        segments = [seg for loop in loops for seg in member_segments(loop)]
+        # one write and one hash update per family: the same bytes as one per segment
+        self._fh.write("".join(seg + "\n" for seg in segments))
+        self.hash.update("".join(segments).encode("ascii"))
+        self.chunks[-1] += len(segments)
         self._members += len(loops)
         self.members += len(loops)
 

@@ -182,12 +182,9 @@ class Run:
             if not family.loops:
                 continue
             body.add_family(family.loops)
+            self.spool.stage_family(family.loops, family.election_keys)
             for loop in family.loops:
-                self.spool.stage(loop)
-                self.spool.deliverable(loop.stream, loop.record_key)
                 self.summary.outcomes[OUTCOMES[loop.maint]] += 1
-            for key in family.election_keys:
-                self.spool.deliverable(ELECTIONS, key)
         body.close()
         self.summary.members = body.members
         self.summary.transactions = len(body.chunks)

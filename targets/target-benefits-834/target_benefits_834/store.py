@@ -111,17 +111,20 @@ class Spool:
             out.setdefault(stream, []).append(orjson.loads(v))
         return out
 
-    def stage(self, loop: MemberLoop) -> None:
-        """A member loop written to the file: its ledger row once the file is delivered."""
-        self.db.execute(
+    def stage_family(self, loops: list[MemberLoop], election_keys: list[str]) -> None:
+        """A family's member loops written to the file (their ledger rows once the file is
+        delivered) and the input records the file carries (their dead letters, if any,
+        resolve on delivery): one statement per table."""
+        self.db.executemany(
             "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (loop.member, loop.employee_id, _json(loop.snapshot), loop.digest, loop.status,
-             loop.stream, loop.record_key, loop.maint, _json(loop.fields)),
+            [(loop.member, loop.employee_id, _json(loop.snapshot), loop.digest, loop.status,
+              loop.stream, loop.record_key, loop.maint, _json(loop.fields)) for loop in loops],
         )  # fmt: skip
-
-    def deliverable(self, stream: str, record_key: str) -> None:
-        """An input record the file carries (its dead letter, if any, resolves on delivery)."""
-        self.db.execute("INSERT OR IGNORE INTO delivered_keys VALUES (?, ?)", (stream, record_key))
+        self.db.executemany(
+            "INSERT OR IGNORE INTO delivered_keys VALUES (?, ?)",
+            [(loop.stream, loop.record_key) for loop in loops]
+            + [(ELECTIONS, key) for key in election_keys],
+        )
 
     def staged(self) -> Iterator[tuple[str, str, bytes, str, str, str, str, str, list[str]]]:
         for row in self.db.execute("SELECT * FROM pending ORDER BY employee_id, member"):

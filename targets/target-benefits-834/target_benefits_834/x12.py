@@ -38,6 +38,7 @@ REPETITION = "^"
 SEGMENT = "~"
 SEPARATORS = frozenset((ELEMENT, COMPONENT, REPETITION, SEGMENT))
 _FORBIDDEN = (COMPONENT, REPETITION, SEGMENT, "\n", "\r")
+_FORBIDDEN_RE = re.compile("[" + re.escape("".join(_FORBIDDEN)) + "]")  # one C scan
 
 _APOSTROPHES = dict.fromkeys(map(ord, "’‘ʼʻ`´′"), "'") | dict.fromkeys(map(ord, "“”„″"), '"')
 _SPELLED = {
@@ -119,7 +120,7 @@ def segment(seg_id: str, *elements: object) -> str:
     while values and values[-1] == "":
         values.pop()
     text = ELEMENT.join((seg_id, *values))
-    if text.count(ELEMENT) != len(values) or any(c in text for c in _FORBIDDEN):
+    if text.count(ELEMENT) != len(values) or _FORBIDDEN_RE.search(text):
         bad = next(v for v in values if SEPARATORS & set(v) or "\n" in v or "\r" in v)
         raise ValueError(f"{seg_id}: element {bad!r} contains an X12 separator")
     return text + SEGMENT

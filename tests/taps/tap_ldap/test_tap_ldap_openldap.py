@@ -4,6 +4,9 @@ incremental runs on modifyTimestamp, LDAPS and StartTLS, and no password ever em
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,12 +14,15 @@ from typing import Any
 
 import pytest
 from ldap3 import MODIFY_REPLACE
+from singer_sdk import Stream
 from tests.taps.tap_ldap.ldapkit import leaver, person, run_target, secrets_in, tap
 from tests.taps.tapkit import final_state, records, sync
 
 from hrsync.tls import InsecureTransportError
 from sandbox.directories import ADMIN, DISABLED, GROUPS, PASSWORD, PEOPLE, Slapd, start_slapd
 from tap_ldap.client import LDAPTapError
+from tap_ldap.streams import STREAM_TYPES
+from tap_ldap.tap import TapLDAP
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +180,35 @@ def test_an_entry_under_two_search_bases_is_emitted_once(slapd: Slapd) -> None:
     config = tap_config(slapd, base_dn=base, disabled_ou=PEOPLE)
     rows = [r for r in records(sync(tap(config)), "people") if r["employee_id"] == "TW-1"]
     assert len(rows) == 1 and rows[0]["enabled"] is False  # under disabled_ou
+
+
+def test_records_are_the_bytes_singer_sdks_own_path_writes(slapd: Slapd) -> None:
+    """tap-ldap's streams write records through the core's SelectedRecordMessages (a speed-up):
+    every RECORD line is byte-for-byte the one singer-sdk's own per-record path writes."""
+    zoe = person("OL-20", "Zoë", "Ørsted", title="Ingénieure", positions=[{"title": "Lead"}])
+    zoe |= {"user_name": "zoe.orsted@example.com", "work_email": "zoe.orsted@example.com"}
+    run_target(target_config(slapd), [zoe, person("OL-21", "Li", "Wei", department="Sales")])
+
+    def sdk_path(stream_type: type[Stream]) -> type[Stream]:
+        return type(stream_type.__name__, (stream_type,), {
+            "_write_record_message": Stream._write_record_message,
+            "generate_child_contexts": Stream.generate_child_contexts,
+        })  # fmt: skip
+
+    class SdkTap(TapLDAP):
+        stream_types = tuple(sdk_path(s) for s in STREAM_TYPES)  # the same order
+
+        def discover_streams(self) -> list[Stream]:
+            return [stream_type(tap=self) for stream_type in self.stream_types]
+
+    def record_lines(tap_: TapLDAP) -> list[str]:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            tap_.sync_all()
+        lines = [ln for ln in out.getvalue().splitlines() if ln.startswith('{"type":"RECORD"')]
+        return [re.sub(r'"time_extracted":"[^"]*"', "", ln) for ln in lines]
+
+    config = tap_config(slapd)
+    fast = record_lines(tap(config))
+    assert any("\\u00d8rsted" in line for line in fast) and len(fast) >= 4
+    assert fast == record_lines(SdkTap(config=config, parse_env_config=False))
