@@ -132,7 +132,9 @@ class SpillDB:
         self._finalizer = weakref.finalize(self, _remove, self.folder)
         # per-run keys, in memory only: one seals rows, the other keys the equality columns
         secret = os.urandom(32)
-        self._sealer = Sealer(hmac.new(secret, b"hrsync spill seal", hashlib.sha256).hexdigest())
+        self._sealer = Sealer.for_key(
+            hmac.new(secret, b"hrsync spill seal", hashlib.sha256).digest()
+        )
         self._mac_key = hmac.new(secret, b"hrsync spill key", hashlib.sha256).digest()
         del secret
         # one connection, used by the thread that plans (writers hand results back to it)
