@@ -269,7 +269,9 @@ def profile(
     first: dict[str, float] = {}
     for x in lines:
         first.setdefault(x["stage"], x["t"])
-    out = {k: first[k] - t0 for k in ("received", "stored", "run-start", "forked") if k in first}
+    out: dict[str, float] = {
+        k: first[k] - t0 for k in ("received", "stored", "run-start", "forked") if k in first
+    }
     run_end = next((x["t"] for x in lines if x["stage"] == "run-end"), None)
     logs = {x["plugin"]: Path(x["path"]) for x in lines if x["stage"] == "log"}
     if keep is not None:  # the plugins' logs of this event, for a closer look
