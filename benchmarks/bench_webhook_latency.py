@@ -28,7 +28,10 @@ Writes benchmarks/results/webhook_latency.md.
 from __future__ import annotations
 
 import argparse
+import json
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,6 +44,7 @@ from typing import Any
 
 import requests
 
+from hrsync.audit import AuditLog
 from sandbox.demo import iam_env, meltano_env
 from sandbox.directories import ScimServer, start_scim_server, start_slapd
 from sandbox.seed import CANDIDATE_BASE, Offer
@@ -64,6 +68,9 @@ class Bench:
         self.leavers = iter(self._leavers())
         self.hires = 0
         self.warmups: list[float] = []
+        self.trace: Path | None = None  # the receiver's stage log (fast path)
+        self.keep_logs: Path | None = None  # where to copy each traced event's plugin logs
+        self.profiles: dict[str, list[dict[str, float]]] = {}
 
     # --- the vendor side ------------------------------------------------------------------
 
@@ -85,9 +92,10 @@ class Bench:
         gh = f"{self.sb.greenhouse_url}/_sandbox/greenhouse/offers/{offer.id}"
         if offer.status != "Created":  # set up before the clock starts
             requests.post(gh, json={"status": "Created"}, timeout=10).raise_for_status()
+        since = (datetime.now(UTC) - timedelta(seconds=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
         return (
             lambda: requests.post(f"{gh}/accept", timeout=10).raise_for_status(),
-            lambda: self.in_hris(offer.candidate_id),
+            lambda: self.in_hris(offer.candidate_id, since),
         )
 
     def hris_hire(self) -> tuple[Callable[[], None], Callable[[], bool]]:
@@ -126,17 +134,22 @@ class Bench:
 
     # --- the destination side -------------------------------------------------------------
 
-    def in_hris(self, candidate_id: int) -> bool:
-        resp = requests.post(
-            f"{self.api}/reports/custom",
-            params={"format": "JSON", "onlyCurrent": "false"},
-            json={"fields": ["id", "customATSCandidateID"]},
-            auth=self.creds,
-            headers={"Accept": "application/json"},
-            timeout=30,
-        )
+    def in_hris(self, candidate_id: int, since: str) -> bool:
+        """Whether an employee created since ``since`` has the candidate's id: the employees
+        changed since then (``GET /employees/changed``), each read alone, so each poll costs
+        the fake (in this process, beside the measured run) little."""
+        json_ = {"Accept": "application/json"}
+        resp = requests.get(f"{self.api}/employees/changed", params={"since": since},
+                            auth=self.creds, headers=json_, timeout=30)  # fmt: skip
         resp.raise_for_status()
-        return any(e["customATSCandidateID"] == str(candidate_id) for e in resp.json()["employees"])
+        for eid in resp.json().get("employees") or {}:
+            one = requests.get(f"{self.api}/employees/{eid}",
+                               params={"fields": "customATSCandidateID"},
+                               auth=self.creds, headers=json_, timeout=30)  # fmt: skip
+            one.raise_for_status()
+            if one.json().get("customATSCandidateID") == str(candidate_id):
+                return True
+        return False
 
     def scim_active(self, external_id: str) -> bool | None:
         resp = requests.get(
@@ -177,7 +190,7 @@ class Bench:
         for _ in range(n):
             self.wait_idle(receiver, fast)
             act, arrived = make()
-            t0 = time.monotonic()
+            wall, t0 = time.time(), time.monotonic()
             act()
             while not arrived():
                 if time.monotonic() - t0 > 600:
@@ -185,6 +198,11 @@ class Bench:
                 time.sleep(POLL)
             seconds.append(time.monotonic() - t0)
             print(f"  {label}: {seconds[-1]:.2f} s", flush=True)
+            if fast and self.trace is not None:
+                self.wait_idle(receiver, fast)  # the run's last stages are in the log
+                stages = profile(self.trace, Path(self.env["HRSYNC_AUDIT_LOG"]), wall,
+                                 wall + seconds[-1], self.keep_logs)  # fmt: skip
+                self.profiles.setdefault(label, []).append(stages)
             after_each()
 
 
@@ -199,8 +217,103 @@ def hrsync_run(env: dict[str, str], job: str) -> None:
 
 def serve(bench: Bench, fast: bool) -> ReceiverProcess:
     args = ["--window", "0.2", *ROUTES, *(["--fast-path"] if fast else [])]
+    env = dict(bench.env)
+    if fast:
+        bench.trace = bench.work / "fast-trace.jsonl"
+        args += ["--trace", str(bench.trace)]
+        if bench.keep_logs is not None:  # a cProfile of every plugin run too
+            (bench.keep_logs / "prof").mkdir(parents=True, exist_ok=True)
+            env["HRSYNC_FAST_PATH_PROFILE"] = str(bench.keep_logs / "prof")
     return start_receiver(bench.work / ("fast" if fast else "peer"), secrets=SECRETS,
-                          args=args, env=bench.env, cwd=ROOT)  # fmt: skip
+                          args=args, env=env, cwd=ROOT)  # fmt: skip
+
+
+#: singer-sdk's log line: "2026-12-06 08:45:12,345 | INFO | name | message"
+LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \| ")
+STAGES = (
+    ("received", "webhook received by the receiver"),
+    ("stored", "event stored (fsync'd), 200 sent"),
+    ("run-start", "job run starts (after the 0.2 s window)"),
+    ("forked", "first plugin process forked"),
+    ("tap-log", "extractor's first log line (its set-up begins)"),
+    ("tap-request", "extractor's first request answered"),
+    ("mapper-done", "first map-hr summary line (a mapper's input ended)"),
+    ("target-write", "destination written (first audit line of the job)"),
+    ("tap-exit", "extractor ended"),
+    ("run-end", "every task ended (the run is complete)"),
+    ("seen", "the change seen through the destination's API"),
+)
+
+
+def _log_times(path: Path, pattern: str | None = None) -> list[float]:
+    times = []
+    try:
+        text = path.read_text("utf-8", "replace")
+    except OSError:
+        return []
+    for line in text.splitlines():
+        m = LOG_LINE.match(line)
+        if m and (pattern is None or pattern in line):
+            stamp = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+            times.append(stamp.replace(tzinfo=UTC).timestamp())
+    return times
+
+
+def profile(
+    trace: Path, audit: Path, t0: float, seen: float, keep: Path | None = None
+) -> dict[str, float]:
+    """Seconds from the change in the vendor fake to each stage of the event's first run (the
+    receiver's stage log, the plugins' own logs and the audit log)."""
+    lines = [json.loads(x) for x in trace.read_text().splitlines() if x.strip()]
+    lines = [x for x in lines if x["t"] >= t0]
+    first: dict[str, float] = {}
+    for x in lines:
+        first.setdefault(x["stage"], x["t"])
+    out: dict[str, float] = {
+        k: first[k] - t0 for k in ("received", "stored", "run-start", "forked") if k in first
+    }
+    run_end = next((x["t"] for x in lines if x["stage"] == "run-end"), None)
+    logs = {x["plugin"]: Path(x["path"]) for x in lines if x["stage"] == "log"}
+    if keep is not None:  # the plugins' logs of this event, for a closer look
+        folder = keep / f"{t0:.0f}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for log in {Path(x["path"]) for x in lines if x["stage"] == "log"}:
+            shutil.copy(log, folder / log.name)
+        (folder / "trace.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    tap = next((Path(p) for name, p in logs.items() if name.startswith("tap-")), None)
+    if tap is not None:
+        times = _log_times(tap)
+        if times:
+            out["tap-log"] = times[0] - t0
+        request = _log_times(tap, "http_request_duration")
+        if request:
+            out["tap-request"] = request[0] - t0
+    mapped = [t for name, p in logs.items() if name.startswith("map-")
+              for t in _log_times(p, "record(s) out to")]  # fmt: skip
+    if mapped:
+        out["mapper-done"] = min(mapped) - t0
+    exits = [x["t"] for x in lines if x["stage"] == "exited" and x["plugin"].startswith("tap-")]
+    if exits:
+        out["tap-exit"] = exits[0] - t0
+    writes = [
+        datetime.fromisoformat(e["ts"]).timestamp()
+        for e in AuditLog.read(audit)
+        if e.get("ts")
+        and e.get("record_key") is not None
+        and e.get("outcome") not in (None, "unchanged", "skipped")
+        and not str(e.get("outcome")).startswith("planned-")
+    ]
+    writes = [w for w in writes if w >= t0]
+    if writes:
+        out["target-write"] = min(writes) - t0
+    if run_end is not None:
+        out["run-end"] = run_end - t0
+    for x in lines:  # CPU seconds of each plugin's run(s) for this event (load-independent)
+        if x["stage"] == "exited" and x.get("cpu") is not None and x["t"] <= (run_end or seen):
+            key = f"cpu {x['plugin']}"
+            out[key] = out.get(key, 0.0) + x["cpu"]
+    out["seen"] = seen - t0
+    return out
 
 
 def hook(sb: Sandbox, receiver: ReceiverProcess, vendor: str) -> None:
@@ -228,8 +341,13 @@ def main() -> int:
     parser.add_argument("--employees", type=int, default=600)
     parser.add_argument("--events", type=int, default=50, help="per kind, fast path")
     parser.add_argument("--peer-events", type=int, default=5, help="per kind, Meltano path")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the results file")
+    parser.add_argument("--skip-install", action="store_true", help="no 'meltano install'")
+    parser.add_argument("--keep-logs", type=Path, help="copy each fast event's plugin logs here")
     args = parser.parse_args()
-    subprocess.run([str(BIN / "meltano"), "install"], cwd=ROOT, check=True, capture_output=True)
+    if not args.skip_install:
+        subprocess.run([str(BIN / "meltano"), "install"], cwd=ROOT, check=True,
+                       capture_output=True)  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     scim, slapd = start_scim_server(), start_slapd(work / "slapd")
     results: dict[tuple[str, str], list[float]] = {}
@@ -246,9 +364,13 @@ def main() -> int:
             for job in ("ats-to-hris", "hris-to-iam"):
                 hrsync_run(env, job)
             bench = Bench(sb, scim, env, work)
+            bench.keep_logs = args.keep_logs
             makers = (bench.ats_hire, bench.hris_hire, bench.termination)
-            for path, n in zip(PATHS, (args.events, args.peer_events), strict=True):
+            # the peer first (fewer events): a run cut short still has its ratio
+            for path, n in ((PATHS[1], args.peer_events), (PATHS[0], args.events)):
                 fast = path == "fast path"
+                if n == 0:
+                    continue
                 receiver = serve(bench, fast)
                 try:
                     for kind, make in zip(KINDS, makers, strict=True):
@@ -256,7 +378,7 @@ def main() -> int:
                         results[(kind, path)] = []
                         bench.measure(
                             receiver, fast, make, n, kind, results[(kind, path)],
-                            lambda: write(args, results, bench.warmups, stats),  # so far
+                            lambda: write(args, results, bench, stats),  # so far
                         )  # fmt: skip
                     bench.wait_idle(receiver, fast)
                     health = receiver.health()
@@ -267,17 +389,18 @@ def main() -> int:
     finally:
         scim.stop()
         slapd.stop()
-    write(args, results, bench.warmups, stats)
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write(args, results, bench, stats)
+    print(f"wrote {args.out}")
     return 0
 
 
 def write(
     args: argparse.Namespace,
     results: dict[tuple[str, str], list[float]],
-    warmups: list[float],
+    bench: Bench,
     stats: dict[str, Any],
 ) -> None:
+    warmups = bench.warmups
     rows, verdicts = [], []
     for kind in KINDS:
         for path in PATHS:
@@ -301,7 +424,7 @@ def write(
     warm = statistics.median(warmups) if warmups else float("nan")
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
     done = len(results) == len(KINDS) * len(PATHS) and len(stats) == len(PATHS)
-    RESULTS.write_text(
+    args.out.write_text(
         f"""# Webhook -> destination latency
 
 `benchmarks/bench_webhook_latency.py --employees {args.employees} --events {args.events}
@@ -315,8 +438,9 @@ hooks sent by the fakes). `ats-to-hris` is `tap-greenhouse map-ats-to-hris targe
 `target-scim` and into `target-ldap` (a real slapd), both run for every BambooHR event.
 
 - **fast path**: `--fast-path`: the jobs' own plugins, resolved from meltano.yml through
-  `meltano invoke --dump`, started warm (imported, waiting), run for the changes since the
-  last successful `hrsync run` of the job without Meltano's state;
+  `meltano invoke --dump`, each kept warm in one long-lived process (imported, its sealing key
+  derived, map-hr's profile compiled) that forks a fresh process per event, run for the
+  changes since the last successful `hrsync run` of the job without Meltano's state;
 - **peer: Meltano run**: today's path, the receiver runs `hrsync run <job>` (`meltano run`).
 
 | event | path | events | p50 s | p95 s | min s | max s |
@@ -325,22 +449,51 @@ hooks sent by the fakes). `ats-to-hris` is `tap-greenhouse map-ats-to-hris targe
 
 {chr(10).join(verdicts)}
 
-Warm-up before the next fast event (the next processes starting and importing their plugin,
-in the background after each run): median {warm:.1f} s. An event that arrives during a warm-up
-waits for it; events within the 0.2 s window share one run. Receiver counters at the end of
-each phase: {stats or "n/a"}.
+From an event's arrival at the destination until the receiver reported the fast path idle
+and warm again: median {warm:.1f} s (no processes to start: the warm ones fork). Events within
+the 0.2 s window share one run. Receiver counters at the end of each phase: {stats or "n/a"}.
+
+{profile_table(bench.profiles)}
 
 Where the time goes: the Meltano path pays Meltano's start-up, the plugins' start-up (Python +
 singer-sdk imports, about 2.5 s of CPU each on this machine) and discovery for every event;
-the fast path pays only each plugin's own set-up (config validation, the catalog, an OAuth
-token for Greenhouse), one incremental extract since the last scheduled run and the writes,
-its processes running as one pipeline. On this machine (2 CPUs shared with other work; load
-average {" ".join(load)} when written) every figure, the peer's included, is several times
+the fast path pays each plugin's own per-run set-up (config validation, the catalog, an OAuth
+token for Greenhouse, the stores it opens), one incremental extract since the last scheduled
+run and the writes, its processes running as one pipeline (CPU seconds per plugin above: they
+do not depend on the load). On this machine (2 CPUs shared with other work; load average
+{" ".join(load)} when written) every wall-clock figure, the peer's included, is several times
 what it is on an idle machine: the ratio is the comparable number.
 
 Machine: {platform.platform()}, Python {platform.python_version()}, 2 CPUs shared.
 """,
         encoding="utf-8",
+    )
+
+
+def profile_table(profiles: dict[str, list[dict[str, float]]]) -> str:
+    """Median seconds from the change to each stage, per kind of event (fast path)."""
+    if not profiles:
+        return "Profile: n/a (no fast-path event traced)."
+    kinds = [k for k in KINDS if k in profiles]
+    head = "| stage (seconds since the change, median) | " + " | ".join(kinds) + " |"
+    rows = [head, "|---|" + "---:|" * len(kinds)]
+    for stage, what in STAGES:
+        cells = []
+        for kind in kinds:
+            values = [p[stage] for p in profiles[kind] if stage in p]
+            cells.append(f"{statistics.median(values):.2f}" if values else "-")
+        rows.append(f"| {stage}: {what} | " + " | ".join(cells) + " |")
+    cpus = sorted({k for kind in kinds for p in profiles[kind] for k in p if k.startswith("cpu ")})
+    for key in cpus:
+        cells = []
+        for kind in kinds:
+            values = [p[key] for p in profiles[kind] if key in p]
+            cells.append(f"{statistics.median(values):.2f}" if values else "-")
+        rows.append(f"| {key.replace('cpu ', 'CPU seconds of ')} | " + " | ".join(cells) + " |")
+    counts = ", ".join(f"{k}: {len(profiles[k])}" for k in kinds)
+    return (
+        "Profile of the fast path, per stage (the receiver's `--trace` stage log, the plugins' "
+        f"own logs and the audit log; events traced: {counts}):\n\n" + "\n".join(rows)
     )
 
 

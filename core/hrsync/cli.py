@@ -94,4 +94,15 @@ def plugin_main(plugin: Any, prog: str) -> Callable[[], NoReturn]:
         run(invoke, prog)
 
     main.__doc__ = f"The {prog} command line."
+    main.warm = prefork  # type: ignore[attr-defined]
     return main
+
+
+def prefork(argv: list[str]) -> None:
+    """Derive, in a process that forks the runs of a plugin (the webhook fast path's warm
+    process; ``argv`` are the runs' arguments), what every run needs and is costly by design:
+    the sealing key of ``$HRSYNC_DLQ_KEY`` (dead letters, lookup stores: a scrypt each). Nothing
+    outside the process is touched."""
+    from hrsync.sealing import sealer
+
+    sealer()

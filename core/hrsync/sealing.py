@@ -37,6 +37,29 @@ NONCE_BYTES = 12
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 
 
+_cache_lock = threading.Lock()
+#: this process's sealing salt per passphrase, and every key derived in it: scrypt is slow by
+#: design, so each (passphrase, salt) is derived once per process (a process forked from one
+#: that derived them, such as the webhook fast path's plugin runs, inherits both)
+_SALTS: dict[str, bytes] = {}
+_KEYS: dict[tuple[str, bytes], bytes] = {}
+
+
+def _cached_key(passphrase: str, salt: bytes) -> bytes:
+    with _cache_lock:
+        key = _KEYS.get((passphrase, salt))
+    if key is None:
+        key = derive_key(passphrase, salt)
+        with _cache_lock:
+            _KEYS[(passphrase, salt)] = key
+    return key
+
+
+def _process_salt(passphrase: str) -> bytes:
+    with _cache_lock:
+        return _SALTS.setdefault(passphrase, os.urandom(SALT_BYTES))
+
+
 def derive_key(passphrase: str, salt: bytes) -> bytes:
     """The 32-byte sealing key for ``passphrase`` and ``salt``: scrypt."""
     return hashlib.scrypt(
@@ -51,16 +74,26 @@ def derive_key(passphrase: str, salt: bytes) -> bytes:
 
 
 class Sealer:
-    """Seals with one random salt per sealer (one scrypt run); opens any salt (cached)."""
+    """Seals with one random salt per process and passphrase (one scrypt run per process);
+    opens any salt (each derived once per process)."""
 
-    def __init__(self, passphrase: str) -> None:
+    def __init__(self, passphrase: str, *, key: bytes | None = None) -> None:
         self._passphrase = passphrase
-        self._salt = os.urandom(SALT_BYTES)
+        self._raw = key
+        self._salt = _process_salt(passphrase) if key is None else os.urandom(SALT_BYTES)
         self._head = TOKEN_PREFIX + self._salt
         self._lock = threading.Lock()
         self._by_salt: dict[bytes, AESGCM] = {}
         self._aead = self._aead_for(self._salt)
         self._legacy: Fernet | None = None
+
+    @classmethod
+    def for_key(cls, key: bytes) -> Sealer:
+        """A sealer under ``key`` itself, 32 random bytes rather than a passphrase (no KDF:
+        there is nothing to stretch), for data sealed and opened by one process."""
+        if len(key) != 32:
+            raise ValueError("Sealer.for_key: the key must be 32 bytes")
+        return cls("", key=key)
 
     def _aead_for(self, salt: bytes) -> AESGCM:
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM as _AESGCM
@@ -68,7 +101,8 @@ class Sealer:
         with self._lock:
             aead = self._by_salt.get(salt)
             if aead is None:
-                aead = self._by_salt[salt] = _AESGCM(derive_key(self._passphrase, salt))
+                key = self._raw if self._raw is not None else _cached_key(self._passphrase, salt)
+                aead = self._by_salt[salt] = _AESGCM(key)
             return aead
 
     def seal(self, raw: bytes) -> bytes:
@@ -100,6 +134,8 @@ class Sealer:
         from cryptography.fernet import InvalidToken
 
         # sealed before the salted KDF: Fernet under the unsalted SHA-256 of the passphrase
+        if self._raw is not None:
+            return None
         if self._legacy is None:
             digest = hashlib.sha256(self._passphrase.encode("utf-8")).digest()
             self._legacy = _Fernet(base64.urlsafe_b64encode(digest))

@@ -168,10 +168,10 @@ class SpillDB:
         self._finalizer = weakref.finalize(self, _remove, self.folder)
         # per-run keys, in memory only: one seals rows, the other keys the equality columns
         secret = os.urandom(32)
-        # the sealing key (scrypt, some 0.1-0.3 s) is derived when the first row is sealed:
-        # a run that stays in memory never needs it
-        self._seal_secret = hmac.new(secret, b"hrsync spill seal", hashlib.sha256).hexdigest()
-        self._sealer_made: Sealer | None = None
+        # a random key: no derivation (the sealing of a spilled row costs only the cipher)
+        self._sealer = Sealer.for_key(
+            hmac.new(secret, b"hrsync spill seal", hashlib.sha256).digest()
+        )
         self._mac_key = hmac.new(secret, b"hrsync spill key", hashlib.sha256).digest()
         self._mac = hmac.new(self._mac_key, digestmod=hashlib.sha256)  # keyed once, copied
         del secret
@@ -187,12 +187,6 @@ class SpillDB:
         self.db.execute("BEGIN")  # one long transaction: the data is thrown away at the end
         if self.memory_budget <= 0:
             self._to_file()
-
-    @property
-    def _sealer(self) -> Sealer:
-        if self._sealer_made is None:
-            self._sealer_made = Sealer(self._seal_secret)
-        return self._sealer_made
 
     def settle(self) -> None:
         """Move to the sealed spill file when the values held have passed the budget. Call it

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sqlite3
 import stat
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from hrsync import sealing
 from hrsync import sqlite as hsqlite
 from hrsync.deadletter import DeadLetterStore
 from hrsync.sealing import Sealer, is_sealed
@@ -141,11 +143,25 @@ def test_every_private_store_is_0600_in_a_0700_folder(tmp_path: Path) -> None:
 # --- sealing (item 12) ------------------------------------------------------------------------
 
 
+def test_a_sealer_for_a_random_key_needs_no_kdf_and_opens_only_its_own() -> None:
+    key = os.urandom(32)
+    sealer, other = Sealer.for_key(key), Sealer.for_key(os.urandom(32))
+    blob = sealer.seal(b"secret")
+    assert is_sealed(blob) and sealer.open(blob) == b"secret"
+    assert other.open(blob) is None
+    assert sealer.open(Sealer("passphrase").seal(b"x")) is None
+    with pytest.raises(ValueError, match="32 bytes"):
+        Sealer.for_key(b"short")
+
+
 def test_sealing_uses_a_salted_kdf_and_still_opens_old_blobs() -> None:
-    a, b = Sealer("passphrase"), Sealer("passphrase")
+    a = Sealer("passphrase")
+    sealing._SALTS.clear()  # as in another process: a random salt per process, in the blob
+    b = Sealer("passphrase")
     one, two = a.seal(b"secret"), b.seal(b"secret")
     assert one.startswith(b"hrsK1:") and is_sealed(one)
-    assert one[6:22] != two[6:22]  # a random salt per sealer, stored with the blob
+    assert one[6:22] != two[6:22]
+    assert Sealer("passphrase").seal(b"x")[6:22] == two[6:22]  # one scrypt per process
     assert a.open(two) == b"secret" and b.open(one) == b"secret"
     assert Sealer("another").open(one) is None
     altered = one[:-1] + bytes([one[-1] ^ 1])

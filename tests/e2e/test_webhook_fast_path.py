@@ -10,6 +10,7 @@ fast path starts from it) and one receiver, warm, shared by every test in order.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -48,6 +49,11 @@ class Live:
     receiver: ReceiverProcess
     offers: list[Offer]
     hired: list[int]  # candidates the fast path hired (for the scheduled-run test)
+
+    @property
+    def trace(self) -> list[dict[str, Any]]:
+        path = Path(self.receiver.db).parent.parent / "trace.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()]
 
     @property
     def audit(self) -> Path:
@@ -140,7 +146,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                 workdir / "receiver",
                 secrets=SECRETS,
                 args=["--window", "0.2", "--fast-path", "--route", "greenhouse=ats-to-hris",
-                      "--route", "bamboohr=hris-to-iam"],
+                      "--route", "bamboohr=hris-to-iam", "--trace", str(workdir / "trace.jsonl")],
                 env=env,
                 cwd=ROOT,
             )  # fmt: skip
@@ -251,6 +257,30 @@ def test_a_bamboohr_hire_and_termination_reach_the_directories(live: Live) -> No
     # the job's second task reached LDAP too: the joiner's entry, the leaver's disabled
     assert live.slapd.by_eid(new_id)[0]
     assert live.slapd.by_eid(leaver)[0].lower().endswith(DISABLED.lower())
+
+
+def test_each_event_runs_fresh_processes_forked_from_the_same_warm_ones(live: Live) -> None:
+    """By now every job ran several times: the warm processes (one per plugin) were started
+    once, each run's plugins were new processes forked from them, and the stage log shows an
+    event's way from the request to the end of its run."""
+    health = live.settle()
+    runs = health["fast_path"]["runs"]
+    assert runs["ats-to-hris"] >= 3 and runs["hris-to-iam"] >= 1
+    assert health["fast_path"]["spawned"] == {"ats-to-hris": 3, "hris-to-iam": 8}
+    stages = live.trace
+    forked = [x for x in stages if x["stage"] == "forked" and x["job"] == "ats-to-hris"]
+    assert len(forked) == 3 * runs["ats-to-hris"]
+    assert len({x["pid"] for x in forked}) == len(forked)  # never the same process twice
+    exited = {x["pid"]: x for x in stages if x["stage"] == "exited"}
+    assert all(exited[x["pid"]]["code"] == 0 and exited[x["pid"]]["cpu"] > 0 for x in forked)
+    # the first Greenhouse event: received -> stored -> run -> 3 plugins forked -> run ended
+    first = next(i for i, x in enumerate(stages) if x.get("source") == "greenhouse")
+    order = [x["stage"] for x in stages[first:]]
+    start = order.index("run-start")
+    assert order.index("received") < order.index("stored") < start
+    assert order[start:].index("run-end") > order[start:].index("exited") > 0
+    plugins = [x["plugin"] for x in stages[first + start :] if x["stage"] == "forked"][:3]
+    assert plugins == ["tap-greenhouse", "map-ats-to-hris", "target-bamboohr"]
 
 
 def test_the_scheduled_runs_afterwards_see_everything_and_double_nothing(live: Live) -> None:

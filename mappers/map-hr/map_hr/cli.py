@@ -16,10 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hrsync.cli import run
+from hrsync.cli import prefork, run
 from hrsync.errors import ConfigError, RecordError
 
 from .engine import CONFIG_SCHEMA, READ_BUFFER, build_engine, logger, run_stream
+from .engine import warm as warm_profile
 
 
 def parse_fast_args(args: list[str]) -> tuple[list[str], str | None] | None:
@@ -105,6 +106,18 @@ def main(argv: list[str] | None = None) -> None:
 def console() -> None:
     """The ``map-hr`` console script: closed pipes and missing files end quietly."""
     run(main, "map-hr")
+
+
+def warm(argv: list[str]) -> None:
+    """Before forked runs with ``argv`` (the webhook fast path): the sealing key
+    (:func:`hrsync.cli.prefork`) and the configured profile, compiled."""
+    prefork(argv)
+    fast = parse_fast_args(argv)
+    if fast is not None:
+        warm_profile(load_config(fast[0]))
+
+
+console.warm = warm  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ as a singer-sdk ``InlineMapper``.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 from collections import Counter
@@ -29,7 +30,7 @@ from .plan import (
     population_predicate,
     runtime_pii_violations,
 )
-from .profile import Profile, load_profile
+from .profile import Profile, parse_profile, resolve_profile_path
 
 READ_BUFFER = 1 << 20
 #: hrsync.deadletter's ENV_PATH and DEFAULT_PATH, without importing the store (~0.2 s) on a
@@ -675,15 +676,45 @@ class Engine:
             )
 
 
-def build_engine(config: Mapping[str, Any]) -> Engine:
-    """Load and compile the configured profile into an engine."""
-    profile = load_profile(config["profile"], config.get("profiles_dir"))
-    key = config.get("hmac_key") or os.environ.get(DEFAULT_ENV)
+#: profiles compiled by :func:`warm` ahead of forked runs, by what they were compiled from
+_WARMED: dict[tuple[str, str, str, str], tuple[Profile, list[StreamPlan]]] = {}
+
+
+def _source(config: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """What the configured profile compiles from: its file, its text, the HMAC key and the
+    system-of-record overrides."""
+    path = resolve_profile_path(str(config["profile"]), config.get("profiles_dir"))
+    key = config.get("hmac_key") or os.environ.get(DEFAULT_ENV) or ""
+    sor = json.dumps(config.get("system_of_record"), sort_keys=True, default=str)
+    return str(path), path.read_text("utf-8"), str(key), sor
+
+
+def _plans(
+    source: tuple[str, str, str, str], config: Mapping[str, Any]
+) -> tuple[Profile, list[StreamPlan]]:
+    warmed = _WARMED.get(source)
+    if warmed is not None:  # compiled ahead from the same text, key and overrides
+        return warmed
+    path, text, key, _ = source
+    profile = parse_profile(text, path)
     try:
         pseudo = Pseudonymizer(key) if key else None
     except PseudonymKeyError as exc:
         raise ConfigError(str(exc)) from exc
-    plans = compile_profile(profile, pseudo, config.get("system_of_record"))
+    return profile, compile_profile(profile, pseudo, config.get("system_of_record"))
+
+
+def warm(config: Mapping[str, Any]) -> None:
+    """Compile the configured profile once in a process whose forked children each build an
+    engine from ``config`` (the webhook fast path): they find it compiled. A changed profile
+    file, key or override is compiled again by the run that sees it."""
+    source = _source(config)
+    _WARMED[source] = _plans(source, config)
+
+
+def build_engine(config: Mapping[str, Any]) -> Engine:
+    """Load and compile the configured profile into an engine."""
+    profile, plans = _plans(_source(config), config)
     return Engine(
         profile,
         plans,

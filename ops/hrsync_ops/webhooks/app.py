@@ -47,6 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from hrsync_ops.webhooks import trace
 from hrsync_ops.webhooks.scheduler import Scheduler
 from hrsync_ops.webhooks.signatures import parse_timestamp, verify_bamboohr, verify_greenhouse
 from hrsync_ops.webhooks.store import EventStore
@@ -96,7 +97,9 @@ def _refuse(reason: str) -> JSONResponse:
 
 def create_app(config: ReceiverConfig, store: EventStore, scheduler: Scheduler) -> Starlette:
     async def accept(source: str, key: str, event_type: str, body: bytes, jobs: list[str]) -> Any:
+        trace.stage("received", source=source, event_type=event_type)
         stored = await run_in_threadpool(store.add, source, key, event_type, body, jobs)
+        trace.stage("stored", source=source, event=stored.event_id, jobs=list(stored.jobs))
         if stored.duplicate:
             return JSONResponse({"status": "duplicate"})
         for job in stored.jobs:

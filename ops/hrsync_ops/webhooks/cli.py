@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from hrsync_ops.webhooks import trace
 from hrsync_ops.webhooks.app import (
     ENV_HEALTH_TOKEN,
     ENV_SECRETS,
@@ -79,6 +80,11 @@ def register(sub: Any) -> None:
         "--fast-margin", type=float, default=300.0,
         help="fast path: seconds before the last successful run's start to read changes from",
     )  # fmt: skip
+    serve.add_argument(
+        "--trace", type=Path, metavar="FILE",
+        help="append a JSON line per stage of each event (received, stored, run, each plugin "
+        "started and ended; the fast path keeps its plugins' logs) to FILE, for profiling",
+    )  # fmt: skip
     serve.add_argument("--ssl-certfile", help="serve HTTPS (vendors only post to https URLs)")
     serve.add_argument("--ssl-keyfile")
     serve.set_defaults(func=run)
@@ -107,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         jobs = jobs_by_source(project / "meltano.yml")
     store = EventStore(args.db)
+    trace.configure(args.trace)
     command = args.command or default_command()
     runner = command_runner(command, cwd=project, log_dir=args.log_dir.resolve())
     fast: FastPathRunner | None = None

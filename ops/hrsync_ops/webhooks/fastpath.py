@@ -7,10 +7,13 @@ from ``meltano invoke --dump=catalog`` (its ``select`` rules applied), and the e
 plugin's own Meltano virtualenv (``.meltano/<type>/<plugin>/venv``). Nothing is configured
 twice.
 
-Each plugin process is then started *warm*: its interpreter imports the plugin's console
-script (singer-sdk and all: most of a plugin's start-up) and waits for one line on stdin. When
-an event arrives the worker sends each process its arguments and the processes run as one
-``tap | mapper... | target`` pipeline, then a fresh warm set is started for the next event.
+Each plugin then gets one long-lived *zygote*: an interpreter that imports the plugin's console
+script once (Python and singer-sdk start-up: most of a plugin's start-up, seconds of CPU) and
+waits. When an event arrives the worker hands each zygote its arguments and the ends of the
+``tap | mapper... | target`` pipes; the zygote forks a child that runs the plugin on them, so
+every event gets fresh processes (nothing one run sets up is seen by the next) without an
+interpreter start-up, and the zygotes are ready for the next event at once. A zygote that
+ended is replaced in the background (its job's events run through Meltano until then).
 
 What the tap reads: the job's normal extractor with its normal configuration, plus
 ``start_date`` = the start of the job's last successful ``hrsync run`` (the runs ledger) less
@@ -33,10 +36,13 @@ a scheduled run of the same target.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -59,27 +65,76 @@ from hrsync_ops.ops import MeltanoProject, meltano_command, under_root
 from hrsync_ops.runs import DEFAULT_PATH as RUNS_DEFAULT
 from hrsync_ops.runs import ENV_PATH as RUNS_ENV
 from hrsync_ops.runs import PluginLocks, RunLedger
+from hrsync_ops.webhooks import trace
 
 log = logging.getLogger("hrsync_ops.webhooks")
 
 KINDS = {"extractors": "extractor", "mappers": "mapper", "loaders": "loader"}
-#: the warm stub: imports a console script, says so (a byte on the descriptor named by its
-#: second argument), waits for its argv (one JSON line on fd 0, read byte by byte so nothing
-#: after it is consumed), then runs it; EOF instead of that line ends it quietly
-STUB = r"""
-import json, os, sys
+#: the zygote: imports a console script once and says so ("R" on its control socket), then,
+#: for each event, receives the plugin's arguments (one JSON message) with the descriptors of
+#: its stdin, stdout and stderr, and forks a child that runs the plugin on them, answering
+#: "P <pid>" and, when the child has ended, "X <exit code> <CPU seconds>". Each child starts
+#: from the imported state (no interpreter or singer-sdk start-up per event) and is otherwise
+#: a fresh process: nothing one run sets up is seen by the next. The modules a run imported
+#: lazily (phonenumbers, say) the zygote imports after it, so the next run finds them loaded.
+#: A console script's optional ``warm(argv)`` (hrsync.cli.prefork) runs once before the first
+#: fork. EOF on the socket ends the zygote. With $HRSYNC_FAST_PATH_PROFILE set to a folder, each
+#: child leaves a cProfile there.
+ZYGOTE = r"""
+import atexit, importlib, json, os, socket, sys
 from importlib.metadata import entry_points
-name = sys.argv[1]
+name, imported = sys.argv[1], sys.argv[3]
+ctl = socket.socket(fileno=int(sys.argv[2]))
 main = next(iter(entry_points(group="console_scripts", name=name))).load()
-os.write(int(sys.argv[2]), b"."); os.close(int(sys.argv[2]))
-line = bytearray()
-while not line.endswith(b"\n"):
-    byte = os.read(0, 1)
-    if not byte:
-        sys.exit(0)
-    line += byte
-sys.argv = [name, *json.loads(line)]
-sys.exit(main())
+warm = getattr(main, "warm", None)  # hrsync.cli.prefork: what every run derives, once
+if callable(warm):
+    try:
+        warm(json.loads(sys.argv[4]))
+    except Exception as exc:  # each run does it itself then
+        print(f"{name}: warm-up failed: {exc!r}", file=sys.stderr)
+ctl.send(b"R")
+while True:
+    try:
+        msg, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 3)
+    except OSError:
+        break
+    if not msg:
+        break
+    before = set(sys.modules)
+    pid = os.fork()
+    if pid == 0:
+        ctl.close()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        sys.argv = [name, *json.loads(msg)]
+        def note_imports():  # what the run imported lazily: the zygote imports it for the next
+            with open(imported, "w") as out:
+                out.write("\n".join(sorted(set(sys.modules) - before)))
+        atexit.register(note_imports)
+        folder = os.environ.get("HRSYNC_FAST_PATH_PROFILE")
+        if folder:  # cProfile of each run, for profiling the fast path
+            import cProfile
+            profile = cProfile.Profile()
+            out = os.path.join(folder, f"{name}-{os.getpid()}.prof")
+            atexit.register(lambda: (profile.disable(), profile.dump_stats(out)))
+            profile.enable()
+        sys.exit(main())
+    for fd in fds:
+        os.close(fd)
+    ctl.send(b"P %d" % pid)
+    _, status, usage = os.wait4(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if os.path.exists(imported):
+        with open(imported) as lines:
+            for module in lines.read().split():
+                if module not in sys.modules and not module.startswith("__"):
+                    try:
+                        importlib.import_module(module)
+                    except Exception:  # not importable on its own: the child imports it
+                        pass
+        os.unlink(imported)
+    ctl.send(b"X %d %.3f" % (code, usage.ru_utime + usage.ru_stime))
 """
 MARGIN = timedelta(minutes=5)
 LOCK_WAIT = 600.0
@@ -103,18 +158,46 @@ class Plugin:
 
 
 @dataclass
-class _Warm:
-    """One task's processes, started and waiting for their arguments."""
+class _Zygote:
+    """One plugin's warm process: imported once, it forks a child to run each event."""
 
-    procs: list[subprocess.Popen[bytes]]
-    triggers: list[int]  # per process: the descriptor its first line is written to
+    plugin: Plugin
+    proc: subprocess.Popen[bytes]
+    ctl: socket.socket
+    ready: bool = False
+
+    def alive(self) -> bool:
+        return self.ready and self.proc.poll() is None
+
+    def close(self) -> None:
+        self.ctl.close()  # EOF: the zygote ends (after a child it still waits for)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class _Child:
+    """One plugin run for one event: the zygote's child."""
+
+    zygote: _Zygote
+    log: Path
+    pid: int | None = None
+
+
+@dataclass
+class _Launch:
+    """One task's pipeline for one event."""
+
+    children: list[_Child]
     out: IO[bytes]  # the target's stdout (STATE lines)
-    logs: list[Path]
 
 
 @dataclass
 class FastJob:
-    """A job's tasks, resolved, with one warm pipeline per task ready for the next event."""
+    """A job's tasks, resolved, with one warm zygote per plugin ready for every event."""
 
     job: str
     tasks: list[list[Plugin]]
@@ -127,11 +210,11 @@ class FastJob:
     mappers: list[str]
     margin: timedelta = MARGIN
     lock_wait: float = LOCK_WAIT
-    _warm: list[_Warm] | None = None
+    _zygotes: list[list[_Zygote]] | None = None
     _warming: threading.Thread | None = None
     _files: dict[str, list[str]] = field(default_factory=dict)
     _runs: int = 0
-    _sets: int = 0
+    _spawned: int = 0
 
     # --- warm processes ---------------------------------------------------------------------
 
@@ -149,66 +232,74 @@ class FastJob:
         self.warm_up()
 
     def warm_up(self) -> None:
-        """Start the next warm set in the background (:meth:`run` waits for it)."""
+        """Start, in the background, every zygote that is not running: all of them at first,
+        a replacement for one that ended later (:meth:`run` waits for it)."""
+        if self._warming is not None and self._warming.is_alive():
+            return
         self._warming = threading.Thread(
-            target=self._start_all, name=f"fast-path-warm-{self.job}", daemon=True
+            target=self._start_missing, name=f"fast-path-warm-{self.job}", daemon=True
         )
         self._warming.start()
 
-    def _start_all(self) -> None:
-        self._sets += 1
-        self._warm = [self._start(t, task) for t, task in enumerate(self.tasks)]
+    def _start_missing(self) -> None:
+        old = self._zygotes
+        zygotes: list[list[_Zygote]] = []
+        started: list[_Zygote] = []
+        for t, task in enumerate(self.tasks):
+            row: list[_Zygote] = []
+            for p, plugin in enumerate(task):
+                zygote = old[t][p] if old else None
+                if zygote is None or zygote.proc.poll() is not None:
+                    if zygote is not None:
+                        zygote.close()
+                    zygote = self._spawn(t, p, plugin)
+                    started.append(zygote)
+                row.append(zygote)
+            zygotes.append(row)
+        for zygote in started:  # each has imported its plugin (or ended: b"")
+            zygote.ready = zygote.ctl.recv(16) == b"R"
+        self._zygotes = zygotes
 
-    def _start(self, t: int, task: list[Plugin]) -> _Warm:
-        procs: list[subprocess.Popen[bytes]] = []
-        triggers: list[int] = []
-        logs: list[Path] = []
-        readiness: list[int] = []
-        read, trigger = os.pipe()  # the extractor's stdin carries only its trigger line
-        for p, plugin in enumerate(task):
-            last = p == len(task) - 1
-            if not last:  # the pipe to the next process; the worker keeps a writer on it too,
-                # to put that process's trigger line in ahead of anything this one writes
-                next_read, writer = os.pipe()
-                next_trigger = os.dup(writer)
-            log_path = self.workdir / f"{self._sets}-{t}-{p}-{plugin.name}.log"
-            logs.append(log_path)
-            ready, said = os.pipe()
-            with log_path.open("wb") as err:
-                proc = subprocess.Popen(
-                    [str(plugin.python), "-c", STUB, plugin.executable, str(said)],
-                    stdin=read,
-                    stdout=subprocess.PIPE if last else writer,
-                    stderr=err,
-                    cwd=self.root,
-                    env=self.env | _meltano_names(self.root, task, plugin),
-                    pass_fds=(said,),
-                )
-            os.close(read)
-            os.close(said)
-            readiness.append(ready)
-            procs.append(proc)
-            triggers.append(trigger)
-            if not last:
-                os.close(writer)
-                read, trigger = next_read, next_trigger
-        for ready in readiness:  # each has imported its plugin (or ended: b"")
-            os.read(ready, 1)
-            os.close(ready)
-        assert procs[-1].stdout is not None
-        return _Warm(procs, triggers, procs[-1].stdout, logs)
+    def _spawn(self, t: int, p: int, plugin: Plugin) -> _Zygote:
+        self._spawned += 1
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        log_path = self.workdir / f"zygote-{self._spawned}-{t}-{p}-{plugin.name}.log"
+        imports = str(log_path.with_suffix(".imports"))  # what each run imported lazily
+        task = self.tasks[t]
+        argv = [str(plugin.python), "-c", ZYGOTE, plugin.executable, str(theirs.fileno()), imports,
+                json.dumps(self._files[f"{t}-{p}"])]  # fmt: skip
+        with log_path.open("wb") as err:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                cwd=self.root,
+                env=self.env | _meltano_names(self.root, task, plugin),
+                pass_fds=(theirs.fileno(),),
+            )
+        theirs.close()
+        return _Zygote(plugin, proc, ours)
+
+    @property
+    def spawned(self) -> int:
+        """How many zygotes this job has started (one per plugin, then replacements)."""
+        return self._spawned
 
     @property
     def warm(self) -> bool:
-        """Whether the next event finds every process of the job started and imported."""
-        return self._warming is not None and not self._warming.is_alive() and bool(self._warm)
+        """Whether the next event finds every plugin of the job imported and waiting."""
+        if self._warming is None or self._warming.is_alive() or not self._zygotes:
+            return False
+        return all(z.alive() for task in self._zygotes for z in task)
 
     def stop(self) -> None:
         if self._warming is not None:
             self._warming.join()
-        for warm in self._warm or []:
-            _cancel(warm)
-        self._warm = None
+        for task in self._zygotes or []:
+            for zygote in task:
+                zygote.close()
+        self._zygotes = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # --- one event --------------------------------------------------------------------------
@@ -228,48 +319,83 @@ class FastJob:
         locks = PluginLocks(
             self.locks_dir, self.loaders, f"{self.job} (webhook fast path)", shared=self.mappers
         )
+        trace.stage("locking", job=self.job)
         busy = locks.acquire(self.lock_wait)
         if busy is not None:
             raise FastPathUnavailable(f"{busy} still in use after {self.lock_wait:.0f} s")
         try:
+            trace.stage("locked", job=self.job)
             if self._warming is not None:
                 self._warming.join()
-            warm, self._warm = self._warm or [], None
+            zygotes = self._zygotes or []
+            dead = [z.plugin.name for task in zygotes for z in task if not z.alive()]
+            if not zygotes or dead:
+                self.warm_up()  # replacements, for the next event
+                raise FastPathUnavailable(f"warm plugin(s) {dead} ended: see their logs")
             self._runs += 1
             event = _private(
                 self.workdir / f"event-{self._runs}.json", {"start_date": since.isoformat()}
             )
-            dead = [
-                plugin.name
-                for w, task in zip(warm, self.tasks, strict=False)
-                for proc, plugin in zip(w.procs, task, strict=True)
-                if proc.poll() is not None
-            ]
-            if len(warm) != len(self.tasks) or dead:
-                for w in warm:
-                    _cancel(w)
-                raise FastPathUnavailable(f"warm plugin(s) {dead} ended early: see their logs")
+            launched: list[_Launch] = []
             try:
-                for t, (w, task) in enumerate(zip(warm, self.tasks, strict=True)):
-                    argvs = [self._argv(t, p, plugin, event) for p, plugin in enumerate(task)]
-                    _trigger(w, argvs)
-            except OSError as exc:  # a process died between the check and its trigger
-                for w in warm:
-                    _cancel(w)
+                for t, task in enumerate(zygotes):
+                    launched.append(self._launch(t, task, event))
+            except OSError as exc:  # a zygote ended between the check and its arguments
+                for launch in launched:
+                    _finish(launch)
+                self.warm_up()
                 raise FastPathUnavailable(f"a warm plugin could not be started: {exc}") from exc
-            results = [_finish(w) for w in warm]
+            results = [_finish(launch) for launch in launched]
         finally:
             locks.release()
-            self.warm_up()
         event.unlink()
-        for w, (code, _) in zip(warm, results, strict=True):
-            if code == 0:  # a failed task's logs stay (in the workdir) for the operator
-                for path in w.logs:
-                    path.unlink(missing_ok=True)
+        for launch, (code, _) in zip(launched, results, strict=True):
+            for child in launch.children:
+                if trace.enabled():  # the plugins' own timestamps, for the profile
+                    trace.stage("log", job=self.job, plugin=child.zygote.plugin.name,
+                                path=str(child.log))  # fmt: skip
+                elif code == 0:  # a failed task's logs stay (in the workdir) for the operator
+                    child.log.unlink(missing_ok=True)
         failed = [r for r in results if r[0] != 0]
         if failed:
             return failed[0]
         return 0, f"fast path: {len(results)} task(s) since {since.isoformat()}"
+
+    def _launch(self, t: int, task: list[_Zygote], event: Path) -> _Launch:
+        """Start one task's pipeline: each zygote forks its plugin onto the pipes, the
+        extractor first (if a later one cannot start, the earlier ones see a closed pipe and
+        end, and nothing reaches the loader)."""
+        children: list[_Child] = []
+        stdin = os.open(os.devnull, os.O_RDONLY)  # the extractor reads nothing
+        try:
+            for p, zygote in enumerate(task):
+                plugin = zygote.plugin
+                read_next, write = os.pipe()
+                log_path = self.workdir / f"{self._runs}-{t}-{p}-{plugin.name}.log"
+                err = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                child = _Child(zygote, log_path)
+                try:
+                    argv = json.dumps(self._argv(t, p, plugin, event)).encode()
+                    socket.send_fds(zygote.ctl, [argv], [stdin, write, err])
+                    trace.stage("sent", job=self.job, task=t, plugin=plugin.name)
+                finally:
+                    os.close(write)
+                    os.close(err)
+                    os.close(stdin)
+                    stdin = read_next
+                children.append(child)
+                zygote.ctl.settimeout(30)
+                answer = zygote.ctl.recv(64)
+                if not answer.startswith(b"P "):
+                    raise OSError(f"{plugin.name}: no process started ({answer!r})")
+                child.pid = int(answer[2:])
+                trace.stage("forked", job=self.job, task=t, plugin=plugin.name, pid=child.pid)
+        except BaseException:
+            os.close(stdin)
+            for child in children:
+                _wait(child, 30)
+            raise
+        return _Launch(children, os.fdopen(stdin, "rb"))
 
     def _argv(self, t: int, p: int, plugin: Plugin, event: Path) -> list[str]:
         files = list(self._files[f"{t}-{p}"])
@@ -287,44 +413,36 @@ def _meltano_names(root: Path, task: list[Plugin], plugin: Plugin) -> dict[str, 
     return names
 
 
-def _trigger(warm: _Warm, argvs: list[list[str]]) -> None:
-    """Send each process its arguments, downstream first (a mapper's or target's trigger line
-    must be in its stdin pipe before anything its upstream writes)."""
-    for i in reversed(range(len(warm.triggers))):
-        fd = warm.triggers.pop(i)
+def _wait(child: _Child, timeout: float) -> int:
+    """The exit code of ``child`` (killed after ``timeout`` s; -1 if its zygote ended)."""
+    ctl = child.zygote.ctl
+    ctl.settimeout(timeout)
+    try:
+        answer = ctl.recv(64)
+    except TimeoutError:
+        if child.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
+        ctl.settimeout(30)
         try:
-            os.write(fd, json.dumps(argvs[i]).encode() + b"\n")
-        finally:
-            os.close(fd)
+            answer = ctl.recv(64)
+        except TimeoutError:
+            answer = b""
+    words = answer.split()
+    code = int(words[1]) if len(words) == 3 and words[0] == b"X" else -1
+    cpu = float(words[2]) if code != -1 else None
+    trace.stage("exited", plugin=child.zygote.plugin.name, pid=child.pid, code=code, cpu=cpu)
+    return code
 
 
-def _cancel(warm: _Warm) -> None:
-    for fd in warm.triggers:
-        os.close(fd)  # EOF before a trigger line: the stub exits 0
-    warm.triggers = []
-    for proc in warm.procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    warm.out.close()
-
-
-def _finish(warm: _Warm) -> tuple[int, str]:
-    states = warm.out.read().splitlines()
-    warm.out.close()
-    codes = []
-    for proc in warm.procs:
-        try:
-            codes.append(proc.wait(timeout=RUN_TIMEOUT))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            codes.append(proc.wait())
-    for code, path in zip(codes, warm.logs, strict=True):
+def _finish(launch: _Launch) -> tuple[int, str]:
+    states = launch.out.read().splitlines()
+    launch.out.close()
+    codes = [_wait(child, RUN_TIMEOUT) for child in launch.children]
+    for code, child in zip(codes, launch.children, strict=True):
         if code != 0:
-            tail = path.read_text("utf-8", "replace")[-2000:]
-            return code, f"{path.name.removesuffix('.log')} exited {code}: {tail}"
+            tail = child.log.read_text("utf-8", "replace")[-2000:]
+            return code, f"{child.log.name.removesuffix('.log')} exited {code}: {tail}"
     return 0, f"{len(states)} state line(s) discarded"
 
 
@@ -551,6 +669,8 @@ class FastPathRunner:
                 "declined": dict(self.declined),
                 "runs": dict(self.runs),
                 "fallbacks": dict(self.fallbacks),
+                # warm processes started per job: one per plugin, then only replacements
+                "spawned": {job: fast.spawned for job, fast in self.fast.items()},
             }
 
     def stop(self) -> None:

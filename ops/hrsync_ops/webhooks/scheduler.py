@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hrsync_ops.webhooks import trace
 from hrsync_ops.webhooks.store import EventStore
 
 log = logging.getLogger("hrsync_ops.webhooks")
@@ -161,7 +162,9 @@ class Scheduler:
         retry_in: float | None = None
         if upto is not None:
             log.info("running %s (events up to trigger %s)", job, upto)
+            trace.stage("run-start", job=job, upto=upto)
             code, output = self.runner(job)
+            trace.stage("run-end", job=job, upto=upto, code=code)
             if code == 0:
                 self.store.complete(job, upto)
                 failures = 0

@@ -336,3 +336,30 @@ def test_the_engine_finds_the_dead_letter_store_where_the_core_keeps_it() -> Non
         deadletter.ENV_PATH,
         str(deadletter.DEFAULT_PATH),
     ) == (engine.DLQ_ENV, engine.DLQ_DEFAULT)
+
+
+def test_a_profile_compiled_ahead_maps_the_same_and_a_changed_one_is_compiled_again(
+    cfg: dict[str, Any], state_dir: Path, h: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """map-hr's warm-up (the webhook fast path compiles the profile once, before forking its
+    runs): the warmed engine maps byte for byte as a cold one; an edited profile is not served
+    from the warm-up."""
+    from map_hr import engine as eng
+
+    monkeypatch.setattr(eng, "_WARMED", {})
+    config = {"state_dir": str(state_dir), **cfg}
+    data = h.to_bytes([h.schema_msg("employees", EMP_PROPS), h.record("employees", emp(1))])
+
+    def mapped(engine: Any) -> bytes:
+        out = io.BytesIO()
+        eng.run_stream(engine, io.BytesIO(data), out)
+        return out.getvalue()
+
+    cold = mapped(eng.build_engine(config))
+    eng.warm(config)
+    (warmed,) = eng._WARMED.values()
+    engine = eng.build_engine(config)
+    assert engine.profile is warmed[0]
+    assert mapped(engine) == cold
+    Path(cfg["profile"]).write_text(PROFILE + "# edited\n", "utf-8")
+    assert eng.build_engine(config).profile is not warmed[0]
