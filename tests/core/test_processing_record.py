@@ -37,6 +37,9 @@ def test_a_job_without_a_legal_basis_fails(tmp_path: Path) -> None:
         "(sensitive.health, sensitive.national_id flow: state the Article 9 condition)",
         "job hris-to-payroll, loader target-payroll-api: annotations.hrsync.transfer_mechanism "
         "missing (the recipient is in US, outside the EU/EEA)",
+        # the same loader in the HiBob job: named for each job that sends to it
+        "job hris-to-payroll@hibob, loader target-payroll-api: annotations.hrsync."
+        "transfer_mechanism missing (the recipient is in US, outside the EU/EEA)",
     ]
 
 
