@@ -58,7 +58,9 @@ def _worker_project(worker: str) -> Path:
     sys_dir = project / ".meltano"
     sys_dir.mkdir(mode=0o700)
     for kind in _INSTALLED:
-        (sys_dir / kind).symlink_to(REPOSITORY / ".meltano" / kind)
+        shared = REPOSITORY / ".meltano" / kind
+        shared.mkdir(parents=True, exist_ok=True)  # a link to nothing is no folder to use
+        (sys_dir / kind).symlink_to(shared, target_is_directory=True)
     (project / ".hrsync").mkdir(mode=0o700)
     # rmtree unlinks the links, never what they point to
     atexit.register(shutil.rmtree, project, True)
