@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "RecordError"]
+__all__ = ["ConfigError", "RecordError", "Undelivered"]
 
 
 class RecordError(Exception):
@@ -28,6 +28,21 @@ class RecordError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes
         return (type(self), (self.stream, self.record_key, self.field, self.reason))
+
+
+class Undelivered(RecordError):
+    """A record the destination did not take; ``error_class`` is a data-free token for alerts
+    (``http_409``, ``RetryBudgetExhausted``, ``missing_required_field``...)."""
+
+    def __init__(
+        self, stream: str, record_key: Any, field: str | None, reason: str, error_class: str
+    ) -> None:
+        super().__init__(stream, record_key, field, reason)
+        self.error_class = error_class
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        args = (self.stream, self.record_key, self.field, self.reason, self.error_class)
+        return (type(self), args)
 
 
 class ConfigError(ValueError):

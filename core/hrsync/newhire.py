@@ -24,9 +24,11 @@ import jsonschema
 from singer_sdk.exceptions import InvalidRecord
 from singer_sdk.sinks import RecordSink
 
-from hrsync.errors import RecordError
+from hrsync.errors import RecordError, Undelivered
 from hrsync.http import RetryBudgetExhausted
 from hrsync.validation import CompiledValidation
+
+__all__ = ["HRISUnavailable", "NewHireSink", "Undelivered", "iso_date", "schema_problem"]
 
 if t.TYPE_CHECKING:
     from collections.abc import Collection, Iterable
@@ -40,20 +42,6 @@ MAX_CONSECUTIVE_EXHAUSTED = 3
 
 class HRISUnavailable(RuntimeError):
     """The HRIS kept failing for several records in a row: a run-level stop."""
-
-
-class Undelivered(RecordError):
-    """A record the HRIS did not take; ``error_class`` is a data-free token for alerts."""
-
-    def __init__(
-        self, stream: str, record_key: t.Any, field: str | None, reason: str, error_class: str
-    ) -> None:
-        super().__init__(stream, record_key, field, reason)
-        self.error_class = error_class
-
-    def __reduce__(self) -> tuple[t.Any, ...]:
-        args = (self.stream, self.record_key, self.field, self.reason, self.error_class)
-        return (type(self), args)
 
 
 class VendorError(t.Protocol):

@@ -28,7 +28,7 @@ from singer_sdk.sinks import BatchSink
 
 from hrsync.audit import AuditLog
 from hrsync.deadletter import TargetDeadLetters
-from hrsync.errors import RecordError
+from hrsync.errors import RecordError, Undelivered
 from hrsync.http import RetryBudgetExhausted
 from hrsync.identity import parse_date, parse_flag, should_be_active
 from hrsync.validation import CompiledValidation
@@ -48,20 +48,6 @@ _USERNAME_DROP = re.compile(r"[^-.@_a-z0-9]")
 
 class MoodleUnavailable(RuntimeError):
     """Moodle kept failing after every retry: the run stops (records kept as dead letters)."""
-
-
-class Undelivered(RecordError):
-    """A record Moodle did not take; ``error_class`` is a data-free token for alerts."""
-
-    def __init__(
-        self, stream: str, record_key: t.Any, field: str | None, reason: str, error_class: str
-    ) -> None:
-        super().__init__(stream, record_key, field, reason)
-        self.error_class = error_class
-
-    def __reduce__(self) -> tuple[t.Any, ...]:
-        args = (self.stream, self.record_key, self.field, self.reason, self.error_class)
-        return (type(self), args)
 
 
 @dataclass
