@@ -12,6 +12,10 @@ orjson reads as a float (a fraction, an exponent, an integer beyond 64 bits), or
 refuses (NaN, a lone surrogate, nesting deeper than it reads, bad JSON) is read again by
 singer-sdk's reader, whose value or error is the one used: the same Decimal numbers and the same
 errors as before, about three times faster for the usual record.
+
+``before_failing``, when set, is called before an error ends the reading: hrsync.direct hands
+over the records it holds, so every record before the failing line is processed, as it would
+be one at a time.
 """
 
 from __future__ import annotations
@@ -31,6 +35,18 @@ class SingerObjectReader(SingerReader):
     def __init__(self) -> None:
         super().__init__()
         self.line_number = 0
+        #: called before an error ends the reading (hrsync.direct hands over records it holds)
+        self.before_failing: t.Callable[[], None] | None = None
+
+    def process_lines(
+        self, file_input: t.IO[str] | None, callbacks: dict[str, t.Callable[[dict], None]]
+    ) -> t.Counter[str]:
+        try:
+            return super().process_lines(file_input, callbacks)
+        except Exception:
+            if self.before_failing is not None:
+                self.before_failing()  # the records before the failing line, as before
+            raise
 
     def deserialize_json(self, line: t.Any) -> dict:
         self.line_number += 1

@@ -26,6 +26,14 @@ Formats: singer-sdk checks none by default (``validate_field_string_format = Fal
 sink that turns it on gets the reference's own format checker compiled in (each ``format``
 calls ``FormatChecker.conforms``), so ``date-time`` and the others are judged the same way.
 
+Shapes: when every property's schema says no more than a type (``{"type": ["string",
+"null"]}``, a ``format`` when formats are not checked, an ``anyOf`` of such), a record's
+verdict depends only on its field names and the Python types of its values. For such a schema
+:meth:`CompiledValidator.accepts` remembers the shapes (names, value types) of records the
+compiled function accepted and accepts a record of a known shape without running it again
+(values of type str, int, bool, None, dict or list only: a float's or a Decimal's verdict can
+depend on its value). A refusal is never remembered: it always goes to the reference.
+
 Sinks use it through singer-sdk's validator hook: :class:`CompiledValidation` is a mixin whose
 ``get_validator`` returns a :class:`CompiledValidator`.
 """
@@ -202,6 +210,40 @@ def compile_schema(
         return None
 
 
+_SHAPE_TYPES = frozenset({str, int, bool, type(None), dict, list})
+_SHAPES_MAX = 4096  # shapes remembered per schema (a stream has a handful)
+_TOP_KEYS = frozenset({"type", "properties", "required", "additionalProperties"})
+
+
+def _type_only(schema: t.Any, *, formats: bool) -> bool:
+    """Whether a (cleaned) schema's verdict on a value depends on the value's type alone."""
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, dict):
+        return False
+    for key, value in schema.items():
+        if key == "type":
+            continue
+        if key == "format" and not formats and not str(value).startswith(_PATTERN):
+            continue  # no format is checked: the format says nothing
+        if key in ("anyOf", "oneOf") and all(_type_only(v, formats=formats) for v in value):
+            continue
+        return False
+    return True
+
+
+def _shape_decides(schema: t.Any, *, formats: bool) -> bool:
+    """Whether field names and value types decide every verdict of this (cleaned) schema."""
+    if not isinstance(schema, dict) or not schema.keys() <= _TOP_KEYS:
+        return False
+    if schema.get("type", "object") not in ("object", ["object"]):
+        return False
+    props = schema.get("properties", {})
+    return all(_type_only(p, formats=formats) for p in props.values()) and _type_only(
+        schema.get("additionalProperties", True), formats=formats
+    )
+
+
 class CompiledValidator(BaseJSONSchemaValidator):
     """singer-sdk's validator, with a compiled fast path for the records it accepts."""
 
@@ -215,18 +257,41 @@ class CompiledValidator(BaseJSONSchemaValidator):
         # raises singer-sdk's InvalidJSONSchema for a bad schema, exactly as before
         self.reference = JSONSchemaValidator(schema, validate_formats=validate_formats)
         self.compiled = compile_schema(schema, self.reference, validate_formats=validate_formats)
+        formats: set[str] = set()
+        try:
+            cleaned = _clean(schema, formats)
+        except _Unsupported:
+            cleaned = None
+        #: shapes (field names, value types) of accepted records; None: shapes do not decide
+        self.shapes: set[tuple[tuple[str, ...], tuple[type, ...]]] | None = (
+            set()
+            if self.compiled is not None and _shape_decides(cleaned, formats=validate_formats)
+            else None
+        )
+
+    def accepts(self, record: dict[str, t.Any]) -> bool:
+        """True if the record is valid for sure (the compiled function, or a known shape,
+        accepts it); False: only the reference (``validate``) can say."""
+        compiled = self.compiled
+        if compiled is None:
+            return False
+        shapes = self.shapes
+        if shapes is not None:
+            shape = (tuple(record), tuple(map(type, record.values())))
+            if shape in shapes:
+                return True
+        try:
+            compiled(record)
+        except Exception:
+            return False
+        if shapes is not None and len(shapes) < _SHAPES_MAX and _SHAPE_TYPES.issuperset(shape[1]):
+            shapes.add(shape)
+        return True
 
     def validate(self, record: dict[str, t.Any]) -> None:
         """Raise singer-sdk's ``InvalidRecord`` (cause: the ``jsonschema`` error) if invalid."""
-        compiled = self.compiled
-        if compiled is not None:
-            try:
-                compiled(record)
-            except Exception:  # noqa: S110 - refused or raised: the reference decides
-                pass
-            else:
-                return
-        self.reference.validate(record)
+        if not self.accepts(record):
+            self.reference.validate(record)
 
 
 class CompiledValidation:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
+import io
 import json
-import os
+import logging
 import re
-import tempfile
 import typing as t
 from decimal import Decimal
-from pathlib import Path
 
 import orjson
 from singer_sdk.exceptions import InvalidRecord
@@ -27,7 +25,7 @@ from singer_sdk.sinks import BatchSink
 from hrsync import subject
 from hrsync.deadletter import replaying
 from hrsync.errors import RecordError
-from hrsync.validation import CompiledValidation
+from hrsync.validation import CompiledValidation, CompiledValidator
 from target_warehouse.warehouse import LINE, Rejected, column_type
 
 if t.TYPE_CHECKING:
@@ -37,6 +35,21 @@ if t.TYPE_CHECKING:
 
 DESTINATION = "duckdb"
 _DATE_FIELD = re.compile(r"for field '([^']*)'")
+#: the metadata fields singer-sdk's ``_remove_sdc_metadata_from_record`` pops
+_SDC_FIELDS = frozenset(
+    {
+        "_sdc_extracted_at",
+        "_sdc_received_at",
+        "_sdc_batched_at",
+        "_sdc_deleted_at",
+        "_sdc_sequence",
+        "_sdc_table_version",
+        "_sdc_sync_started_at",
+    }
+)
+
+
+_LINE_BYTES = LINE.encode("utf-8")
 
 
 def _json_default(value: t.Any) -> t.Any:
@@ -132,15 +145,27 @@ class WarehouseSink(CompiledValidation, BatchSink):
             name: kind for name, prop in props.items() if (kind := get_datelike_property_type(prop))
         }
         self._parsers = {"time": time_fromisoformat, "date": date_fromisoformat}
+        self._date_parsers = tuple(
+            (name, self._parsers.get(kind, datetime_fromisoformat))
+            for name, kind in self._datelike.items()
+        )
+        # a record of declared fields only is written as it is (no row to build), unless a
+        # JSON column needs its value turned into JSON text first
+        self._plain_rows = not self._json_columns and LINE not in props
         self.columns = self.warehouse.ensure_table(self.table, self.wanted)
         self._rejection: tuple[str, str, str] | None = None  # field, reason, error class
+        validator = self._validator
+        self._compiled = validator if isinstance(validator, CompiledValidator) else None
+        self._treatment = self.datetime_error_treatment  # from the config: fixed for the run
+        # singer-sdk's preprocess_record returns the record as it is: only an override runs
+        self._preprocess = type(self).preprocess_record is not BatchSink.preprocess_record
         target.dead_letters.stream(self.stream_name, self.original_schema, self.key_properties)
 
     # --- validation: a bad record is dead-lettered, never fails the run or vanishes ------
 
     def _validate_and_parse(self, record: dict) -> dict:
         self._rejection = None
-        if self._validator is not None:
+        if self._validator is not None and not self._compiled_accepts(record):
             try:
                 self._validator.validate(record)
             except InvalidRecord as exc:
@@ -152,7 +177,7 @@ class WarehouseSink(CompiledValidation, BatchSink):
                 return record
         try:
             self._parse_timestamps_in_record(
-                record=record, schema=self.schema, treatment=self.datetime_error_treatment
+                record=record, schema=self.schema, treatment=self._treatment
             )
         except ValueError as exc:
             found = _DATE_FIELD.search(str(exc))
@@ -160,11 +185,37 @@ class WarehouseSink(CompiledValidation, BatchSink):
             self._rejection = (field, "not a valid date or date-time", "invalid_date")
         return record
 
+    def _compiled_accepts(self, record: dict) -> bool:
+        """Whether the compiled validation accepts the record (a refusal is judged again by
+        the validator's reference, whose decision and message are the ones used)."""
+        compiled = self._compiled
+        return compiled is not None and compiled.accepts(record)
+
     def _parse_timestamps_in_record(self, record: dict, schema: dict, treatment: t.Any) -> None:
-        """singer-sdk's, with each property's date kind looked up once per stream."""
+        """singer-sdk's, with each property's date kind looked up once per stream.
+
+        The usual record (only declared fields, every date readable) takes one pass over the
+        date properties; any other goes through singer-sdk's loop in the record's order, so
+        warnings, treatments and errors are singer-sdk's own."""
         if schema is not self.schema:
             super()._parse_timestamps_in_record(record, schema, treatment)
             return
+        if record.keys() <= self._props.keys():
+            parsed = []
+            try:
+                for key, parse in self._date_parsers:
+                    value = record.get(key)
+                    if value is not None:
+                        parsed.append((key, parse(value)))
+            except Exception:  # noqa: S110 - singer-sdk's loop below says what is wrong
+                pass
+            else:
+                for key, value in parsed:
+                    record[key] = value
+                return
+        self._parse_timestamps_in_order(record, schema, treatment)
+
+    def _parse_timestamps_in_order(self, record: dict, schema: dict, treatment: t.Any) -> None:
         props, datelike = self._props, self._datelike
         for key, value in record.items():
             if key not in props:
@@ -186,6 +237,36 @@ class WarehouseSink(CompiledValidation, BatchSink):
                     record, [key], value, kind, ex, treatment, self.logger
                 )
 
+    def _remove_sdc_metadata_from_record(self, record: dict) -> None:
+        if not _SDC_FIELDS.isdisjoint(record):  # the usual record has none: nothing to pop
+            super()._remove_sdc_metadata_from_record(record)
+
+    # --- the chunked record path (hrsync.direct) --------------------------------------------
+
+    def take_many(self, records: list[dict]) -> None:
+        """hrsync.direct.take for each record, in one loop: singer-sdk's steps in its order
+        (metadata fields removed, validation and date parsing, preprocess, key check, read
+        tally, process_record, record counter, the debug line)."""
+        context = self._get_context(records[0])  # the pending batch: no drain in a chunk
+        debug = self.logger.isEnabledFor(logging.DEBUG)
+        validate, process, keys = self._validate_and_parse, self.process_record, self._keys
+        for record in records:
+            if not _SDC_FIELDS.isdisjoint(record):
+                super()._remove_sdc_metadata_from_record(record)
+            validate(record)
+            if self._preprocess:
+                record = self.preprocess_record(record, context)
+            if self._rejection is None:  # _singer_validate_message, inlined
+                for key in keys:
+                    if record.get(key) is None:
+                        self._rejection = (key, "key property is missing or null", "missing_key")
+                        break
+            self.tally_record_read()
+            process(record, context)
+            if debug:
+                self._after_process_record(context)
+        self.record_counter_metric.increment(len(records))
+
     def _singer_validate_message(self, record: dict) -> None:
         missing = [k for k in self.key_properties if record.get(k) is None]
         if missing and self._rejection is None:
@@ -202,9 +283,9 @@ class WarehouseSink(CompiledValidation, BatchSink):
     # --- batching -----------------------------------------------------------------------
 
     def start_batch(self, context: dict) -> None:
-        fd, name = tempfile.mkstemp(prefix="hrsync-warehouse-", suffix=".jsonl")
-        context["path"] = Path(name)
-        context["file"] = os.fdopen(fd, "wb", buffering=1 << 20)
+        # the batch's rows as NDJSON in memory (a batch of 10,000 rows is a few MB): no
+        # personal data on disk before it reaches the warehouse
+        context["file"] = io.BytesIO()
         context["lines"] = 0
         context["last"] = {}  # record key -> its last line in this batch (-1: dead-lettered)
         context["dead"] = 0
@@ -216,11 +297,16 @@ class WarehouseSink(CompiledValidation, BatchSink):
             context["dead"] += 1
             return
         line = context["lines"]
-        row = dict(zip(self._row_keys, (line, *map(record.get, self._names)), strict=True))
-        for name in self._json_columns:  # JSON columns travel as JSON text (strings included)
-            if row[name] is not None:
-                row[name] = _dumps(row[name]).decode("utf-8")
-        context["file"].write(_dumps(row) + b"\n")
+        if self._plain_rows and record and record.keys() <= self._props.keys():
+            # the same JSON object as the row below, less its nulls (a missing field reads as
+            # null): the record's own text after the line number
+            context["file"].write(b'{"%s":%d,%s\n' % (_LINE_BYTES, line, _dumps(record)[1:]))
+        else:
+            row = dict(zip(self._row_keys, (line, *map(record.get, self._names)), strict=True))
+            for name in self._json_columns:  # JSON columns travel as JSON text (strings too)
+                if row[name] is not None:
+                    row[name] = _dumps(row[name]).decode("utf-8")
+            context["file"].write(_dumps(row) + b"\n")
         key = self.record_key(record)
         if key is not None:
             context["last"][key] = line
@@ -230,16 +316,15 @@ class WarehouseSink(CompiledValidation, BatchSink):
         context["lines"] = line + 1
 
     def process_batch(self, context: dict) -> None:
-        path: Path = context["path"]
+        buffer: io.BytesIO = context["file"]
         try:
-            context["file"].close()
             written, rejected = 0, list[Rejected]()
             if context["lines"]:
                 written, rejected = self.warehouse.load(
-                    self.table, path, self.wanted, self.key_properties, self.parent
+                    self.table, buffer, self.wanted, self.key_properties, self.parent
                 )
             if rejected:
-                self._dead_letter_rows(path, rejected)
+                self._dead_letter_rows(buffer, rejected)
             bad = {r.line for r in rejected}
             # a key is resolved only if its last record in the batch was loaded
             delivered = [k for k, i in context["last"].items() if i >= 0 and i not in bad]
@@ -259,20 +344,20 @@ class WarehouseSink(CompiledValidation, BatchSink):
                 analytics_pseudonyms=[p for i, p in context["subjects"].items() if i not in bad],
             )
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            buffer.close()  # the rows leave memory with the batch
 
-    def _dead_letter_rows(self, path: Path, rejected: list[Rejected]) -> None:
+    def _dead_letter_rows(self, buffer: io.BytesIO, rejected: list[Rejected]) -> None:
         why = {r.line: r for r in rejected}
-        with path.open("rb") as fh:
-            for raw in fh:
-                row = json.loads(raw)
-                line = row.pop(LINE)
-                if line in why:
-                    for name in self._json_columns:
-                        if isinstance(row.get(name), str):
-                            row[name] = json.loads(row[name])
-                    self.dead_letter(row, why[line].column, why[line].reason, "type_conversion")
+        for raw in buffer.getvalue().splitlines():
+            staged = json.loads(raw)
+            line = staged[LINE]
+            if line in why:
+                # the row as the batch holds it: every column, null where the record had none
+                row = {name: staged.get(name) for name in self._names}
+                for name in self._json_columns:
+                    if isinstance(row.get(name), str):
+                        row[name] = json.loads(row[name])
+                self.dead_letter(row, why[line].column, why[line].reason, "type_conversion")
 
     def dead_letter(self, record: dict, field: str, reason: str, error_class: str) -> str:
         """Store one record the warehouse cannot take; returns its key in this batch."""

@@ -1,7 +1,8 @@
 """The DuckDB side of target-warehouse: tables from JSON schemas, batch upserts, drift.
 
-A batch is written by the sink as newline-delimited JSON to a private temporary file while
-records arrive (memory stays flat), then loaded in one transaction:
+A batch is written by the sink as newline-delimited JSON to a buffer in memory while records
+arrive (one batch at a time: memory stays flat as input grows), then loaded in one
+transaction:
 
 1. DuckDB's JSON reader stages every column as text (``read_json``, vectorised: ~100x faster
    than ``executemany``);
@@ -32,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 
@@ -181,12 +182,13 @@ class Warehouse:
     def load(
         self,
         table: str,
-        batch_file: Path,
+        batch: Path | BinaryIO,
         columns: Mapping[str, str],
         keys: Sequence[str],
         parent: Sequence[str] = (),
     ) -> tuple[int, list[Rejected]]:
-        """Upsert the rows of one NDJSON batch file; returns (rows written, rejected rows).
+        """Upsert the rows of one NDJSON batch (a file, or bytes in memory); returns (rows
+        written, rejected rows).
 
         ``parent``: columns naming the record that owns a set of rows (a survey response's
         answers). The first time this load sees a parent, every row the table holds for it is
@@ -197,15 +199,24 @@ class Warehouse:
         folded = {c.casefold(): c for c in target_cols}
         # the table's spelling of each column (DuckDB names are case-insensitive)
         names = {c: folded.get(c.casefold(), c) for c in columns}
-        text_cols = ", ".join(f"{_sql_str(c)}: 'VARCHAR'" for c in columns)
-        spec = "{" + f"{_sql_str(LINE)}: 'BIGINT'" + (", " + text_cols if text_cols else "") + "}"
+        spec = {LINE: "BIGINT", **dict.fromkeys(columns, "VARCHAR")}
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(
-                "CREATE OR REPLACE TEMP TABLE hrsync_stage AS SELECT * FROM read_json("
-                f"{_sql_str(str(batch_file))}, format='newline_delimited', columns={spec})"
+            if isinstance(batch, Path):
+                source: str | BinaryIO = str(batch)
+            else:
+                batch.seek(0)  # DuckDB reads from where the stream is
+                source = batch
+            con.register(
+                "hrsync_batch", con.read_json(source, format="newline_delimited", columns=spec)
             )
+            try:
+                con.execute(
+                    "CREATE OR REPLACE TEMP TABLE hrsync_stage AS SELECT * FROM hrsync_batch"
+                )
+            finally:
+                con.unregister("hrsync_batch")
             rejected = self._rejected(columns, names, target_cols, keys)
             bad = {r.line for r in rejected}
             con.execute("CREATE OR REPLACE TEMP TABLE hrsync_bad (line BIGINT)")
