@@ -219,9 +219,11 @@ class Warehouse:
                 con.unregister("hrsync_batch")
             rejected = self._rejected(columns, names, target_cols, keys)
             bad = {r.line for r in rejected}
-            con.execute("CREATE OR REPLACE TEMP TABLE hrsync_bad (line BIGINT)")
+            keep = ""  # every staged row, unless some were rejected
             if bad:
+                con.execute("CREATE OR REPLACE TEMP TABLE hrsync_bad (line BIGINT)")
                 con.executemany("INSERT INTO hrsync_bad VALUES (?)", [[n] for n in sorted(bad)])
+                keep = f" WHERE {quote(LINE)} NOT IN (SELECT line FROM hrsync_bad)"
             select = ", ".join(
                 f"CAST({quote(c)} AS {target_cols[names[c]]}) AS {quote(names[c])}" for c in columns
             )
@@ -234,8 +236,8 @@ class Warehouse:
                 )
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE hrsync_good AS SELECT "
-                f"{select}{', ' if select else ''}? AS {quote(LOADED_AT)} FROM hrsync_stage "
-                f"WHERE {quote(LINE)} NOT IN (SELECT line FROM hrsync_bad){dedup}",
+                f"{select}{', ' if select else ''}? AS {quote(LOADED_AT)} FROM hrsync_stage"
+                f"{keep}{dedup}",
                 [datetime.now(UTC)],
             )
             if parent:
@@ -251,7 +253,9 @@ class Warehouse:
                 f"SELECT {', '.join(out)} FROM hrsync_good"
             )
             (written,) = con.execute("SELECT count(*) FROM hrsync_good").fetchone() or (0,)
-            con.execute("DROP TABLE hrsync_stage; DROP TABLE hrsync_good; DROP TABLE hrsync_bad")
+            con.execute(
+                "DROP TABLE hrsync_stage; DROP TABLE hrsync_good; DROP TABLE IF EXISTS hrsync_bad"
+            )
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
