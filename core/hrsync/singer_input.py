@@ -73,10 +73,22 @@ class SingerObjectReader(SingerReader):
         return message
 
 
+#: value types that hold no float (and nothing that could)
+_FLAT = frozenset({str, int, bool, type(None)})
+
+
 def _has_float(message: dict) -> bool:
     """Whether a float is anywhere in a parsed message (orjson's floats are not singer-sdk's
     Decimals); nesting deeper than Python recurses counts as yes (singer-sdk's reader then
     decides)."""
+    record = message.get("record")
+    if type(record) is dict and _FLAT.issuperset(map(type, record.values())):
+        # the usual RECORD: a flat record, and flat values beside it
+        for key, value in message.items():
+            if type(value) not in _FLAT and key != "record":
+                break
+        else:
+            return False
     try:
         return _floats(message)
     except RecursionError:
