@@ -1,6 +1,7 @@
 """target-scim (plan + Bulk/concurrency) vs a plain sequential POST loop with ``requests``.
 
     .venv/bin/python benchmarks/bench_target_scim.py [--users 20000] [--concurrency 4]
+        [--rtt-ms 0] [--out FILE]
 
 Both contenders provision the same N users into a fresh, empty tenant of the same real SCIM
 server (scim2-server 0.8.x, in-memory, started here on a free loopback port with
@@ -13,6 +14,10 @@ server (scim2-server 0.8.x, in-memory, started here on a free loopback port with
   ``/Bulk`` (the server announces maxOperations 1000) with ``--concurrency`` parallel requests.
 - ``target-scim, no Bulk``: the same with ``use_bulk: false`` (concurrent single POSTs).
 - ``target-scim re-run``: the same feed again; must write nothing (plan only).
+
+With ``--rtt-ms N`` every contender talks to the server through benchmarks/latency_relay.py,
+which delays each direction by N/2 ms: the server as a service provider N ms away would be,
+instead of one on the same two cores (where its CPU, not the client, sets the pace).
 
 Every contender's tenant is read back afterwards (count of users) so a fast wrong answer
 cannot win. Results: a table on stdout and benchmarks/results/target_scim.md.
@@ -155,14 +160,22 @@ def start_server() -> tuple[subprocess.Popen[bytes], int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    try:
+        wait_for_port(port)
+    except SystemExit:
+        proc.kill()
+        raise
+    return proc, port
+
+
+def wait_for_port(port: int) -> None:
     for _ in range(300):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, port
+                return
         except OSError:
             time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("scim2-server did not start")
+    raise SystemExit(f"nothing is listening on port {port}")
 
 
 def count_users(base: str) -> int:
@@ -226,6 +239,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--rtt-ms", type=float, default=0.0, help="network round trip to simulate (0: loopback)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the results file")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     os.environ.setdefault("HRSYNC_AUDIT_LOG", str(Path(tempfile.mkdtemp()) / "audit.jsonl"))
@@ -241,10 +258,26 @@ def main() -> None:
         cpus.append((time.process_time() - client, cpu_seconds(proc.pid) - server))
         return result
 
+    relay: subprocess.Popen[bytes] | None = None
+    direct = f"http://127.0.0.1:{port}"
     try:
-        base = f"http://127.0.0.1:{port}"
+        if args.rtt_ms > 0:
+            relay_port = free_port()
+            relay = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(HERE / "latency_relay.py"),
+                    str(relay_port),
+                    str(port),
+                    str(args.rtt_ms),
+                ]
+            )
+            wait_for_port(relay_port)
+            base = f"http://127.0.0.1:{relay_port}"
+        else:
+            base = direct
         t, _ = measured(lambda: requests_loop(f"{base}/loop/v2", records))
-        rows.append(("requests loop (sequential POST)", t, count_users(f"{base}/loop/v2"), ""))
+        rows.append(("requests loop (sequential POST)", t, count_users(f"{direct}/loop/v2"), ""))
         print(f"requests loop: {t:.1f}s", flush=True)
 
         t, out = measured(
@@ -254,7 +287,7 @@ def main() -> None:
             (
                 f"target-scim (Bulk, {args.concurrency} parallel)",
                 t,
-                count_users(f"{base}/bulk/v2"),
+                count_users(f"{direct}/bulk/v2"),
                 str(out),
             )
         )
@@ -269,7 +302,7 @@ def main() -> None:
             (
                 f"target-scim (no Bulk, {args.concurrency} parallel)",
                 t,
-                count_users(f"{base}/single/v2"),
+                count_users(f"{direct}/single/v2"),
                 str(out),
             )
         )
@@ -282,12 +315,15 @@ def main() -> None:
             (
                 "target-scim re-run (no changes)",
                 t,
-                count_users(f"{base}/bulk/v2"),
+                count_users(f"{direct}/bulk/v2"),
                 str(out or "nothing written"),
             )
         )
         print(f"target-scim re-run: {t:.1f}s {out}", flush=True)
     finally:
+        if relay is not None:
+            relay.terminate()
+            relay.wait(timeout=30)
         proc.terminate()
         proc.wait(timeout=30)
 
@@ -310,7 +346,15 @@ def main() -> None:
             f"{args.users:,} users into scim2-server 0.8 (in-memory, threaded WSGI) on "
             f"{platform.machine()} / {os.cpu_count()} CPUs, Python {platform.python_version()}; "
             "server, contenders and client share the machine. Each contender gets a fresh "
-            "tenant. Produced by `benchmarks/bench_target_scim.py`.",
+            "tenant. "
+            + (
+                f"Every request crosses a relay adding a {args.rtt_ms:g} ms round trip "
+                "(benchmarks/latency_relay.py), as to a service provider that far away. "
+                if args.rtt_ms > 0
+                else "Loopback, no added latency. "
+            )
+            + f"Produced by `benchmarks/bench_target_scim.py --users {args.users} "
+            f"--concurrency {args.concurrency} --rtt-ms {args.rtt_ms:g}`.",
             "",
             *table,
             "",
@@ -327,8 +371,8 @@ def main() -> None:
         ]
     )
     print(text)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(text, encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
