@@ -404,6 +404,8 @@ class SpillList(Generic[T]):
         self.name = name
         self.counts: Counter[str] = Counter()
         self._len = 0
+        # in memory: the handle of each position (an update of the object itself is free)
+        self._handles: list[bytes | int] = []
         spill.db.execute(
             f"CREATE TABLE {name} (seq INTEGER PRIMARY KEY, tag TEXT, item_key {KEY_TYPE}, "
             "flag INTEGER NOT NULL, item BLOB)"
@@ -414,9 +416,14 @@ class SpillList(Generic[T]):
         on: ``key`` is stored as :meth:`SpillDB.key`, compare ``item_key`` with that);
         returns its position."""
         self._len += 1
+        blob = self.spill.dumps(item)
+        if not self.spill.spilled:
+            self._handles.append(blob)
+        elif self._handles:
+            self._handles = []  # moved to the file: the handles are gone
         self.spill.db.execute(
             f"INSERT INTO {self.name} VALUES (?, ?, ?, ?, ?)",  # noqa: S608 - a checked name
-            (self._len, tag, self.spill.key(key), flag, self.spill.dumps(item)),
+            (self._len, tag, self.spill.key(key), flag, blob),
         )
         if tag is not None:
             self.counts[tag] += 1
@@ -426,17 +433,15 @@ class SpillList(Generic[T]):
         """Replace the item at position ``seq`` (a changed copy read back earlier; in memory,
         the item itself changed in place costs nothing)."""
         spill = self.spill
-        if not spill.spilled:
-            row = spill.db.execute(
-                f"SELECT item FROM {self.name} WHERE seq = ?",  # noqa: S608 - a checked name
-                (seq,),
-            ).fetchone()
-            if row is not None and spill.same(row[0], item):
+        blob: bytes | int | None = None
+        if not spill.spilled and 0 < seq <= len(self._handles):
+            if spill.same(self._handles[seq - 1], item):
                 return
-            spill.forget(row[0] if row else None)
+            spill.forget(self._handles[seq - 1])
+            blob = self._handles[seq - 1] = spill.dumps(item)
         spill.db.execute(
             f"UPDATE {self.name} SET item = ? WHERE seq = ?",  # noqa: S608 - a checked name
-            (spill.dumps(item), seq),
+            (spill.dumps(item) if blob is None else blob, seq),
         )
 
     def __len__(self) -> int:

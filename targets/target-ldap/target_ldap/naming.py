@@ -170,6 +170,9 @@ def _unescape(value: str) -> str:
     """RFC 4514 value -> the string it stands for (``\\,`` and ``\\2C`` both -> ',')."""
     if value.startswith("#"):  # a BER-encoded value: compare as written
         return value
+    if "\\" not in value:  # nothing escaped: the value itself (the common case)
+        value.encode("utf-8")  # a lone surrogate fails here as it does below
+        return value
     raw = bytearray()
     i = 0
     while i < len(value):
@@ -253,6 +256,11 @@ def _parse_plain(dn: str) -> list[list[tuple[str, str]]] | None:
 def split_dn(dn: str) -> list[list[tuple[str, str]]]:
     """RDNs, each a list of (attribute type, unescaped value)."""
     return [[(a, _unescape(v)) for a, v in rdn] for rdn in parse(dn)]
+
+
+def first_rdn(dn: str) -> list[tuple[str, str]]:
+    """``split_dn(dn)[0]``: the first RDN's (attribute type, unescaped value) pairs."""
+    return [(a, _unescape(v)) for a, v in parse(dn)[0]]
 
 
 @lru_cache(maxsize=1 << 17)
