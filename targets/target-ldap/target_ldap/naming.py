@@ -124,12 +124,19 @@ def login_candidates(base: str, employee_id: str, max_length: int) -> Iterator[s
 
 
 _RDN_SPECIAL = frozenset('\\,+"<>;=')
+#: anything escape_value would change (a value without it is its own escape)
+_NEEDS_ESCAPE = re.compile(r'[\\,+"<>;=\x00-\x1f\x7f]|\A[# ]| \Z')
 
 
 def escape_value(value: str) -> str:
     """An RDN attribute value, escaped per RFC 4514: the special characters with a backslash
     (a '#' or space only where it leads, a space also where it ends), control characters and
     DEL as \\XX."""
+    return value if _NEEDS_ESCAPE.search(value) is None else _escape_each(value)
+
+
+def _escape_each(value: str) -> str:
+    """escape_value, character by character."""
     last = len(value) - 1
     out = []
     for i, ch in enumerate(value):
@@ -298,6 +305,14 @@ def _join(rdns: list[list[tuple[str, str]]]) -> str:
 def rdn_of(dn: str) -> str:
     """The first RDN as written (still escaped)."""
     return _join(parse(dn)[:1])
+
+
+def parent_key(dn: str) -> str:
+    """``dn_key(parent_of(dn))``; for a DN without escapes (or NULs), from the DN's own
+    (cached) key: everything after its first RDN's."""
+    if "\\" in dn or '"' in dn or "\x00" in dn:  # a value may hold the keys' separator
+        return dn_key(parent_of(dn))
+    return dn_key(dn).partition("\x00")[2]
 
 
 def parent_of(dn: str) -> str:

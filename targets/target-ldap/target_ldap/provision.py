@@ -35,7 +35,7 @@ from target_ldap.naming import (
     first_rdn,
     is_under,
     login_candidates,
-    parent_of,
+    parent_key,
     rdn_of,
     render_dn,
     split_dn,
@@ -461,7 +461,12 @@ class Provisioner:
         return []
 
     def _wanted(
-        self, person: DesiredPerson, login: str, manager: list[str] | None, dn: str
+        self,
+        person: DesiredPerson,
+        login: str,
+        manager: list[str] | None,
+        dn: str,
+        rdn: list[tuple[str, str]] | None = None,
     ) -> dict[str, list[str]]:
         s = self.settings
         attrs = desired_attributes(person, s)
@@ -471,7 +476,7 @@ class Provisioner:
         if manager is not None:
             attrs["manager"] = manager
         # the naming attribute's value comes from the DN (modify_dn keeps it in step)
-        for attr, value in first_rdn(dn):
+        for attr, value in first_rdn(dn) if rdn is None else rdn:
             attrs[attr] = [value]
         return attrs
 
@@ -625,7 +630,8 @@ class Provisioner:
                 else set()
             )
             plan.members.append((eid, dn, account.dn if account else None, groups))
-        wanted = self._wanted(person, login, manager, dn)
+        rdn = first_rdn(dn)
+        wanted = self._wanted(person, login, manager, dn, rdn)
         if account is None:
             if s.mode == "ad":
                 wanted["userAccountControl"] = [str(AD_NORMAL_ACCOUNT)]
@@ -646,7 +652,7 @@ class Provisioner:
                 )
             )
             return
-        rdn_attrs = {a.lower() for a, _ in first_rdn(dn)}
+        rdn_attrs = {a.lower() for a, _ in rdn}
         diff = {
             attr: want
             for attr, want in wanted.items()
@@ -913,7 +919,7 @@ class Provisioner:
             parents: dict[str, str] = {}
             for chunk in changes.iter_chunks(f"tag = 'create' OR flag = {MOVED}"):
                 for c in chunk:
-                    parents[dn_key(parent_of(c.dn_after))] = c.dn_after
+                    parents[parent_key(c.dn_after)] = c.dn_after
             for child in parents.values():
                 self.directory.ensure_parents(child)
 
