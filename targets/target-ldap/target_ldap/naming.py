@@ -70,6 +70,8 @@ TEMPLATE_FIELDS = frozenset(
 
 def ascii_fold(text: str) -> str:
     """'Zoë Łukasz-Groß' -> 'Zoe Lukasz-Gross'; characters without an ASCII form vanish."""
+    if text.isascii():  # nothing to fold (the usual work e-mail)
+        return text
     decomposed = unicodedata.normalize("NFKD", text.translate(_SPECIAL))
     return "".join(c for c in decomposed if ord(c) < 128 and not unicodedata.combining(c))
 

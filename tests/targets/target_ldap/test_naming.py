@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from itertools import islice
 
 import pytest
@@ -105,6 +106,17 @@ def test_the_fast_paths_of_escaping_answer_as_the_slow_ones(value: str) -> None:
         slow.extend(ch.encode())
     if "\\" not in value and not value.startswith("#"):
         assert _unescape(value) == slow.decode("utf-8", errors="replace")
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=20))
+def test_ascii_folds_to_itself(value: str) -> None:
+    """The ASCII fast path of ascii_fold: what NFKD and the filter leave of ASCII text."""
+    kept = unicodedata.normalize("NFKD", value)
+    assert (
+        ascii_fold(value)
+        == value
+        == "".join(c for c in kept if ord(c) < 128 and not unicodedata.combining(c))
+    )
 
 
 @given(st.lists(st.lists(_DN_CHARS, min_size=1, max_size=6).map("".join), min_size=2, max_size=4))
