@@ -107,6 +107,8 @@ def default_path() -> Path:
 
 
 def _field_names(fields: Iterable[str]) -> list[str]:
+    if type(fields) is list and all(type(name) is str for name in fields):  # the usual call
+        return sorted(set(fields))
     if isinstance(fields, Mapping | ValuesView | ItemsView | str | bytes):
         raise TypeError(
             f"AuditLog.record(fields=...) takes field names, not a {type(fields).__name__}: "

@@ -9,6 +9,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from singer_sdk.helpers._typing import get_datelike_property_type
 from singer_sdk.sinks import RecordSink
 
 from hrsync.errors import RecordError
@@ -84,9 +85,29 @@ class PlanningSink(CompiledValidation, RecordSink):
         self, record: dict[str, Any], schema: dict[str, Any], treatment: Any
     ) -> None:
         try:
-            super()._parse_timestamps_in_record(record, schema, treatment)
+            super()._parse_timestamps_in_record(
+                record, self._datelike_only(record, schema), treatment
+            )
         except ValueError:
             return
+
+    def _datelike_only(self, record: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+        """The schema singer-sdk's timestamp parsing needs for this record: when every field
+        of the record is in the schema, only its date, date-time and time properties (the
+        others it passes over anyway, after working out each one's type for every record);
+        a record with a field the schema lacks gets the whole schema (and its warning)."""
+        properties = schema.get("properties")
+        if not isinstance(properties, dict) or not record.keys() <= properties.keys():
+            return schema
+        cached = getattr(self, "_datelike_cache", None)
+        if cached is None or cached[0] is not properties:
+            reduced: dict[str, Any] | None = None
+            if all(isinstance(v, dict) for v in properties.values()):  # else: as it is
+                datelike = {k: v for k, v in properties.items() if get_datelike_property_type(v)}
+                reduced = {"properties": datelike, "additionalProperties": True}
+            cached = (properties, reduced)
+            self._datelike_cache = cached
+        return schema if cached[1] is None else cached[1]
 
 
 def settle_failures(

@@ -3,8 +3,8 @@
 A target that must see its whole batch before it writes (the IAM targets: the
 mass-deprovisioning guard decides before any write) keeps the batch, the destination's
 current state and the plan in a private, temporary SQLite file instead of Python objects.
-Rows are pickled (a record keeps its exact types: a ``datetime`` stays one) and read back in
-key or insertion order, a chunk at a time.
+Rows are Python objects (held by reference in memory, pickled in the file: a record keeps its
+exact types, a ``datetime`` stays one) read back in key or insertion order, a chunk at a time.
 
 Sealed and short-lived (personal data at rest):
 
@@ -27,12 +27,19 @@ Sealed and short-lived (personal data at rest):
 **In memory below a budget.** Until the values it holds pass ``memory_budget`` bytes (the
 ``HRSYNC_SPILL_MEMORY_MB`` environment variable, default :data:`DEFAULT_MEMORY_MB` MiB; 0
 spills from the first row), a SpillDB is an in-memory SQLite database (its temporary tables
-in memory too): nothing is written to disk, and as nothing leaves the process, rows are
-pickled but not sealed and equality columns hold the value itself (``=`` + value), not its
-HMAC. The first :meth:`SpillDB.settle` past the budget (owners call it before they add a row,
-at a point where they hold no key across the call) seals every row and keys every equality
-column in place, copies the database to the spill file and goes on there: from then on every
-row is sealed and keyed as described above. For this, a schema declares its equality columns
+in memory too): nothing is written to disk, and as nothing leaves the process, rows are not
+even pickled: a row's ``BLOB`` column holds a handle (an integer) to the Python object
+itself, so reading a row back costs no unpickling and gives back *the same object* (a change
+made to it is the stored row; :meth:`SpillList.update` of that object is free), clear texts
+stay ``str`` and equality columns hold the value itself (``=`` + value), not its HMAC. What an
+object counts towards the budget is an estimate: its pickled size, measured on one object in
+:data:`SAMPLE` of each type, times :data:`OBJECT_FACTOR` (what the Python objects take
+compared with their pickles). The first :meth:`SpillDB.settle` past the budget (owners call it
+before they add a row, at a point where they hold no key or handle across the call) pickles
+and seals every row and keys every equality column in place, copies the database to the spill
+file, drops its objects and goes on there: from then on every row is a sealed pickle (read
+back, a *copy*: callers write a changed item back with :meth:`SpillList.update`) and keyed as
+described above. For this, a schema declares its equality columns
 ``KEYTEXT`` (TEXT affinity) and keeps sealed values, and only those, in ``BLOB`` columns.
 Both paths give the same answers: the SQL compares keys for equality only.
 
@@ -74,6 +81,14 @@ ENV_MEMORY_MB = "HRSYNC_SPILL_MEMORY_MB"
 ROW_OVERHEAD = 48
 #: The declared type of an equality column (keyed when the SpillDB moves to its file).
 KEY_TYPE = "KEYTEXT"
+#: In memory, one object in this many of each type is pickled to estimate its size.
+SAMPLE = 16
+#: Bytes a Python object held by reference counts per byte of its pickle. Alone such an object
+#: takes 3-5x its pickle (tracemalloc, the IAM targets' rows), but rows share parts a pickle
+#: repeats (a change holds its person, a person the record the input parsed anyway): at 2, a
+#: budget buys about the resident memory the pickled rows took (target-ldap, 10,000 users:
+#: 170 MiB peak RSS, 192 MiB with pickles; 20,000: 248 and 247 MiB).
+OBJECT_FACTOR = 2
 #: SQLite page cache of a spill file, in KiB.
 CACHE_KIB = 32_768
 #: Every spill folder's name ends with this (after the owning pid): what :func:`remove_stale`
@@ -180,6 +195,11 @@ class SpillDB:
         self.held = 0
         #: False while the database is in memory (clear), True once it is the sealed file
         self.spilled = False
+        # in memory: the objects the rows' handles refer to, and per type (objects seen,
+        # objects pickled, their bytes) for the size estimate
+        self._objects: dict[int, Any] = {}
+        self._handles = 0
+        self._sizes: dict[type, list[int]] = {}
         # one connection, used by the thread that plans (writers hand results back to it)
         self.db = sqlite3.connect(":memory:", isolation_level=None)
         self.db.execute("PRAGMA temp_store=MEMORY")
@@ -240,13 +260,23 @@ class SpillDB:
         mem.close()
         self.db = disk
         self.spilled = True
+        self._objects.clear()  # sealed in the file now (and those no row referred to any more)
 
     def _key_clear(self, value: str | None) -> str | None:
         """The keyed HMAC of a key made in memory (``=`` + value)."""
         return None if value is None else self._hmac(value[1:])
 
-    def _seal_raw(self, raw: bytes | None) -> bytes | None:
-        return None if raw is None else self._sealer.seal(bytes(raw))
+    def _seal_raw(self, value: int | str | bytes | None) -> bytes | None:
+        """A BLOB value made in memory, sealed: a handle's object pickled, a text encoded."""
+        if value is None:
+            return None
+        if isinstance(value, int):
+            raw = pickle.dumps(self._objects[value], protocol=pickle.HIGHEST_PROTOCOL)
+        elif isinstance(value, str):
+            raw = value.encode("utf-8")
+        else:
+            raw = bytes(value)
+        return self._sealer.seal(raw)
 
     def _hmac(self, value: str) -> str:
         mac = self._mac.copy()
@@ -254,31 +284,67 @@ class SpillDB:
         return mac.hexdigest()[:32]
 
     # -- sealing -----------------------------------------------------------------------------
-    def dumps(self, value: Any) -> bytes:
-        """``value`` pickled (and sealed, once in the file)."""
+    def dumps(self, value: Any) -> bytes | int:
+        """What a ``BLOB`` column holds for ``value``: in memory a handle to the object itself
+        (no copy: see the module's docs), in the file the sealed pickle."""
+        if not self.spilled:
+            self.held += self._estimate(value) + ROW_OVERHEAD
+            self._handles += 1
+            self._objects[self._handles] = value
+            return self._handles
         raw = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         self.held += len(raw) + ROW_OVERHEAD
-        return self._sealer.seal(raw) if self.spilled else raw
+        return self._sealer.seal(raw)
 
-    def loads(self, blob: bytes, table: str, row: object) -> Any:
+    def _estimate(self, value: Any) -> int:
+        """Bytes an object held by reference counts: the mean pickled size of its type (one
+        object in SAMPLE pickled) times OBJECT_FACTOR."""
+        stats = self._sizes.get(type(value))
+        if stats is None:
+            stats = self._sizes[type(value)] = [0, 0, 0]
+        if stats[0] % SAMPLE == 0:
+            stats[1] += 1
+            stats[2] += len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        stats[0] += 1
+        return OBJECT_FACTOR * stats[2] // stats[1]
+
+    def loads(self, blob: bytes | int, table: str, row: object) -> Any:
         """The value of a ``blob`` made by :meth:`dumps` (``table`` and ``row`` name it in the
-        error): in the file it is authenticated first, and unpickled only when it comes from
-        this SpillDB unaltered."""
-        raw = self._open(blob, table, row) if self.spilled else blob
-        return pickle.loads(raw)  # noqa: S301 - ours: in memory, or authenticated by our key
+        error): in memory the object itself; in the file it is authenticated first, and
+        unpickled only when it comes from this SpillDB unaltered."""
+        if not self.spilled:
+            return self._objects[int(blob)]  # a handle made by dumps
+        raw = self._open(blob, table, row)  # refuses a handle: not a sealed value
+        return pickle.loads(raw)  # noqa: S301 - authenticated by our key
 
-    def seal_text(self, value: str | None) -> bytes | None:
-        """A clear value the caller needs back (not compared in SQL), sealed once in the file."""
+    def same(self, blob: bytes | int, value: Any) -> bool:
+        """Is ``blob`` a handle to ``value`` itself (in memory: a row read back and changed in
+        place needs no writing back)?"""
+        return not self.spilled and isinstance(blob, int) and self._objects.get(blob) is value
+
+    def forget(self, blob: bytes | int | None) -> None:
+        """A handle no row refers to any more (its row was replaced): drop the object."""
+        if not self.spilled and isinstance(blob, int):
+            self._objects.pop(blob, None)
+
+    def seal_text(self, value: str | None) -> bytes | str | None:
+        """A clear value the caller needs back (not compared in SQL): in memory the text
+        itself, sealed once in the file."""
         if value is None:
             return None
+        if not self.spilled:
+            self.held += len(value) + ROW_OVERHEAD
+            return value
         raw = value.encode("utf-8")
         self.held += len(raw) + ROW_OVERHEAD
-        return self._sealer.seal(raw) if self.spilled else raw
+        return self._sealer.seal(raw)
 
-    def open_text(self, blob: bytes | None, table: str, row: object) -> str | None:
+    def open_text(self, blob: bytes | str | None, table: str, row: object) -> str | None:
         if blob is None:
             return None
-        return (self._open(blob, table, row) if self.spilled else bytes(blob)).decode("utf-8")
+        if not self.spilled:
+            return blob if isinstance(blob, str) else bytes(blob).decode("utf-8")
+        return self._open(blob, table, row).decode("utf-8")
 
     def key(self, value: str | None) -> str | None:
         """What a column SQL compares for equality holds for ``value``: its keyed HMAC (128
@@ -290,7 +356,7 @@ class SpillDB:
             return "=" + value
         return self._hmac(value)
 
-    def _open(self, blob: bytes, table: str, row: object) -> bytes:
+    def _open(self, blob: object, table: str, row: object) -> bytes:
         if not isinstance(blob, bytes | memoryview):
             raise SpillTamperedError(self.path, table, row)
         raw = self._sealer.open(bytes(blob)) if bytes(blob).startswith(TOKEN_PREFIX) else None
@@ -341,6 +407,8 @@ class SpillList(Generic[T]):
         self.name = name
         self.counts: Counter[str] = Counter()
         self._len = 0
+        # in memory: the handle of each position (an update of the object itself is free)
+        self._handles: list[bytes | int] = []
         spill.db.execute(
             f"CREATE TABLE {name} (seq INTEGER PRIMARY KEY, tag TEXT, item_key {KEY_TYPE}, "
             "flag INTEGER NOT NULL, item BLOB)"
@@ -351,19 +419,32 @@ class SpillList(Generic[T]):
         on: ``key`` is stored as :meth:`SpillDB.key`, compare ``item_key`` with that);
         returns its position."""
         self._len += 1
+        blob = self.spill.dumps(item)
+        if not self.spill.spilled:
+            self._handles.append(blob)
+        elif self._handles:
+            self._handles = []  # moved to the file: the handles are gone
         self.spill.db.execute(
             f"INSERT INTO {self.name} VALUES (?, ?, ?, ?, ?)",  # noqa: S608 - a checked name
-            (self._len, tag, self.spill.key(key), flag, self.spill.dumps(item)),
+            (self._len, tag, self.spill.key(key), flag, blob),
         )
         if tag is not None:
             self.counts[tag] += 1
         return self._len
 
     def update(self, seq: int, item: T) -> None:
-        """Replace the item at position ``seq`` (a changed copy read back earlier)."""
-        self.spill.db.execute(
+        """Replace the item at position ``seq`` (a changed copy read back earlier; in memory,
+        the item itself changed in place costs nothing)."""
+        spill = self.spill
+        blob: bytes | int | None = None
+        if not spill.spilled and 0 < seq <= len(self._handles):
+            if spill.same(self._handles[seq - 1], item):
+                return
+            spill.forget(self._handles[seq - 1])
+            blob = self._handles[seq - 1] = spill.dumps(item)
+        spill.db.execute(
             f"UPDATE {self.name} SET item = ? WHERE seq = ?",  # noqa: S608 - a checked name
-            (self.spill.dumps(item), seq),
+            (spill.dumps(item) if blob is None else blob, seq),
         )
 
     def __len__(self) -> int:

@@ -277,3 +277,43 @@ def test_the_budget_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv(spill.ENV_MEMORY_MB, "-1")
     with pytest.raises(ValueError, match="must be 0 or more MiB"):
         SpillDB("")
+
+
+def test_in_memory_rows_are_the_objects_themselves_and_the_move_seals_their_latest_state(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Below the budget a row read back is the object that was added (no pickle, no copy): a
+    change made to it in place is the row, and updating it with itself writes nothing. The
+    move to the file pickles and seals each object as it is then; from there a read gives a
+    copy, which only an update stores."""
+    monkeypatch.delenv(spill.ENV_MEMORY_MB)
+    db = SpillDB("", memory_budget=10**9)
+    items: SpillList[dict[str, object]] = SpillList(db, "items")
+    first = {"name": "Zelda Quixote", "at": dt.date(2024, 1, 2), "seen": 0}
+    items.append(first, "create", "EMP1")
+    items.append({"name": "Ana Lima", "seen": 0}, "create", "EMP2")
+    (read,) = next(items.iter_chunks("item_key = ?", (db.key("EMP1"),)))
+    assert read is first
+    read["seen"] = 1  # changed in place: that is the row now
+    statements: list[str] = []
+    db.db.set_trace_callback(statements.append)
+    items.update(1, read)
+    assert not [s for s in statements if s.startswith("UPDATE")]  # the same object: no write
+    db.db.set_trace_callback(None)
+    items.update(2, {"name": "Ana Lima", "seen": 2})  # another object: stored
+    assert [x["seen"] for x in items] == [1, 2] and db.held > 0
+    assert db.db.execute("SELECT typeof(item) FROM items").fetchall() == [("integer",)] * 2
+
+    db.memory_budget = 0
+    db.settle()  # past the budget: every object pickled and sealed as it is now
+    assert db.spilled
+    raw = _raw(db)
+    assert b"Quixote" not in raw and b"Ana Lima" not in raw
+    copy = next(iter(items))
+    assert copy == {"name": "Zelda Quixote", "at": dt.date(2024, 1, 2), "seen": 1}
+    assert copy is not first
+    copy["seen"] = 3  # a copy: not stored until updated
+    assert next(iter(items))["seen"] == 1
+    items.update(1, copy)
+    assert next(iter(items))["seen"] == 3
+    db.close()

@@ -164,7 +164,10 @@ class Op:
 
 
 def _encode(values: Iterable[Any]) -> list[bytes]:
-    return [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in values]
+    return [
+        v.encode("utf-8") if type(v) is str else v if isinstance(v, bytes) else str(v).encode()
+        for v in values
+    ]
 
 
 def _texts(values: list[bytes]) -> list[str]:

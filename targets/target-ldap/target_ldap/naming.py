@@ -70,6 +70,8 @@ TEMPLATE_FIELDS = frozenset(
 
 def ascii_fold(text: str) -> str:
     """'Zoë Łukasz-Groß' -> 'Zoe Lukasz-Gross'; characters without an ASCII form vanish."""
+    if text.isascii():  # nothing to fold (the usual work e-mail)
+        return text
     decomposed = unicodedata.normalize("NFKD", text.translate(_SPECIAL))
     return "".join(c for c in decomposed if ord(c) < 128 and not unicodedata.combining(c))
 
@@ -124,12 +126,19 @@ def login_candidates(base: str, employee_id: str, max_length: int) -> Iterator[s
 
 
 _RDN_SPECIAL = frozenset('\\,+"<>;=')
+#: anything escape_value would change (a value without it is its own escape)
+_NEEDS_ESCAPE = re.compile(r'[\\,+"<>;=\x00-\x1f\x7f]|\A[# ]| \Z')
 
 
 def escape_value(value: str) -> str:
     """An RDN attribute value, escaped per RFC 4514: the special characters with a backslash
     (a '#' or space only where it leads, a space also where it ends), control characters and
     DEL as \\XX."""
+    return value if _NEEDS_ESCAPE.search(value) is None else _escape_each(value)
+
+
+def _escape_each(value: str) -> str:
+    """escape_value, character by character."""
     last = len(value) - 1
     out = []
     for i, ch in enumerate(value):
@@ -169,6 +178,9 @@ def render_dn(template: str, values: Mapping[str, str], base_dn: str) -> str:
 def _unescape(value: str) -> str:
     """RFC 4514 value -> the string it stands for (``\\,`` and ``\\2C`` both -> ',')."""
     if value.startswith("#"):  # a BER-encoded value: compare as written
+        return value
+    if "\\" not in value:  # nothing escaped: the value itself (the common case)
+        value.encode("utf-8")  # a lone surrogate fails here as it does below
         return value
     raw = bytearray()
     i = 0
@@ -255,6 +267,11 @@ def split_dn(dn: str) -> list[list[tuple[str, str]]]:
     return [[(a, _unescape(v)) for a, v in rdn] for rdn in parse(dn)]
 
 
+def first_rdn(dn: str) -> list[tuple[str, str]]:
+    """``split_dn(dn)[0]``: the first RDN's (attribute type, unescaped value) pairs."""
+    return [(a, _unescape(v)) for a, v in parse(dn)[0]]
+
+
 @lru_cache(maxsize=1 << 17)
 def dn_key(dn: str) -> str:
     """A normal form for comparing DNs (case, escaping and spacing do not matter).
@@ -290,6 +307,14 @@ def _join(rdns: list[list[tuple[str, str]]]) -> str:
 def rdn_of(dn: str) -> str:
     """The first RDN as written (still escaped)."""
     return _join(parse(dn)[:1])
+
+
+def parent_key(dn: str) -> str:
+    """``dn_key(parent_of(dn))``; for a DN without escapes (or NULs), from the DN's own
+    (cached) key: everything after its first RDN's."""
+    if "\\" in dn or '"' in dn or "\x00" in dn:  # a value may hold the keys' separator
+        return dn_key(parent_of(dn))
+    return dn_key(dn).partition("\x00")[2]
 
 
 def parent_of(dn: str) -> str:

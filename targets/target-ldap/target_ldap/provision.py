@@ -32,9 +32,10 @@ from target_ldap.directory import (
 )
 from target_ldap.naming import (
     dn_key,
+    first_rdn,
     is_under,
     login_candidates,
-    parent_of,
+    parent_key,
     rdn_of,
     render_dn,
     split_dn,
@@ -49,7 +50,7 @@ from target_ldap.people import (
     template_values,
     text,
 )
-from target_ldap.planstore import PlanStore
+from target_ldap.planstore import Placed, PlanStore
 
 LOGGER = logging.getLogger("target_ldap")
 # stream, record key, field names, outcome, destination, detail (no values)
@@ -414,8 +415,7 @@ class Provisioner:
         for candidate in login_candidates(
             person.login_base, person.employee_id, self.settings.login_max_length
         ):
-            if not self.store.login_taken(candidate.lower()):
-                self.store.add_login(candidate.lower())
+            if self.store.claim_login(candidate.lower()):
                 return candidate
         raise AssertionError("unreachable: login_candidates is endless")
 
@@ -461,7 +461,12 @@ class Provisioner:
         return []
 
     def _wanted(
-        self, person: DesiredPerson, login: str, manager: list[str] | None, dn: str
+        self,
+        person: DesiredPerson,
+        login: str,
+        manager: list[str] | None,
+        dn: str,
+        rdn: list[tuple[str, str]] | None = None,
     ) -> dict[str, list[str]]:
         s = self.settings
         attrs = desired_attributes(person, s)
@@ -471,7 +476,7 @@ class Provisioner:
         if manager is not None:
             attrs["manager"] = manager
         # the naming attribute's value comes from the DN (modify_dn keeps it in step)
-        for attr, value in split_dn(dn)[0]:
+        for attr, value in first_rdn(dn) if rdn is None else rdn:
             attrs[attr] = [value]
         return attrs
 
@@ -495,8 +500,8 @@ class Provisioner:
         # pass 1: login and target DN for every employee (new logins in employee-id order,
         # so collisions resolve the same way whatever order the feed came in)
         self._link_rehires()
-        for people in store.people():
-            for person in people:
+        for people in store.people_accounts():
+            for seq, person, n, stored in people:
                 eid = person.employee_id
                 if eid in self.rehired:
                     plan.skipped.append(
@@ -518,12 +523,15 @@ class Provisioner:
                         )
                     )
                     continue
-                account = self._account(eid)
+                # the one account carrying this employee id (self._account): a rehire's
+                # linked one, else the store's (read with the person)
+                linked = self.alias.get(eid)
+                account = linked if linked is not None else cast(Account | None, stored)
                 if account is None:
                     if not person.enabled:
                         plan.skipped.append((eid, "no account, and not active: nothing to create"))
                         continue
-                    store.add_newcomer(eid)
+                    store.add_newcomer(eid, seq)
                     continue
                 login = account.first(s.login_attribute) or self._assign_login(person)
                 try:
@@ -531,28 +539,27 @@ class Provisioner:
                 except RecordError as error:
                     self._reject_record(person, error)
                     continue
-                store.place(eid, 1, login, dn, dn_key(dn))
-        for eids in store.newcomers():
-            for eid in eids:
-                newcomer = store.person(eid)
-                assert newcomer is not None
+                store.place(eid, -1 if linked is not None else n, login, dn, dn_key(dn))
+        for newcomers in store.newcomers():
+            for newcomer in newcomers:
                 login = self._assign_login(newcomer)
                 try:
                     dn = self._target_dn(newcomer, login, True, None)
                 except RecordError as error:
                     self._reject_record(newcomer, error)
                     continue
-                store.place(eid, None, login, dn, dn_key(dn))
+                store.place(newcomer.employee_id, None, login, dn, dn_key(dn))
 
         self._drop_dn_conflicts()
 
         # pass 2: attributes, manager links, account state
-        for rows in store.placed_rows():
-            for _, eid, has_account, login, dn, _ in rows:
-                placed = store.person(eid)
-                assert placed is not None
-                account = self._account(eid) if has_account else None
-                self._plan_person(plan, placed, account, login, dn)
+        for rows in store.placed_people():
+            for placed in rows:
+                account = None
+                if placed.has_account:
+                    linked = self.alias.get(placed.person.employee_id)
+                    account = linked if linked is not None else placed.account
+                self._plan_person(plan, placed.person, account, placed.login, placed.dn, placed)
 
         if s.deactivate_missing_users:
             for accounts in store.unique_accounts():
@@ -592,6 +599,7 @@ class Provisioner:
         account: Account | None,
         login: str,
         dn: str,
+        placed: Placed,
     ) -> None:
         s = self.settings
         eid = person.employee_id
@@ -599,7 +607,7 @@ class Provisioner:
         depends_on: str | None = None
         mgr = person.manager_employee_id
         if mgr and mgr != eid:
-            placement = self.store.placement(mgr)
+            placement = placed.manager  # self.store.placement(mgr), read with the person
             known = self._account(mgr) if placement is None else None
             if placement is not None:
                 manager = [placement[0]]
@@ -622,7 +630,8 @@ class Provisioner:
                 else set()
             )
             plan.members.append((eid, dn, account.dn if account else None, groups))
-        wanted = self._wanted(person, login, manager, dn)
+        rdn = first_rdn(dn)
+        wanted = self._wanted(person, login, manager, dn, rdn)
         if account is None:
             if s.mode == "ad":
                 wanted["userAccountControl"] = [str(AD_NORMAL_ACCOUNT)]
@@ -643,7 +652,7 @@ class Provisioner:
                 )
             )
             return
-        rdn_attrs = {a.lower() for a, _ in split_dn(dn)[0]}
+        rdn_attrs = {a.lower() for a, _ in rdn}
         diff = {
             attr: want
             for attr, want in wanted.items()
@@ -673,8 +682,8 @@ class Provisioner:
         first, then newcomers by employee id), keeps it; the other gets a specific error
         instead of a race between parallel writes."""
         store = self.store
-        for rows in store.placed_rows():
-            for pseq, eid, _, _, dn, key in rows:
+        for rows in store.dn_conflicts():  # the rest have a DN of their own
+            for pseq, eid, dn, key in rows:
                 other = store.earlier_target(key, pseq)
                 if other is None:
                     holder = store.holder(key)
@@ -910,9 +919,11 @@ class Provisioner:
             parents: dict[str, str] = {}
             for chunk in changes.iter_chunks(f"tag = 'create' OR flag = {MOVED}"):
                 for c in chunk:
-                    parents[dn_key(parent_of(c.dn_after))] = c.dn_after
+                    parents[parent_key(c.dn_after)] = c.dn_after
             for child in parents.values():
                 self.directory.ensure_parents(child)
+
+        nowhere: set[str] = set()  # employees whose entry is nowhere after its write (few)
 
         def run(numbered: list[tuple[int, Change]]) -> None:
             """Write a chunk (pipelined on the connections), then keep where each entry is."""
@@ -920,7 +931,9 @@ class Provisioner:
             self.audit_flush()
             for seq, c in numbered:
                 changes.update(seq, c)
-                store.set_final(c.employee_id, dn_key(c.dn_after), c.final_dn)
+                if c.final_dn is None:
+                    nowhere.add(c.employee_id)
+            store.set_finals([(c.employee_id, dn_key(c.dn_after), c.final_dn) for _, c in numbered])
 
         for numbered in changes.iter_numbered(f"flag = {MOVED}", size=size):
             self.directory.pipeline([c for _, c in numbered], move_op, moved)
@@ -956,8 +969,10 @@ class Provisioner:
                 "seq IN (SELECT seq FROM waves WHERE level = ?)", (level,), size=size
             ):
                 for _, c in numbered:
-                    if c.depends_on and store.final_of(c.depends_on) is None:
-                        c.attributes.pop("manager", None)  # the manager's own create failed
+                    # the manager's own create failed (it was written in an earlier wave, so
+                    # it is in ``nowhere`` exactly when store.final_of(manager) is None)
+                    if c.depends_on and c.depends_on in nowhere:
+                        c.attributes.pop("manager", None)
                 run(numbered)
         for numbered in changes.iter_numbered("tag != 'create'", size=size):
             run(numbered)

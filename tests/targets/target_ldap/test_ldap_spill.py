@@ -156,7 +156,7 @@ def test_the_plan_store_file_holds_no_personal_data_in_clear(
     store.add_by_login("zquixote", n)
     store.add_holder(dn_key(dn), "EMP5500")
     store.index()
-    store.add_newcomer("EMP7731")
+    store.add_newcomer("EMP7731", 1)
     store.place("EMP7731", None, "zquixote2", dn.replace("zquixote", "zquixote2"), "k")
     store.add_create(1, "EMP7731", "EMP9902")
     store.add_create(2, "EMP9902", "EMP7731")  # a reporting cycle
@@ -175,7 +175,7 @@ def test_the_plan_store_file_holds_no_personal_data_in_clear(
     assert store.by_login("zquixote").dn == dn
     assert store.holder(dn_key(dn)) == "EMP5500"
     assert [[eid for _, eid, _ in c] for c in store.unique_accounts()] == [["EMP5500"]]
-    assert list(store.newcomers()) == [["EMP7731"]]
+    assert [[p.employee_id for p in c] for c in store.newcomers()] == [["EMP7731"]]
     assert store.placement("EMP7731") == (dn.replace("zquixote", "zquixote2"), True)
     assert store.final_of("EMP7731") == dn and store.final_by_dnkey(dn_key(dn)) == dn
     # the cycle comes back in clear, to be broken by the caller

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from itertools import islice
 
 import pytest
@@ -9,11 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from target_ldap.naming import (
+    _escape_each,
+    _unescape,
     ascii_fold,
     dn_key,
     escape_value,
+    first_rdn,
     login_candidates,
     login_source,
+    parent_key,
     parent_of,
     rdn_of,
     render_dn,
@@ -86,3 +91,40 @@ def test_render_and_compare_dns() -> None:
 @given(st.text(min_size=1, max_size=30).filter(lambda s: s.strip() == s and s.strip()))
 def test_escaping_round_trips(value: str) -> None:
     assert split_dn(f"cn={escape_value(value)},dc=example")[0] == [("cn", value)]
+
+
+_DN_CHARS = st.sampled_from([*'ab Zë#\\,+"<>;=\x00\x1f\x7f', "\\2C", "\\41", "李"])
+
+
+@given(st.lists(_DN_CHARS, max_size=12).map("".join))
+def test_the_fast_paths_of_escaping_answer_as_the_slow_ones(value: str) -> None:
+    """A value that needs no escaping is its own escape, and one without a backslash its own
+    unescape: exactly what the character-by-character paths give."""
+    assert escape_value(value) == _escape_each(value)
+    slow = bytearray()
+    for ch in value:  # the unescape of a value without escapes: its UTF-8, decoded
+        slow.extend(ch.encode())
+    if "\\" not in value and not value.startswith("#"):
+        assert _unescape(value) == slow.decode("utf-8", errors="replace")
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=20))
+def test_ascii_folds_to_itself(value: str) -> None:
+    """The ASCII fast path of ascii_fold: what NFKD and the filter leave of ASCII text."""
+    kept = unicodedata.normalize("NFKD", value)
+    assert (
+        ascii_fold(value)
+        == value
+        == "".join(c for c in kept if ord(c) < 128 and not unicodedata.combining(c))
+    )
+
+
+@given(st.lists(st.lists(_DN_CHARS, min_size=1, max_size=6).map("".join), min_size=2, max_size=4))
+def test_parent_key_and_first_rdn_answer_as_the_long_ways(values: list[str]) -> None:
+    dn = ",".join(f"ou={escape_value(v)}" for v in values if v.strip())
+    if dn.count("ou=") < 2:
+        return
+    assert parent_key(dn) == dn_key(parent_of(dn))
+    assert first_rdn(dn) == split_dn(dn)[0]
+    plain = "uid=a+cn=b ,ou=x, dc=c"
+    assert parent_key(plain) == dn_key(parent_of(plain)) and first_rdn(plain) == split_dn(plain)[0]
