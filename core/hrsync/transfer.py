@@ -540,9 +540,10 @@ class _SentPairs:
 
     def __init__(self, stored: set[tuple[str, str]], keyed: Callable[[str], str]) -> None:
         self._stored, self._keyed = stored, keyed
+        self._keys = {key for key, _ in stored}  # a key never sent needs no HMAC to say no
 
     def __contains__(self, pair: object) -> bool:
-        if not (isinstance(pair, tuple) and len(pair) == 2):
+        if not (isinstance(pair, tuple) and len(pair) == 2) or pair[0] not in self._keys:
             return False
         return (pair[0], self._keyed(str(pair[1]))) in self._stored
 
@@ -581,17 +582,14 @@ class TransferLedger:
         self.path = Path(path or os.environ.get(ENV_LEDGER) or DEFAULT_LEDGER_PATH)
         self._ready = False
         self._key: bytes | None = None
-        self._hmac: hmac.HMAC | None = None  # keyed once; each digest works on a copy
 
     def keyed(self, digest: str) -> str:
-        """What the ledger stores for the hash ``digest``: HMAC-SHA256 under the ledger key."""
-        if self._hmac is None:
-            if self._key is None:
-                self._key = _ledger_key(self.path)
-            self._hmac = hmac.new(self._key, digestmod="sha256")
-        mac = self._hmac.copy()
-        mac.update(digest.encode("ascii"))
-        return mac.hexdigest()
+        """What the ledger stores for the hash ``digest``: HMAC-SHA256 under the ledger key
+        (``hmac.digest``: OpenSSL's one-shot HMAC, the same value as ``hmac.new``)."""
+        key = self._key
+        if key is None:
+            key = self._key = _ledger_key(self.path)
+        return hmac.digest(key, digest.encode("ascii"), "sha256").hex()
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Check the key; turn a ledger of bare sha256 hashes into a keyed one, in place."""

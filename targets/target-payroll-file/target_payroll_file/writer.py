@@ -34,6 +34,9 @@ _LINE_JSON = json.JSONEncoder(ensure_ascii=False)
 _quote = json.encoder.encode_basestring  # what that encoder writes for each string
 
 
+_sha256 = hashlib.sha256
+
+
 def _line_json(values: list[str]) -> str:
     """json.dumps(values, ensure_ascii=False), byte for byte, without an encoder per line."""
     try:
@@ -70,17 +73,16 @@ class PayrollFileBuilder:
             for i, c in enumerate(layout.columns)
             if c.type in {"integer", "decimal"} and c.name in totals
         ]
-        self._pending: list[tuple[str, str, str, str, list[str]]] = []
+        self._pending: list[tuple[str, str, list[str]]] = []
 
     def add(
         self, stream: str, record_key: str, values: list[str], sent: SentItems | None
     ) -> list[tuple[str, str]]:
         """Queue one line; every ``BATCH`` lines, those not sent before are written. Returns
         (stream, record_key) of the lines found already sent (not written), if any."""
-        item_key = f"{stream}/{record_key}"
-        item_sha = hashlib.sha256(_line_json(values).encode("utf-8")).hexdigest()
-        self._pending.append((item_key, item_sha, stream, record_key, values))
-        if len(self._pending) >= self.BATCH:
+        pending = self._pending
+        pending.append((stream, record_key, values))
+        if len(pending) >= self.BATCH:
             return self.flush(sent)
         return []
 
@@ -90,28 +92,34 @@ class PayrollFileBuilder:
         pending, self._pending = self._pending, []
         if not pending:
             return []
-        seen: Container[tuple[str, str]] = (
-            sent.seen_many(item[0] for item in pending) if sent is not None else set()
-        )
+        # a line's item key and the sha256 of its values (the ledger's), a batch at a time
+        keys = [f"{stream}/{record_key}" for stream, record_key, _ in pending]
+        shas = [_sha256(_line_json(values).encode("utf-8")).hexdigest() for _, _, values in pending]
+        seen: Container[tuple[str, str]] = sent.seen_many(keys) if sent is not None else set()
         skipped: list[tuple[str, str]] = []
         lines: list[list[str]] = []
         items: list[bytes] = []
-        for item_key, item_sha, stream, record_key, values in pending:
+        written: list[str] = []
+        for item_key, item_sha, (stream, record_key, values) in zip(
+            keys, shas, pending, strict=True
+        ):
             if (item_key, item_sha) in seen:
                 self.already_sent += 1
                 skipped.append((stream, record_key))
                 continue
             lines.append(values)
-            items.append(orjson.dumps([item_key, item_sha, stream, record_key]) + b"\n")
-            self.digest.update(item_sha.encode("ascii"))
+            items.append(orjson.dumps([item_key, item_sha, stream, record_key]))
+            written.append(item_sha)
             for index, column in self._numeric:
                 self._total(column, values[index])
+        self.digest.update("".join(written).encode("ascii"))  # = one update per line
         if self.layout.format == "fixed_width":
             end = self.layout.line_terminator
             self._detail.writelines("".join(values) + end for values in lines)
         else:
             self._csv.writerows(lines)
-        self._items.writelines(items)
+        if items:
+            self._items.write(b"\n".join(items) + b"\n")
         self.rows += len(lines)
         return skipped
 

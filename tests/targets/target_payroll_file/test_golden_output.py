@@ -13,6 +13,8 @@ meant to change).
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -22,6 +24,7 @@ from typing import Any
 import pytest
 
 from hrsync.deadletter import DeadLetterStore
+from hrsync.transfer import TransferLedger
 
 from .test_target_payroll_file import CHANGES, Rec, deduction, employee, job, pay, status
 
@@ -126,3 +129,14 @@ def test_delivered_file_is_byte_identical_to_the_golden_one(payroll: Any, layout
     assert got["checksum"] == meta["checksum"]
     assert got["letters"] == meta["letters"]
     assert len(got["letters"]) >= 10 and got["data"].count(b"\r\n") > 150
+
+
+def test_ledger_hashes_are_the_hmac_they_always_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keyed() takes OpenSSL's one-shot HMAC now: a ledger written before still matches."""
+    monkeypatch.setenv("HRSYNC_LEDGER_KEY", "a ledger key")
+    ledger = TransferLedger(tmp_path / "ledger.sqlite")
+    for text in ("", "0" * 64, hashlib.sha256(b"line").hexdigest()):
+        want = hmac.new(b"a ledger key", text.encode("ascii"), hashlib.sha256).hexdigest()
+        assert ledger.keyed(text) == want
