@@ -131,12 +131,14 @@ def test_delivered_file_is_byte_identical_to_the_golden_one(payroll: Any, layout
     assert len(got["letters"]) >= 10 and got["data"].count(b"\r\n") > 150
 
 
+@pytest.mark.parametrize("key", ["a ledger key", "k" * 64, "ключ" * 40, "x"])
 def test_ledger_hashes_are_the_hmac_they_always_were(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """keyed() takes OpenSSL's one-shot HMAC now: a ledger written before still matches."""
-    monkeypatch.setenv("HRSYNC_LEDGER_KEY", "a ledger key")
+    """keyed() works on two pre-keyed sha256 states now: a ledger written before (hmac.new)
+    still matches, for keys shorter, as long as and longer than sha256's block."""
+    monkeypatch.setenv("HRSYNC_LEDGER_KEY", key)
     ledger = TransferLedger(tmp_path / "ledger.sqlite")
-    for text in ("", "0" * 64, hashlib.sha256(b"line").hexdigest()):
-        want = hmac.new(b"a ledger key", text.encode("ascii"), hashlib.sha256).hexdigest()
+    for text in ("", "0" * 64, hashlib.sha256(b"line").hexdigest(), "x" * 200):
+        want = hmac.new(key.encode("utf-8"), text.encode("ascii"), hashlib.sha256).hexdigest()
         assert ledger.keyed(text) == want
