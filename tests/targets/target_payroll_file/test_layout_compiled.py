@@ -5,6 +5,7 @@ layout with every option (strip, case, check, enum map, boolean, integer, maximu
 
 from __future__ import annotations
 
+import json
 import random
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 
 from hrsync.errors import RecordError
 from target_payroll_file.layout import Layout, load_layout, parse_layout
+from target_payroll_file.writer import _line_json
 
 ODD: list[Any] = [
     None, "", "  ", "\t", "x", "Zoë", "O'Brien", "D\u2019Arcy", "小龙", "Zo\u200be", "\ufeffAna",
@@ -89,3 +91,17 @@ def test_compiled_row_equals_the_general_path(layout: str) -> None:
             errors += isinstance(got, tuple)
             lines += isinstance(got, list)
     assert errors > 500 and lines > 500  # both outcomes were exercised
+
+
+def test_line_checksum_text_is_json_dumps_for_every_character() -> None:
+    """A line's ledger text (its sha256 is what the ledger keeps) is json.dumps(values,
+    ensure_ascii=False) whether or not a value needs escaping: every ASCII character, the
+    Unicode line separators, non-Latin text and emoji, alone and mixed with plain cells."""
+    rng = random.Random(14)
+    alphabet = [chr(c) for c in range(128)] + ["é", "小", "\u2028", "\u200b", "😀", "\x85"]
+    for n in range(3000):
+        values = ["".join(rng.choices(alphabet, k=rng.randrange(4))) for _ in range(n % 7)]
+        if n % 2:  # mostly plain text: the fast join
+            values = [v.translate(dict.fromkeys(range(32))).replace('"', "").replace("\\", "")
+                      for v in values]  # fmt: skip
+        assert _line_json(values) == json.dumps(values, ensure_ascii=False), values
