@@ -26,6 +26,7 @@ import pytest
 from hrsync.deadletter import DeadLetterStore
 from hrsync.transfer import TransferLedger
 
+from .conftest import SCHEMAS
 from .test_target_payroll_file import CHANGES, Rec, deduction, employee, job, pay, status
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -99,6 +100,7 @@ def delivered(payroll: Any, layout: str) -> dict[str, Any]:
     """One run: the file that arrived (dated header masked), its checksum, the dead letters."""
     run = payroll.run(corpus(), layout=layout, allow_partial_file=True)
     assert run.error is None, run.error
+    assert set(run.target.__dict__["_lean"]) == set(SCHEMAS)  # every stream took the lean path
     ((name, data),) = payroll.files().items()
     checksum = re.fullmatch(r"payroll_ACME_\d{8}_\d{6}_([0-9a-f]{8})\.(csv|txt)\.pgp", name)
     assert checksum is not None, name
