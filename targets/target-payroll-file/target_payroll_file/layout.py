@@ -250,6 +250,9 @@ class Layout:
             if source is None:  # a constant: in the template
                 continue
             ns[f"c{i}"], ns[f"k{i}"] = convert, column
+            if column.type == "string" and column.width is None:
+                code += _fast_string(column, source, i, ns, empty is None, i in guarded)
+                continue
             code += [
                 f"  v = get({source!r})",
                 "  if v is None or (type(v) is str and not v.strip()):",
@@ -663,6 +666,50 @@ def _guarded_expr(expr: str, guarded: bool) -> str:
     return f'(lambda t: "\'" + t if t and t[0] in TRIG else t)({expr})'
 
 
+def _fast_string(
+    col: Column, source: str, i: int, ns: dict[str, Any], checked: bool, guarded: bool
+) -> list[str]:
+    """Source lines for a text column without a width (CSV): the value stripped once, blank
+    or not decided on that, ASCII text that passes the column's checks kept as it is, any
+    other value through the column's converter ``c{i}`` (blank: through ``cell``, when the
+    column is required or has a default)."""
+    checks = ["t.isascii()"]  # ASCII is final as it is (no folding, any encoding writes it)
+    if col.max_length is not None:
+        ns[f"ml{i}"] = col.max_length
+        checks.append(f"len(t) <= ml{i}")
+    if col.pattern:
+        ns[f"rx{i}"] = _regex(col.pattern).fullmatch
+        checks.append(f"rx{i}(t) is not None")
+    if col.check:
+        ns[f"chk{i}"] = CHECKS[col.check]
+        checks.append(f"chk{i}(t) is None")
+    shaped = []
+    if col.strip:
+        ns[f"tb{i}"] = {ord(c): None for c in col.strip}
+        shaped.append(f"     t = t.translate(tb{i})")
+    if col.case in {"upper", "lower"}:
+        shaped.append(f"     t = t.{col.case}()")
+    guard = ['{}if t and t[0] in TRIG: t = "\'" + t'] if guarded else []
+    blank = f"line[{i}] = {_guarded_expr(f'cell(k{i}, v, stream, key)', guarded)}"
+    return [
+        f"  v = get({source!r})",
+        "  if v is not None:",
+        "   if type(v) is str:",
+        "    t = v.strip()",
+        "    if t:",
+        *shaped,
+        f"     if not ({' and '.join(checks)}): t = c{i}(v, stream, key)",
+        *(g.format("     ") for g in guard),
+        f"     line[{i}] = t",
+        *([f"    else: {blank}"] if checked else []),
+        "   else:",
+        f"    t = c{i}(v, stream, key)",
+        *(g.format("    ") for g in guard),
+        f"    line[{i}] = t",
+        *([f"  else: {blank}"] if checked else []),
+    ]
+
+
 def _fast_cell(col: Column, i: int, ns: dict[str, Any]) -> list[str]:
     """Source lines (indented for :meth:`Layout._compile_row`) that set ``t`` to the text of
     the non-blank value ``v`` of column ``i``: the common case inline, exactly as the column's
@@ -671,28 +718,8 @@ def _fast_cell(col: Column, i: int, ns: dict[str, Any]) -> list[str]:
     if col.width is not None:  # fixed width: padding and folding stay in the converter
         return [f"   t = {slow}"]
     kind = col.type
-    if kind == "string":
-        checks = ["t.isascii()"]  # ASCII is final as it is (no folding, any encoding writes it)
-        if col.max_length is not None:
-            ns[f"ml{i}"] = col.max_length
-            checks.append(f"len(t) <= ml{i}")
-        if col.pattern:
-            ns[f"rx{i}"] = _regex(col.pattern).fullmatch
-            checks.append(f"rx{i}(t) is not None")
-        if col.check:
-            ns[f"chk{i}"] = CHECKS[col.check]
-            checks.append(f"chk{i}(t) is None")
-        lines = ["   if type(v) is str:", "    t = v.strip()"]
-        if col.strip:
-            ns[f"tb{i}"] = {ord(c): None for c in col.strip}
-            lines.append(f"    t = t.translate(tb{i})")
-        if col.case in {"upper", "lower"}:
-            lines.append(f"    t = t.{col.case}()")
-        return [
-            *lines,
-            f"    if not ({' and '.join(checks)}): t = {slow}",
-            f"   else: t = {slow}",
-        ]
+    if kind == "string":  # with a width: the converter pads and folds
+        return [f"   t = {slow}"]
     if kind in {"integer", "decimal"}:
         scale = 0 if kind == "integer" else (col.scale if col.scale is not None else 2)
         if (
