@@ -1,7 +1,7 @@
 """target-payroll-file vs a bare csv.writer + gpg CLI + paramiko put, for N employees.
 
     .venv/bin/python benchmarks/bench_target_payroll_file.py [--employees 100000 10000]
-        [--before DIR]
+        [--before DIR] [--repeat N]
 
 Both contenders get the same Singer feed (per employee: one EMP line with identity and W-4
 fields, one PAY line with a compensation change; accents, apostrophes, non-Latin names), the
@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -187,11 +188,83 @@ def run_child(cmd: list[str], stdin: Path, env: dict[str, str]) -> tuple[float, 
     return float(seconds), float(rss), float(cpu)
 
 
+def measure(
+    n: int,
+    rep: int,
+    records: int,
+    feed: Path,
+    work: Path,
+    sshd: Any,
+    recipient: Any,
+    before: Path | None,
+) -> list[tuple[int, str, float, float, int, int, float]]:
+    """One round of every contender at ``n`` employees (its own drop folder and ledgers)."""
+    rows: list[tuple[int, str, float, float, int, int, float]] = []
+    drop = sshd.upload_dir / f"n{n}-{rep}"
+    drop.mkdir()
+    cfg = {
+        "sftp_host": "127.0.0.1",
+        "sftp_port": sshd.port,
+        "sftp_username": sshd.username,
+        "sftp_private_key_path": str(sshd.client_key_path),
+        "sftp_known_hosts_path": str(sshd.write_known_hosts(work / "known_hosts")),
+        "sftp_remote_dir": str(drop),
+        "pgp_recipient_public_key": recipient.public_key,
+        "pgp_recipient_fingerprint": recipient.fingerprint,
+        "company_code": "BENCH",
+        "transfer_ledger_path": str(work / f"ledger-{n}-{rep}.sqlite"),
+    }
+    cfg_path = work / f"config-{n}-{rep}.json"
+    cfg_path.write_text(json.dumps(cfg))
+    env = {**os.environ, "HRSYNC_AUDIT_LOG": str(work / "audit.jsonl"),
+           "HRSYNC_DLQ_PATH": str(work / "dlq.sqlite")}  # fmt: skip
+    target = [str(BIN / "target-payroll-file"), "--config", str(cfg_path)]
+    contenders = [
+        ("bare peer (csv.writer + gpg CLI + paramiko put)",
+         [sys.executable, __file__, "--peer", str(feed), str(cfg_path)], env),
+        ("target-payroll-file", target, env),
+        ("target-payroll-file re-run (sends nothing)", target, env),
+    ]  # fmt: skip
+    if before is not None:
+        old_cfg = work / f"config-{n}-{rep}-before.json"
+        old_cfg.write_text(
+            json.dumps({**cfg, "transfer_ledger_path": str(work / f"ledger-{n}-{rep}-b.sqlite")})
+        )
+        old_env = {
+            **env,
+            "PYTHONPATH": f"{before / 'core'}:{before / 'targets' / 'target-payroll-file'}",
+        }
+        old = [sys.executable, "-m", "target_payroll_file", "--config", str(old_cfg)]
+        contenders += [
+            ("target-payroll-file before (`--before`)", old, old_env),
+            ("target-payroll-file before (`--before`), re-run", old, old_env),
+        ]
+    for label, cmd, cmd_env in contenders:
+        existing = {p.name for p in drop.iterdir()}
+        seconds, rss, cpu = run_child(cmd, feed, cmd_env)
+        new = [p for p in drop.iterdir() if p.name not in existing]
+        size = sum(p.stat().st_size for p in new)
+        lines = 0
+        for p in new:
+            data = recipient.decrypt_file(p)
+            lines += data.count(b"\r\n") - 1  # minus the header row
+        rows.append((n, label, seconds, rss, size, lines, cpu))
+        print(f"{n:>7} {label:<50} {seconds:8.2f} s {rss:7.0f} MiB "
+              f"{size / 1e6:7.2f} MB {lines:>8} lines", flush=True)  # fmt: skip
+    sent = [r[5] for r in rows]
+    assert sent[:3] == [records, records, 0], sent
+    assert sent[3:] in ([], [records, 0]), sent
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--employees", type=int, nargs="+", default=[100_000, 10_000])
     parser.add_argument("--peer", nargs=2, metavar=("FEED", "CONFIG"), help=argparse.SUPPRESS)
     parser.add_argument("--before", type=Path, help="an earlier tree (core/, targets/) to compare")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every contender (medians reported)"
+    )
     args = parser.parse_args()
     if args.peer:
         peer(Path(args.peer[0]), json.loads(Path(args.peer[1]).read_text()))
@@ -211,61 +284,8 @@ def main() -> None:
         for n in args.employees:
             feed = work / f"feed-{n}.jsonl"
             records = write_feed(feed, n)
-            drop = sshd.upload_dir / f"n{n}"
-            drop.mkdir()
-            cfg = {
-                "sftp_host": "127.0.0.1",
-                "sftp_port": sshd.port,
-                "sftp_username": sshd.username,
-                "sftp_private_key_path": str(sshd.client_key_path),
-                "sftp_known_hosts_path": str(sshd.write_known_hosts(work / "known_hosts")),
-                "sftp_remote_dir": str(drop),
-                "pgp_recipient_public_key": recipient.public_key,
-                "pgp_recipient_fingerprint": recipient.fingerprint,
-                "company_code": "BENCH",
-                "transfer_ledger_path": str(work / f"ledger-{n}.sqlite"),
-            }
-            cfg_path = work / f"config-{n}.json"
-            cfg_path.write_text(json.dumps(cfg))
-            env = {**os.environ, "HRSYNC_AUDIT_LOG": str(work / "audit.jsonl"),
-                   "HRSYNC_DLQ_PATH": str(work / "dlq.sqlite")}  # fmt: skip
-            target = [str(BIN / "target-payroll-file"), "--config", str(cfg_path)]
-            contenders = [
-                ("bare peer (csv.writer + gpg CLI + paramiko put)",
-                 [sys.executable, __file__, "--peer", str(feed), str(cfg_path)], env),
-                ("target-payroll-file", target, env),
-                ("target-payroll-file re-run (sends nothing)", target, env),
-            ]  # fmt: skip
-            if args.before is not None:
-                old_cfg = work / f"config-{n}-before.json"
-                old_cfg.write_text(
-                    json.dumps({**cfg, "transfer_ledger_path": str(work / f"ledger-{n}-b.sqlite")})
-                )
-                old_env = {
-                    **env,
-                    "PYTHONPATH": f"{args.before / 'core'}:"
-                    f"{args.before / 'targets' / 'target-payroll-file'}",
-                }
-                old = [sys.executable, "-m", "target_payroll_file", "--config", str(old_cfg)]
-                contenders += [
-                    ("target-payroll-file before (`--before`)", old, old_env),
-                    ("target-payroll-file before (`--before`), re-run", old, old_env),
-                ]
-            for label, cmd, cmd_env in contenders:
-                before = {p.name for p in drop.iterdir()}
-                seconds, rss, cpu = run_child(cmd, feed, cmd_env)
-                new = [p for p in drop.iterdir() if p.name not in before]
-                size = sum(p.stat().st_size for p in new)
-                lines = 0
-                for p in new:
-                    data = recipient.decrypt_file(p)
-                    lines += data.count(b"\r\n") - 1  # minus the header row
-                rows.append((n, label, seconds, rss, size, lines, cpu))
-                print(f"{n:>7} {label:<50} {seconds:8.2f} s {rss:7.0f} MiB "
-                      f"{size / 1e6:7.2f} MB {lines:>8} lines", flush=True)  # fmt: skip
-            sent = [r[5] for r in rows if r[0] == n]
-            assert sent[:3] == [records, records, 0], sent
-            assert sent[3:] in ([], [records, 0]), sent
+            for rep in range(args.repeat):  # contenders interleaved, each with a fresh ledger
+                rows += measure(n, rep, records, feed, work, sshd, recipient, args.before)
     finally:
         sshd.stop()
         recipient.close()
@@ -294,8 +314,14 @@ def main() -> None:
     ]
     for n in args.employees:
         group = [r for r in rows if r[0] == n]
-        base, base_cpu = group[0][2], group[0][6]
-        for _, label, seconds, rss, size, lines, cpu in group:
+        table = []
+        for label in dict.fromkeys(r[1] for r in group):  # medians over the rounds
+            runs = [r for r in group if r[1] == label]
+            seconds = statistics.median(r[2] for r in runs)
+            cpu = statistics.median(r[6] for r in runs)
+            table.append((label, seconds, max(r[3] for r in runs), runs[0][4], runs[0][5], cpu))
+        base, base_cpu = table[0][1], table[0][5]
+        for label, seconds, rss, size, lines, cpu in table:
             rate = 2 * n / seconds
             out.append(
                 f"| {n:,} | {label} | {seconds:.2f} | {rate:,.0f} | {rss:.0f} | "
@@ -304,6 +330,8 @@ def main() -> None:
             )
     out += [
         "",
+        f"Each figure is the median of {args.repeat} round(s); in each round every contender "
+        "runs once, one after the other (a fresh ledger each round). "
         "`vs peer` > 1 means faster than the bare peer (wall time); `CPU s` is the child's "
         "user + system time (its gpg included), less sensitive to the load of a shared machine. "
         "The target also checks every line "
@@ -312,7 +340,8 @@ def main() -> None:
         "nothing), writes atomically (temporary name, size check, rename) and logs the transfer.",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_target_payroll_file.py --employees "
-        f"{' '.join(map(str, args.employees))}" + (" --before DIR`" if args.before else "`"),
+        f"{' '.join(map(str, args.employees))} --repeat {args.repeat}"
+        + (" --before DIR`" if args.before else "`"),
         "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -540,14 +540,19 @@ class _SentPairs:
 
     def __init__(self, stored: set[tuple[str, str]], keyed: Callable[[str], str]) -> None:
         self._stored, self._keyed = stored, keyed
+        self._keys = {key for key, _ in stored}  # a key never sent needs no HMAC to say no
 
     def __contains__(self, pair: object) -> bool:
-        if not (isinstance(pair, tuple) and len(pair) == 2):
+        if not (isinstance(pair, tuple) and len(pair) == 2) or pair[0] not in self._keys:
             return False
         return (pair[0], self._keyed(str(pair[1]))) in self._stored
 
     def __len__(self) -> int:
         return len(self._stored)
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))  # HMAC's inner and outer pads, as byte tables
+_OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 def _ledger_key(path: Path) -> bytes:
@@ -581,17 +586,31 @@ class TransferLedger:
         self.path = Path(path or os.environ.get(ENV_LEDGER) or DEFAULT_LEDGER_PATH)
         self._ready = False
         self._key: bytes | None = None
-        self._hmac: hmac.HMAC | None = None  # keyed once; each digest works on a copy
+        self._pads: tuple[Any, Any] | None = None  # sha256 of the key's inner / outer pad
 
     def keyed(self, digest: str) -> str:
-        """What the ledger stores for the hash ``digest``: HMAC-SHA256 under the ledger key."""
-        if self._hmac is None:
+        """What the ledger stores for the hash ``digest``: HMAC-SHA256 under the ledger key.
+
+        RFC 2104 on two sha256 states keyed once (the construction of the standard library's
+        ``hmac`` module, the same value as ``hmac.new(key, digest, "sha256")``): each line then
+        costs two state copies, not an HMAC set-up (a ledger holds one hash per line sent)."""
+        pads = self._pads
+        if pads is None:
             if self._key is None:
                 self._key = _ledger_key(self.path)
-            self._hmac = hmac.new(self._key, digestmod="sha256")
-        mac = self._hmac.copy()
-        mac.update(digest.encode("ascii"))
-        return mac.hexdigest()
+            key = self._key
+            if len(key) > 64:  # sha256's block size
+                key = hashlib.sha256(key).digest()
+            key = key.ljust(64, b"\0")
+            pads = self._pads = (
+                hashlib.sha256(key.translate(_IPAD)),
+                hashlib.sha256(key.translate(_OPAD)),
+            )
+        inner = pads[0].copy()
+        inner.update(digest.encode("ascii"))
+        outer = pads[1].copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """Check the key; turn a ledger of bare sha256 hashes into a keyed one, in place."""

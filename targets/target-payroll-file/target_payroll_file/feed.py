@@ -171,8 +171,7 @@ class PayrollFeed:
             retry=retry_policy_from_config(self.config),
         )
         self.sent_items.add(((k, s) for k, s, _, _ in builder.items()), result.file_name)
-        for _, _, stream, record_key in builder.items():
-            self.letters.delivered(stream, [record_key])
+        self._delivered(builder)
         self.letters.flush()
         outcome.status = result.status
         outcome.transfer = result
@@ -188,6 +187,21 @@ class PayrollFeed:
             builder.already_sent,
         )
         return outcome
+
+    def _delivered(self, builder: PayrollFileBuilder) -> None:
+        """Every line written reached the provider: its dead letters (from earlier runs) are
+        resolved, a few hundred keys at a time."""
+        batch: dict[str, list[str]] = {}
+        count = 0
+        for _, _, stream, record_key in builder.items():
+            batch.setdefault(stream, []).append(record_key)
+            count += 1
+            if count >= TargetDeadLetters.BATCH:
+                for name, keys in batch.items():
+                    self.letters.delivered(name, keys)
+                batch, count = {}, 0
+        for name, keys in batch.items():
+            self.letters.delivered(name, keys)
 
     def close(self) -> None:
         self.builder.close()

@@ -192,12 +192,86 @@ class Layout:
         In a CSV layout with ``formula_guard`` (the default), a text cell that a spreadsheet
         would read as a formula gets a leading ``'`` (OWASP CSV injection); numeric columns
         and columns marked ``raw: true`` are written as they are (-12.50 is an amount)."""
+        fast = self._fast_rows.get(stream)
+        if fast is None:
+            fast = self._fast_rows[stream] = self._compile_row(stream)
+        line = fast(record, stream, record_key)
+        if line is None:  # a value off the common path, or an error: the general path decides
+            return self.row_reference(stream, record, record_key)
+        return line
+
+    def row_reference(self, stream: str, record: Mapping[str, Any], record_key: str) -> list[str]:
+        """:meth:`row` by the general path alone: what the compiled path is proven equal to
+        (and what it hands every value it does not take itself, and every error)."""
         line = self._row(stream, record, record_key)
         for index in self._guarded:
             value = line[index]
             if value and value[0] in FORMULA_TRIGGERS:
                 line[index] = "'" + value
         return line
+
+    @cached_property
+    def _fast_rows(self) -> dict[str, _FastRow]:
+        return {}
+
+    def _compile_row(self, stream: str) -> _FastRow:
+        """One stream's line as straight-line Python, compiled once per stream: each column's
+        read and format inlined for the common values (ASCII text that passes its pattern,
+        length and check; a plain ``123.45`` amount; an ISO date; an enum text seen before),
+        with the column's own converter for anything else. It returns None on any exception
+        (the record then goes through :meth:`row_reference`, which raises the error naming the
+        first bad column); every text it makes is the text the general path makes."""
+        plan = self._stream_plans.get(stream) or self._stream_plan(stream)
+        if plan.template is None:  # a constant that fails: every line takes the general path
+            return _general_path
+        guarded = set(self._guarded)
+
+        def guard(text: str) -> str:
+            return "'" + text if text and text[0] in FORMULA_TRIGGERS else text
+
+        ns: dict[str, Any] = {
+            "template": [guard(t) if i in guarded else t for i, t in enumerate(plan.template)],
+            "TRIG": FORMULA_TRIGGERS,
+            "cell": self._cell,
+            "fromiso": dt.date.fromisoformat,
+        }
+        code = ["def fast(record, stream, key):", " try:", "  get = record.get"]
+        for _name, source, const in plan.required:
+            if source is None:
+                if const is None or (isinstance(const, str) and not const.strip()):
+                    return _general_path  # always refused, naming the field
+                continue
+            code += [
+                f"  v = get({source!r})",
+                "  if v is None or (isinstance(v, str) and not v.strip()): return None",
+            ]
+        code.append("  line = template.copy()")
+        for i, (column, source, _fixed, empty, convert) in enumerate(plan.cells):
+            if source is None:  # a constant: in the template
+                continue
+            ns[f"c{i}"], ns[f"k{i}"] = convert, column
+            if column.type == "string" and column.width is None:
+                code += _fast_string(column, source, i, ns, empty is None, i in guarded)
+                continue
+            code += [
+                f"  v = get({source!r})",
+                "  if v is None or (type(v) is str and not v.strip()):",
+                f"   line[{i}] = {_guarded_expr(f'cell(k{i}, v, stream, key)', i in guarded)}"
+                if empty is None  # required or with a default: the general path decides
+                else "   pass",  # the template's empty cell
+                "  else:",
+                *_fast_cell(column, i, ns),
+            ]
+            if i in guarded:
+                code.append('   if t and t[0] in TRIG: t = "\'" + t')
+            code.append(f"   line[{i}] = t")
+        code += ["  return line", " except Exception:", "  return None"]
+        # The source is made here: record field names enter it only as repr() literals, every
+        # other layout value (pattern, length, table) as an object in ns, never as code.
+        source = "\n".join(code)
+        exec(compile(source, f"<payroll layout {self.name!r} stream {stream!r}>", "exec"), ns)  # noqa: S102
+        fast: _FastRow = ns["fast"]
+        return fast
 
     @cached_property
     def _guarded(self) -> tuple[int, ...]:
@@ -579,6 +653,113 @@ class Layout:
 
 _MEMO_SIZE = 4096  # texts kept per enum / boolean column (memory stays flat)
 _Convert = Callable[[Any, str, str], str]
+_FastRow = Callable[[Mapping[str, Any], str, str], "list[str] | None"]
+
+
+def _general_path(record: Mapping[str, Any], stream: str, key: str) -> list[str] | None:
+    return None
+
+
+def _guarded_expr(expr: str, guarded: bool) -> str:
+    if not guarded:
+        return expr
+    return f'(lambda t: "\'" + t if t and t[0] in TRIG else t)({expr})'
+
+
+def _fast_string(
+    col: Column, source: str, i: int, ns: dict[str, Any], checked: bool, guarded: bool
+) -> list[str]:
+    """Source lines for a text column without a width (CSV): the value stripped once, blank
+    or not decided on that, ASCII text that passes the column's checks kept as it is, any
+    other value through the column's converter ``c{i}`` (blank: through ``cell``, when the
+    column is required or has a default)."""
+    checks = ["t.isascii()"]  # ASCII is final as it is (no folding, any encoding writes it)
+    if col.max_length is not None:
+        ns[f"ml{i}"] = col.max_length
+        checks.append(f"len(t) <= ml{i}")
+    if col.pattern:
+        ns[f"rx{i}"] = _regex(col.pattern).fullmatch
+        checks.append(f"rx{i}(t) is not None")
+    if col.check:
+        ns[f"chk{i}"] = CHECKS[col.check]
+        checks.append(f"chk{i}(t) is None")
+    shaped = []
+    if col.strip:
+        ns[f"tb{i}"] = {ord(c): None for c in col.strip}
+        shaped.append(f"     t = t.translate(tb{i})")
+    if col.case in {"upper", "lower"}:
+        shaped.append(f"     t = t.{col.case}()")
+    guard = ['{}if t and t[0] in TRIG: t = "\'" + t'] if guarded else []
+    blank = f"line[{i}] = {_guarded_expr(f'cell(k{i}, v, stream, key)', guarded)}"
+    return [
+        f"  v = get({source!r})",
+        "  if v is not None:",
+        "   if type(v) is str:",
+        "    t = v.strip()",
+        "    if t:",
+        *shaped,
+        f"     if not ({' and '.join(checks)}): t = c{i}(v, stream, key)",
+        *(g.format("     ") for g in guard),
+        f"     line[{i}] = t",
+        *([f"    else: {blank}"] if checked else []),
+        "   else:",
+        f"    t = c{i}(v, stream, key)",
+        *(g.format("    ") for g in guard),
+        f"    line[{i}] = t",
+        *([f"  else: {blank}"] if checked else []),
+    ]
+
+
+def _fast_cell(col: Column, i: int, ns: dict[str, Any]) -> list[str]:
+    """Source lines (indented for :meth:`Layout._compile_row`) that set ``t`` to the text of
+    the non-blank value ``v`` of column ``i``: the common case inline, exactly as the column's
+    converter ``c{i}`` would give it, anything else through ``c{i}``."""
+    slow = f"c{i}(v, stream, key)"
+    if col.width is not None:  # fixed width: padding and folding stay in the converter
+        return [f"   t = {slow}"]
+    kind = col.type
+    if kind == "string":  # with a width: the converter pads and folds
+        return [f"   t = {slow}"]
+    if kind in {"integer", "decimal"}:
+        scale = 0 if kind == "integer" else (col.scale if col.scale is not None else 2)
+        if (
+            col.implied_decimal
+            or col.maximum is not None
+            or (col.minimum or 0) > 0
+            or type(scale) is not int
+            or not 0 <= scale <= 20
+        ):
+            return [f"   t = {slow}"]
+        # digits without a leading zero (and the number of places the column has) are written
+        # as they came: Decimal, quantize and format give back the same text
+        fraction = rf"\.[0-9]{{{scale}}}" if scale else ""
+        ns[f"num{i}"] = re.compile(rf"(?:0|[1-9][0-9]{{0,14}}){fraction}").fullmatch
+        return [
+            "   if type(v) is str:",
+            "    t = v.strip()",
+            f"    if num{i}(t) is None: t = {slow}",
+            f"   else: t = {slow}",
+        ]
+    if kind == "date":
+        if col.format != "%Y-%m-%d":
+            return [f"   t = {slow}"]
+        return [
+            "   if type(v) is str:",
+            "    try: d = fromiso(v.strip()[:10])",
+            "    except ValueError: d = None",
+            f"    t = d.isoformat() if d is not None and d.year >= 1000 else {slow}",
+            f"   else: t = {slow}",
+        ]
+    # enum, boolean: the converter's text for each string value, kept (bounded)
+    ns[f"m{i}"] = {}
+    return [
+        f"   t = m{i}.get(v) if type(v) is str else None",
+        "   if t is None:",
+        f"    t = {slow}",
+        "    if type(v) is str:",
+        f"     if len(m{i}) >= {_MEMO_SIZE}: m{i}.clear()",
+        f"     m{i}[v] = t",
+    ]
 
 
 @dataclass(frozen=True)

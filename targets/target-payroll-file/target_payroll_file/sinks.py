@@ -50,18 +50,22 @@ class PayrollLineSink(PlanningSink):
         then named in the dead letter instead of being nulled or crashing the run."""
 
     def _record_key(self, record: dict[str, Any]) -> str:
-        if not self.key_fields:
+        fields = self.key_fields
+        if not fields:
             return "?"
-        return "/".join(str(record.get(k, "")) for k in self.key_fields)
+        if len(fields) == 1:
+            return str(record.get(fields[0], ""))
+        return "/".join([str(record.get(k, "")) for k in fields])
 
     def process_record(self, record: dict[str, Any], context: dict[str, Any]) -> None:
         if self.rule is None:
             self.feed.ignored[self.stream_name] = self.feed.ignored.get(self.stream_name, 0) + 1
             return
         key = self._record_key(record)
+        stream = self.stream_name
         try:
-            values = self.feed.layout.row(self.stream_name, record, key)
+            values = self.feed.layout.row(stream, record, key)
         except RecordError as error:
-            self.feed.reject(self.stream_name, key, record, error)
+            self.feed.reject(stream, key, record, error)
             return
-        self.feed.accept(self.stream_name, key, values)
+        self.feed.accept(stream, key, values)

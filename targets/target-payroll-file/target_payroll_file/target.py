@@ -3,17 +3,20 @@ against a layout, PGP-encrypted and sent over SFTP once (see README.md next to t
 
 from __future__ import annotations
 
+import logging
 import sys
 from functools import cached_property
 from types import FrameType
 from typing import Any
 
 from singer_sdk import typing as th
+from singer_sdk.sinks import RecordSink, Sink
 from singer_sdk.target_base import Target
 
 from hrsync.batch import BatchAsRecords
 from hrsync.cli import plugin_main
 from hrsync.direct import DirectRecords
+from hrsync.identity import PlanningSink
 from hrsync.singer_input import SingerObjectReader
 from hrsync.transfer import SFTP_SETTINGS
 from target_payroll_file.feed import DEFAULT_NAME_TEMPLATE, Outcome, PayrollFeed
@@ -88,6 +91,39 @@ class TargetPayrollFile(DirectRecords, BatchAsRecords, Target):
         layout = load_layout(self.config.get("layout_definition") or self.config["layout"])
         return PayrollFeed(self.config, layout, self.logger)
 
+    def _process_schema_message(self, message_dict: dict) -> None:
+        super()._process_schema_message(message_dict)
+        lean = self.__dict__.setdefault("_lean", {})
+        stream = message_dict["stream"]
+        lean.pop(stream, None)
+        sink = self.__dict__.get("_direct", {}).get(stream)
+        if sink is not None and _only_payroll_steps(sink):
+            lean[stream] = sink
+
+    def _process_record_message(self, message_dict: dict) -> None:
+        """A record of a layout stream: the steps of hrsync.direct.take that do something for
+        a PayrollLineSink (metadata columns removed, tallies, the line); the others are no-ops
+        for it (no context, no schema validation, no preprocessing, no key check, no timestamp
+        parsing), which :func:`_only_payroll_steps` checks once per SCHEMA message."""
+        lean = self.__dict__.get("_lean")
+        sink = lean.get(message_dict.get("stream")) if lean else None
+        record = message_dict.get("record")
+        if sink is None or type(record) is not dict:
+            super()._process_record_message(message_dict)
+            return
+        record = record.copy()
+        sink._remove_sdc_metadata_from_record(record)
+        sink.tally_record_read()
+        sink.process_record(record, {})
+        sink.record_counter_metric.increment()
+        if sink.is_full:
+            self.logger.info(
+                "Target sink for '%s' is full. Current size is '%s'. Draining...",
+                sink.stream_name,
+                sink.current_size,
+            )
+            self.drain_one(sink)
+
     def _handle_max_record_age(self) -> None:
         """No time-based drains: state may only move once the file was delivered."""
 
@@ -105,6 +141,23 @@ class TargetPayrollFile(DirectRecords, BatchAsRecords, Target):
         finally:
             self.feed.close()
         super().process_endofpipe()
+
+
+def _only_payroll_steps(sink: Sink) -> bool:
+    """Whether singer-sdk's per-record steps other than those TargetPayrollFile runs are
+    no-ops for ``sink`` (they are for PayrollLineSink; a subclass that overrides one, schema
+    validation switched on or debug logging takes the full path)."""
+    kind = type(sink)
+    return (
+        kind._get_context is RecordSink._get_context
+        and kind.preprocess_record is RecordSink.preprocess_record
+        and kind._validate_and_parse is RecordSink._validate_and_parse
+        and sink._validator is None
+        and kind._parse_timestamps_in_record is PayrollLineSink._parse_timestamps_in_record
+        and kind._singer_validate_message is PlanningSink._singer_validate_message
+        and kind._after_process_record is RecordSink._after_process_record
+        and not sink.logger.isEnabledFor(logging.DEBUG)
+    )
 
 
 #: the target-payroll-file console script: closed pipes and missing files end quietly (hrsync.cli)

@@ -14,9 +14,10 @@ import csv
 import datetime as dt
 import hashlib
 import json
+import re
 import shutil
 import tempfile
-from collections.abc import Container, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -34,9 +35,17 @@ _LINE_JSON = json.JSONEncoder(ensure_ascii=False)
 _quote = json.encoder.encode_basestring  # what that encoder writes for each string
 
 
+#: what that encoder escapes in a string (ensure_ascii=False): the quote, the backslash and
+#: the control characters; a line without any is written as it is between quotes
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]').search
+_sha256 = hashlib.sha256
+
+
 def _line_json(values: list[str]) -> str:
     """json.dumps(values, ensure_ascii=False), byte for byte, without an encoder per line."""
     try:
+        if values and _ESCAPED("".join(values)) is None:  # nothing to escape: one join
+            return '["' + '", "'.join(values) + '"]'
         return "[" + ", ".join(map(_quote, values)) + "]"
     except TypeError:  # not all strings: the encoder itself
         return _LINE_JSON.encode(values)
@@ -70,17 +79,16 @@ class PayrollFileBuilder:
             for i, c in enumerate(layout.columns)
             if c.type in {"integer", "decimal"} and c.name in totals
         ]
-        self._pending: list[tuple[str, str, str, str, list[str]]] = []
+        self._pending: list[tuple[str, str, list[str]]] = []
 
     def add(
         self, stream: str, record_key: str, values: list[str], sent: SentItems | None
     ) -> list[tuple[str, str]]:
         """Queue one line; every ``BATCH`` lines, those not sent before are written. Returns
         (stream, record_key) of the lines found already sent (not written), if any."""
-        item_key = f"{stream}/{record_key}"
-        item_sha = hashlib.sha256(_line_json(values).encode("utf-8")).hexdigest()
-        self._pending.append((item_key, item_sha, stream, record_key, values))
-        if len(self._pending) >= self.BATCH:
+        pending = self._pending
+        pending.append((stream, record_key, values))
+        if len(pending) >= self.BATCH:
             return self.flush(sent)
         return []
 
@@ -90,28 +98,34 @@ class PayrollFileBuilder:
         pending, self._pending = self._pending, []
         if not pending:
             return []
-        seen: Container[tuple[str, str]] = (
-            sent.seen_many(item[0] for item in pending) if sent is not None else set()
-        )
+        # a line's item key and the sha256 of its values (the ledger's), a batch at a time
+        keys = [f"{stream}/{record_key}" for stream, record_key, _ in pending]
+        shas = [_sha256(_line_json(values).encode("utf-8")).hexdigest() for _, _, values in pending]
+        batch = list(zip(keys, shas, pending, strict=True))
         skipped: list[tuple[str, str]] = []
-        lines: list[list[str]] = []
-        items: list[bytes] = []
-        for item_key, item_sha, stream, record_key, values in pending:
-            if (item_key, item_sha) in seen:
-                self.already_sent += 1
-                skipped.append((stream, record_key))
-                continue
-            lines.append(values)
-            items.append(orjson.dumps([item_key, item_sha, stream, record_key]) + b"\n")
-            self.digest.update(item_sha.encode("ascii"))
+        found = sent.seen_many(keys) if sent is not None else None
+        if found is not None and len(found):  # some of these keys were sent: line by line
+            kept = []
+            for item_key, item_sha, entry in batch:
+                if (item_key, item_sha) in found:
+                    self.already_sent += 1
+                    skipped.append((entry[0], entry[1]))
+                else:
+                    kept.append((item_key, item_sha, entry))
+            batch = kept
+        lines = [entry[2] for _, _, entry in batch]
+        for values in lines if self._numeric else ():
             for index, column in self._numeric:
                 self._total(column, values[index])
+        self.digest.update("".join([sha for _, sha, _ in batch]).encode("ascii"))  # in order
         if self.layout.format == "fixed_width":
             end = self.layout.line_terminator
             self._detail.writelines("".join(values) + end for values in lines)
         else:
             self._csv.writerows(lines)
-        self._items.writelines(items)
+        if batch:  # one JSON array of [item_key, item_sha256, stream, record_key] per batch
+            items = [[key, sha, entry[0], entry[1]] for key, sha, entry in batch]
+            self._items.write(orjson.dumps(items) + b"\n")
         self.rows += len(lines)
         return skipped
 
@@ -131,8 +145,7 @@ class PayrollFileBuilder:
         self._items.flush()
         with self.items_path.open("rb") as fh:
             for line in fh:
-                key, sha, stream, record_key = orjson.loads(line)
-                yield key, sha, stream, record_key
+                yield from map(tuple, orjson.loads(line))
 
     def context(self, file_name: str, company_code: str, now: dt.datetime) -> dict[str, Any]:
         extra = (1 if self.layout.header else 0) + (1 if self.layout.trailer else 0)
