@@ -199,11 +199,11 @@ def reconciled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 env[f"{plugin}_TOKEN_FILE"] = str(workdir / "gusto-token.json")
             env["HRSYNC_OPS_FILE"] = str(workdir / "hrsync.yml")
             (workdir / "hrsync.yml").write_text("jobs: {}\n")  # no alert channel leaves loopback
-            # the destinations as hrsync's own jobs write them
-            meltano(env, "hris-to-iam")
-            meltano(env, "hris-to-lms")
+            # the destinations as hrsync's own jobs write them (one `meltano run`, one start-up)
             meltano(
                 env,
+                "hris-to-iam",
+                "hris-to-lms",
                 "tap-bamboohr",
                 "map-bamboohr-to-canonical",
                 "map-hris-to-payroll",

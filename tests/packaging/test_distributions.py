@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -72,23 +71,56 @@ def test_plugin_installs_alone_with_only_its_dependencies(
     print(f"\n{name}: {len(have)} packages, {tree_size(venv) / 1e6:.0f} MB")
 
 
-def _subcommands(bin_dir: Path, *words: str) -> list[tuple[str, ...]]:
-    """Every command path under ``hrsync *words``, from the {a,b,c} lists in --help; each
-    path's --help must work (it is run once, here)."""
-    proc = subprocess.run(
-        [str(bin_dir / "hrsync"), *words, "--help"], capture_output=True, text=True
-    )
-    assert proc.returncode == 0, f"hrsync {' '.join(words)} --help: {proc.stderr[-2000:]}"
-    text = proc.stdout
+#: run by the wheel's own interpreter: `hrsync <words> --help` for every command path, in one
+#: process (each `hrsync` start-up imports singer-sdk and paramiko: ~1 CPU s, 22 paths)
+_HELP_WALK = r"""
+import contextlib, io, json, re, sys, traceback
+from hrsync_ops.cli import main
+
+def help_of(words):
+    out, err = io.StringIO(), io.StringIO()
+    code = None
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([*words, "--help"])
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+    return code, out.getvalue(), err.getvalue()
+
+walked = {}
+def walk(words):
+    code, text, err = help_of(words)
+    walked[" ".join(words)] = (code, err[-2000:])
     # argparse's usage line shows a subcommand group as "{a,b,c} ..." (option choices have no "...")
     found = re.search(r"\{([a-z0-9_,-]+)\}\s+\.\.\.", text)
-    if not found or len(words) > 3:
-        return []
-    paths: list[tuple[str, ...]] = []
+    if code != 0 or not found or len(words) > 3:
+        return
     for word in found.group(1).split(","):
-        paths.append((*words, word))
-        paths += _subcommands(bin_dir, *words, word)
-    return paths
+        walk([*words, word])
+
+walk([])
+print(json.dumps(walked))
+"""
+
+
+def _subcommands(bin_dir: Path) -> list[tuple[str, ...]]:
+    """Every command path under ``hrsync``, from the {a,b,c} lists in --help; each path's
+    --help must work (exit 0). The console script itself runs once; the walk runs the wheel's
+    ``hrsync_ops.cli.main`` for each path in one interpreter."""
+    proc = subprocess.run([str(bin_dir / "hrsync"), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0, f"hrsync --help: {proc.stderr[-2000:]}"
+    assert "{" in proc.stdout and "..." in proc.stdout, proc.stdout
+    walk = subprocess.run(
+        [str(bin_dir / "python"), "-c", _HELP_WALK], capture_output=True, text=True
+    )
+    assert walk.returncode == 0, walk.stderr[-4000:]
+    walked: dict[str, list[Any]] = json.loads(walk.stdout)
+    failed = {path: err for path, (code, err) in walked.items() if code != 0}
+    assert failed == {}, failed
+    return [tuple(path.split()) for path in walked if path]
 
 
 def test_operations_cli_from_its_wheel(ops_bin: Path) -> None:
