@@ -248,6 +248,32 @@ PROPERTY_SCHEMAS = st.sampled_from(
         {"type": ["object", "null"], "properties": {"x": {"type": ["boolean", "null"]}}},
         {"type": "object"},
         {},
+        # nested plans (hrsync.output._deep_value)
+        {"type": ["array", "null"], "items": {"type": ["boolean", "null"]}},
+        {"type": "array", "items": {"type": "object"}},
+        {"type": "array", "items": {"type": ["number", "null"]}},
+        {
+            "type": ["array", "null"],
+            "items": {
+                "type": ["object", "null"],
+                "properties": {
+                    "a": {"type": ["string", "null"]},
+                    "b": {"type": ["boolean", "null"]},
+                    "x": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+        {
+            "type": "object",
+            "properties": {
+                "a": {"type": "object", "properties": {"b": {"type": "boolean"}}},
+                "x": {"type": ["number", "integer", "null"]},
+            },
+            "additionalProperties": True,
+        },
+        {"anyOf": [{"type": "object", "properties": {"a": {"type": "string"}}}, {"type": "null"}]},
+        {"type": "object", "properties": {"a": {"type": "boolean"}, "b": {"format": "x"}}},
+        {"type": "object", "properties": {"a": {"type": [{"odd": 1}]}}},
     ]
 )
 VALUES = st.recursive(
