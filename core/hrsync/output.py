@@ -251,6 +251,16 @@ def _deep_value(value: t.Any, plan: _ValuePlan) -> t.Any:
     return _FALLBACK
 
 
+def _root_only_value(value: t.Any, plan: _ValuePlan) -> t.Any:
+    """``value`` as singer-sdk's ROOT_ONLY conformance leaves it, or :data:`_FALLBACK`."""
+    kind = type(value)
+    if (kind is list and plan.items is not None) or (kind is dict and plan.obj is not None):
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    return _FALLBACK
+
+
 def _deep_object(obj: dict[str, t.Any], plan: _ObjectPlan) -> t.Any:
     out: dict[str, t.Any] = {}
     props = plan.props
@@ -291,13 +301,16 @@ def conform_record(
 ) -> dict[str, t.Any]:
     """singer-sdk's ``conform_record_data_types`` (same output, same once-per-stream warning
     about properties the schema does not have), without its per-value calls for plain values,
-    and (RECURSIVE level) for lists and objects of plain values its plan covers
-    (:func:`_deep_value`); anything else (dates, bytes, unmapped nested properties...) is
-    conformed by singer-sdk's code."""
+    for lists and objects of plain values its plan covers (:func:`_deep_value`) and, at
+    level ROOT_ONLY, for lists and objects it keeps as they are; anything else (dates, bytes,
+    unmapped nested properties...) is conformed by singer-sdk's code."""
     out: dict[str, t.Any] = {}
     unmapped: list[str] = []
     extra = bool(schema.get("additionalProperties"))
-    deep = getattr(plan, "deep", None) if level is TypeConformanceLevel.RECURSIVE else None
+    deep: _ObjectPlan | None = getattr(plan, "deep", None)
+    recursive = level is TypeConformanceLevel.RECURSIVE
+    if not recursive and level is not TypeConformanceLevel.ROOT_ONLY:
+        deep = None
     for name, value in record.items():
         kind = plan.get(name)
         if kind is None:  # not in the schema
@@ -309,7 +322,12 @@ def conform_record(
             out[name] = value if kind is _OTHER or value is None else value != 0
         else:
             prop = deep.props.get(name) if deep is not None else None
-            done = _FALLBACK if prop is None else _deep_value(value, prop)
+            if prop is None:
+                done = _FALLBACK
+            elif recursive:
+                done = _deep_value(value, prop)
+            else:  # ROOT_ONLY: a uniform list, or an object of its schema, is kept as it is
+                done = _root_only_value(value, prop)
             if done is _FALLBACK:
                 done, nested = _conform_record_data_types({name: value}, schema, level, None)
                 out[name] = done[name]
