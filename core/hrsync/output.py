@@ -168,6 +168,8 @@ class ConformPlan(dict[str, str]):
     the whole schema for values that are lists, objects or floats (:func:`_deep_value`)."""
 
     deep: _ObjectPlan | None = None
+    #: (keys, value types) of a record -> the keys whose values are not simply kept
+    memo: dict[tuple[tuple[str, ...], tuple[type, ...]], tuple[str, ...]] | None = None
 
 
 class _ObjectPlan(t.NamedTuple):
@@ -251,6 +253,31 @@ def _deep_value(value: t.Any, plan: _ValuePlan) -> t.Any:
     return _FALLBACK
 
 
+def _work(plan: dict[str, str], record: dict[str, t.Any], extra: bool) -> tuple[str, ...]:
+    """The keys of ``record`` whose values conformance does not simply keep, in order
+    (remembered per record shape: keys and value types)."""
+    shape = (tuple(record), tuple(map(type, record.values())))
+    memo = getattr(plan, "memo", None)
+    work = memo.get(shape) if memo is not None else None
+    if work is None:
+        work = tuple(
+            name
+            for name, kind in zip(*shape, strict=True)
+            if not (
+                (name not in plan and extra)
+                or (plan.get(name) is _OTHER and kind in _KEPT)
+                or (plan.get(name) is _BOOLEAN and kind is type(None))
+            )
+        )
+        if memo is not None and len(memo) < _MEMO_LIMIT:
+            memo[shape] = work
+    return work
+
+
+#: record shapes remembered per schema
+_MEMO_LIMIT = 4096
+
+
 def _root_only_value(value: t.Any, plan: _ValuePlan) -> t.Any:
     """``value`` as singer-sdk's ROOT_ONLY conformance leaves it, or :data:`_FALLBACK`."""
     kind = type(value)
@@ -283,6 +310,7 @@ def conform_plan(schema: dict[str, t.Any]) -> ConformPlan:
     into ``value != 0``), else ``other`` (a text, integer, boolean or null value is kept); and
     the plan of nested values (:attr:`ConformPlan.deep`)."""
     plan = ConformPlan()
+    plan.memo = {}
     for name, prop in schema.get("properties", {}).items():
         boolean = isinstance(prop, dict) and _is_exclusive_boolean_type(prop)
         plan[name] = _BOOLEAN if boolean else _OTHER
@@ -304,22 +332,21 @@ def conform_record(
     for lists and objects of plain values its plan covers (:func:`_deep_value`) and, at
     level ROOT_ONLY, for lists and objects it keeps as they are; anything else (dates, bytes,
     unmapped nested properties...) is conformed by singer-sdk's code."""
-    out: dict[str, t.Any] = {}
     unmapped: list[str] = []
     extra = bool(schema.get("additionalProperties"))
     deep: _ObjectPlan | None = getattr(plan, "deep", None)
     recursive = level is TypeConformanceLevel.RECURSIVE
     if not recursive and level is not TypeConformanceLevel.ROOT_ONLY:
         deep = None
-    for name, value in record.items():
+    out: dict[str, t.Any] = dict(record)  # every value kept, in order; then the others:
+    for name in _work(plan, record, extra):
+        value = record[name]
         kind = plan.get(name)
-        if kind is None:  # not in the schema
-            if extra:
-                out[name] = value
-            else:
-                unmapped.append(name)
-        elif type(value) in _KEPT:
-            out[name] = value if kind is _OTHER or value is None else value != 0
+        if kind is None:  # not in the schema (and no additionalProperties)
+            del out[name]
+            unmapped.append(name)
+        elif type(value) in _KEPT:  # a boolean-only property's text, integer or boolean
+            out[name] = value != 0
         else:
             prop = deep.props.get(name) if deep is not None else None
             if prop is None:
