@@ -10,9 +10,10 @@ hash (``userPassword``, ``unicodePwd``) is never read, let alone emitted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import typing as t
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from ldap3 import SUBTREE, SYNC, Connection
 from ldap3.core.exceptions import LDAPException
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 
+from hrsync.http import OneAhead
 from hrsync.incremental import DateTimeWindows
 from hrsync.output import SelectedRecordMessages
 from hrsync.tls import ldap_server
@@ -145,8 +147,22 @@ class Directory:
 
     def search(
         self, base: str, search_filter: str, attributes: Sequence[str], page_size: int
-    ) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
-        """Paged subtree search: (dn, {attribute lower-cased: [raw values]}) per entry."""
+    ) -> Generator[tuple[str, dict[str, list[bytes]]], None, None]:
+        """Paged subtree search: (dn, {attribute lower-cased: [raw values]}) per entry; the
+        next page is asked for while this one's entries are processed (one page ahead: the
+        server's time overlaps the tap's; an error is raised after the entries before it)."""
+        ahead = OneAhead(
+            self._pages(base, search_filter, attributes, page_size), name="ldap-read-ahead"
+        )
+        try:
+            for page in ahead:
+                yield from page
+        finally:
+            ahead.close()
+
+    def _pages(
+        self, base: str, search_filter: str, attributes: Sequence[str], page_size: int
+    ) -> Iterator[list[tuple[str, dict[str, list[bytes]]]]]:
         asked = [a for a in attributes if a.casefold() not in SECRET_ATTRIBUTES]
         conn = self.conn
         cookie: bytes | None = None
@@ -170,6 +186,7 @@ class Directory:
                     f"{(result.get('message') or '').strip()}; the extract stops rather than "
                     "come out short"
                 )
+            page: list[tuple[str, dict[str, list[bytes]]]] = []
             for entry in conn.response or []:
                 if entry.get("type") != "searchResEntry":
                     continue  # search references (AD): other naming contexts
@@ -178,7 +195,8 @@ class Directory:
                     for name, values in (entry.get("raw_attributes") or {}).items()
                     if name.casefold() not in SECRET_ATTRIBUTES
                 }
-                yield str(entry["dn"]), raw
+                page.append((str(entry["dn"]), raw))
+            yield page
             controls = result.get("controls") or {}
             cookie = controls.get(PAGED_RESULTS, {}).get("value", {}).get("cookie") or None
             if not cookie:
@@ -247,14 +265,16 @@ class LDAPStream(SelectedRecordMessages, DateTimeWindows, Stream):
         bases = self.bases()
         try:
             for i, base in enumerate(bases):
-                for dn, raw in self.directory.search(
-                    base, search_filter, self.attributes(), page_size
-                ):
-                    if any(is_under(dn, earlier) for earlier in bases[:i]):
-                        continue  # read under an earlier base already (no id set: memory flat)
-                    row = self.build(dn, raw)
-                    if self.in_window(row, context):
-                        yield row
+                # closed before the unbind below: its reader thread may be mid-request
+                with contextlib.closing(
+                    self.directory.search(base, search_filter, self.attributes(), page_size)
+                ) as entries:
+                    for dn, raw in entries:
+                        if any(is_under(dn, earlier) for earlier in bases[:i]):
+                            continue  # read under an earlier base already (memory flat)
+                        row = self.build(dn, raw)
+                        if self.in_window(row, context):
+                            yield row
         finally:
             self.directory.close()  # unbind; the next stream binds again
 
