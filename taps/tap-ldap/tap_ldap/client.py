@@ -10,10 +10,9 @@ hash (``userPassword``, ``unicodePwd``) is never read, let alone emitted.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import typing as t
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,7 +21,6 @@ from ldap3 import SUBTREE, SYNC, Connection
 from ldap3.core.exceptions import LDAPException
 from singer_sdk import SchemaDirectory, Stream, StreamSchema
 
-from hrsync.http import OneAhead
 from hrsync.incremental import DateTimeWindows
 from hrsync.output import SelectedRecordMessages
 from hrsync.tls import ldap_server
@@ -147,22 +145,8 @@ class Directory:
 
     def search(
         self, base: str, search_filter: str, attributes: Sequence[str], page_size: int
-    ) -> Generator[tuple[str, dict[str, list[bytes]]], None, None]:
-        """Paged subtree search: (dn, {attribute lower-cased: [raw values]}) per entry; the
-        next page is asked for while this one's entries are processed (one page ahead: the
-        server's time overlaps the tap's; an error is raised after the entries before it)."""
-        ahead = OneAhead(
-            self._pages(base, search_filter, attributes, page_size), name="ldap-read-ahead"
-        )
-        try:
-            for page in ahead:
-                yield from page
-        finally:
-            ahead.close()
-
-    def _pages(
-        self, base: str, search_filter: str, attributes: Sequence[str], page_size: int
-    ) -> Iterator[list[tuple[str, dict[str, list[bytes]]]]]:
+    ) -> Iterator[tuple[str, dict[str, list[bytes]]]]:
+        """Paged subtree search: (dn, {attribute lower-cased: [raw values]}) per entry."""
         asked = [a for a in attributes if a.casefold() not in SECRET_ATTRIBUTES]
         conn = self.conn
         cookie: bytes | None = None
@@ -186,7 +170,6 @@ class Directory:
                     f"{(result.get('message') or '').strip()}; the extract stops rather than "
                     "come out short"
                 )
-            page: list[tuple[str, dict[str, list[bytes]]]] = []
             for entry in conn.response or []:
                 if entry.get("type") != "searchResEntry":
                     continue  # search references (AD): other naming contexts
@@ -195,8 +178,7 @@ class Directory:
                     for name, values in (entry.get("raw_attributes") or {}).items()
                     if name.casefold() not in SECRET_ATTRIBUTES
                 }
-                page.append((str(entry["dn"]), raw))
-            yield page
+                yield str(entry["dn"]), raw
             controls = result.get("controls") or {}
             cookie = controls.get(PAGED_RESULTS, {}).get("value", {}).get("cookie") or None
             if not cookie:
@@ -265,16 +247,14 @@ class LDAPStream(SelectedRecordMessages, DateTimeWindows, Stream):
         bases = self.bases()
         try:
             for i, base in enumerate(bases):
-                # closed before the unbind below: its reader thread may be mid-request
-                with contextlib.closing(
-                    self.directory.search(base, search_filter, self.attributes(), page_size)
-                ) as entries:
-                    for dn, raw in entries:
-                        if any(is_under(dn, earlier) for earlier in bases[:i]):
-                            continue  # read under an earlier base already (memory flat)
-                        row = self.build(dn, raw)
-                        if self.in_window(row, context):
-                            yield row
+                for dn, raw in self.directory.search(
+                    base, search_filter, self.attributes(), page_size
+                ):
+                    if any(is_under(dn, earlier) for earlier in bases[:i]):
+                        continue  # read under an earlier base already (no id set: memory flat)
+                    row = self.build(dn, raw)
+                    if self.in_window(row, context):
+                        yield row
         finally:
             self.directory.close()  # unbind; the next stream binds again
 
