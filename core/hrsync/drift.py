@@ -21,6 +21,9 @@ if t.TYPE_CHECKING:
 
 __all__ = ["ReportsDrift", "SchemaDrift"]
 
+#: object shapes remembered per schema object (beyond it, objects are checked in full)
+_MEMO_LIMIT = 4096
+
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int, Decimal),  # singer-sdk parses JSON numbers as Decimal
@@ -45,6 +48,10 @@ class _Node(t.NamedTuple):
     props: dict[str, _Field]
     #: None: unknown keys are drift; True: anything goes; a _Field: the schema of extra keys
     extra: _Field | t.Literal[True] | None
+    #: (keys, value types) of an object checked before -> (its unknown keys, the keys whose
+    #: values are checked further down): what the check of this level found depends on the
+    #: keys and the types of the values only, and it has been reported already
+    memo: dict[tuple[tuple[str, ...], tuple[type, ...]], tuple[tuple[str, ...], tuple[str, ...]]]
 
     @classmethod
     def compile(cls, schema: t.Mapping[str, t.Any], *, nested: bool) -> _Node:
@@ -52,6 +59,7 @@ class _Node(t.NamedTuple):
         return cls(
             props={k: _field(v, nested) for k, v in (schema.get("properties") or {}).items()},
             extra=_field(extra, nested) if isinstance(extra, dict) else (True if extra else None),
+            memo={},
         )
 
 
@@ -112,6 +120,43 @@ class SchemaDrift:
             self._unknown(row, [key for key in row if key not in self.names], "")
 
     def _check(self, obj: dict[str, t.Any], node: _Node, prefix: str) -> None:
+        shape = (tuple(obj), tuple(map(type, obj.values())))
+        seen = node.memo.get(shape)
+        if seen is None:
+            self._check_all(obj, node, prefix)
+            if len(node.memo) < _MEMO_LIMIT:
+                node.memo[shape] = self._findings(shape, node)
+            return
+        unknown, deeper = seen
+        for key in deeper:
+            value, spec = obj[key], t.cast(_Field, node.props.get(key, node.extra))
+            if spec.obj is not None and value.__class__ is dict:
+                self._check(value, spec.obj, f"{prefix}{key}.")
+            elif spec.items is not None and value.__class__ is list:
+                for item in value:
+                    if item.__class__ is dict:
+                        self._check(item, spec.items, f"{prefix}{key}.")
+        for key in unknown:
+            del obj[key]
+
+    @staticmethod
+    def _findings(
+        shape: tuple[tuple[str, ...], tuple[type, ...]], node: _Node
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(unknown keys, keys checked further down) of objects of this shape."""
+        unknown: list[str] = []
+        deeper: list[str] = []
+        for key, kind in zip(*shape, strict=True):
+            spec = node.props.get(key, node.extra)
+            if spec is None:
+                unknown.append(key)
+            elif spec is not True and (
+                (kind is dict and spec.obj is not None) or (kind is list and spec.items is not None)
+            ):
+                deeper.append(key)
+        return tuple(unknown), tuple(deeper)
+
+    def _check_all(self, obj: dict[str, t.Any], node: _Node, prefix: str) -> None:
         unknown: list[str] = []
         for key, value in obj.items():
             spec = node.props.get(key, node.extra)

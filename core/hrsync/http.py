@@ -15,6 +15,11 @@
   the error names the request, the attempts, the time and the vendor's message.
 - Client-side rate limiting (``requests_per_second``): one token bucket per tap, thread-safe.
 - OAuth 2.0 client credentials with refresh before expiry, and once more on a 401.
+- Read-ahead: a paginated stream asks for its next page while the records of the current
+  one are processed and written (one page ahead, :class:`OneAhead`), so a tap's own
+  per-record work overlaps the server's time instead of following it. The records, their
+  order and every error (a retried 429/5xx, a request that failed, a page that could not be
+  parsed) arrive exactly as without it: an error is raised after the records before it.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ import ipaddress
 import json
 import logging
 import os
+import queue
 import random
 import threading
 import time
 import typing as t
-from collections.abc import Callable, Generator, Mapping
+import warnings
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -42,7 +49,10 @@ from requests.adapters import HTTPAdapter
 from singer_sdk import typing as th
 from singer_sdk.authenticators import OAuthAuthenticator
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.helpers._compat import SingerSDKDeprecationWarning
+from singer_sdk.pagination import SinglePagePaginator
 from singer_sdk.streams import RESTStream
+from singer_sdk.streams.rest import _HTTPStream
 
 from hrsync.output import SelectedRecordMessages
 from hrsync.tls import MINIMUM_TLS_VERSION
@@ -60,6 +70,7 @@ __all__ = [
     "InsecureRedirectError",
     "InsecureURLError",
     "NoRepeatedPages",
+    "OneAhead",
     "RateLimiter",
     "RetryBudgetExhausted",
     "RetryPolicy",
@@ -74,6 +85,7 @@ __all__ = [
 ]
 
 _TToken = t.TypeVar("_TToken")
+_T = t.TypeVar("_T")
 
 #: What a retry is worth trying again for (besides 429 / 5xx responses).
 RETRIABLE_EXCEPTIONS: tuple[type[Exception], ...] = (
@@ -492,6 +504,83 @@ class NoRepeatedPages:
         seen.add(token)
 
 
+# --- read-ahead ---------------------------------------------------------------------------
+
+
+class _Failed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()
+
+
+class OneAhead(t.Generic[_T]):
+    """``items``, in the same order, taken from it by a thread that stays at most one item
+    ahead of the caller: item ``n + 1`` is asked for when the caller takes item ``n``, never
+    earlier (for pages: one page in memory besides the one being written).
+
+    An error of ``items`` is raised by :meth:`__next__` where the item it stopped at would
+    have been, after every item before it. :meth:`close` (also on the caller stopping early)
+    stops the thread, waiting for an item being produced, and closes ``items``: nothing read
+    ahead is handed out after it.
+    """
+
+    def __init__(self, items: Iterator[_T], *, name: str = "hrsync-read-ahead") -> None:
+        self._items = items
+        self._slot: queue.SimpleQueue[t.Any] = queue.SimpleQueue()
+        self._taken = threading.Semaphore(0)
+        self._stop = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                self._slot.put(item)
+                self._taken.acquire()  # the caller has it: the next one may be read
+                if self._stop.is_set():
+                    return
+        except BaseException as error:  # handed to the caller, raised there
+            self._slot.put(_Failed(error))
+            return
+        self._slot.put(_DONE)
+
+    def __iter__(self) -> OneAhead[_T]:
+        return self
+
+    def __next__(self) -> _T:
+        if self._closed:
+            raise StopIteration
+        item = self._slot.get()
+        self._taken.release()
+        if item is _DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, _Failed):
+            self.close()
+            raise item.error
+        return t.cast(_T, item)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self._taken.release()  # wakes the thread if it waits for the caller
+        self._thread.join()
+        close = getattr(self._items, "close", None)
+        if close is not None:
+            close()
+
+
+class _Page(t.NamedTuple):
+    rows: list[dict]
+    #: raised after ``rows`` (parsing failed part-way, or the paginator refused the page)
+    error: Exception | None
+
+
 # --- the stream base class ----------------------------------------------------------------
 
 
@@ -504,6 +593,9 @@ class HRRESTStream(SelectedRecordMessages, RESTStream[_TToken]):
     authenticator, as with any singer-sdk ``RESTStream``; vendors whose errors are shaped
     differently override :meth:`vendor_error_message`.
     """
+
+    #: read the next page while this one's records are written (:meth:`request_records`)
+    read_ahead: t.ClassVar[bool] = True
 
     # --- transport ----------------------------------------------------------------------
 
@@ -526,6 +618,93 @@ class HRRESTStream(SelectedRecordMessages, RESTStream[_TToken]):
         if self.config.get("user_agent"):
             headers["User-Agent"] = str(self.config["user_agent"])
         return headers
+
+    # --- pages --------------------------------------------------------------------------
+
+    def request_records(self, context: t.Any) -> t.Iterable[dict]:
+        """singer-sdk's page loop (the same requests, records, metrics and errors, in the same
+        order), with every page after the first read one page ahead (:class:`OneAhead`) while
+        the records of the page before are processed. The first page is read here, in the
+        caller's thread (session, token and incremental window are set up by it); a stream
+        with one page starts no thread. ``read_ahead = False`` keeps singer-sdk's own loop."""
+        if not self.read_ahead:
+            yield from super().request_records(context)
+            return
+        paginator = self.get_new_paginator() or SinglePagePaginator()
+        request = self.request_decorator(self._request)
+        with self.get_http_request_counter() as counter:
+            counter.with_context(context)
+            pages = self._pages(context, paginator, request, counter)
+            first = next(pages, None)
+            if first is None:
+                return
+            if first.error is not None or paginator.finished:
+                yield from first.rows
+                if first.error is not None:
+                    raise first.error
+                return
+            ahead = OneAhead(pages, name=f"{self.name}-read-ahead")
+            try:
+                page = first
+                while True:
+                    yield from page.rows
+                    if page.error is not None:
+                        raise page.error
+                    following = next(ahead, None)
+                    if following is None:
+                        return
+                    page = following
+            finally:
+                ahead.close()
+
+    def _pages(
+        self,
+        context: t.Any,
+        paginator: t.Any,
+        request: Callable[..., requests.Response],
+        counter: t.Any,
+    ) -> Iterator[_Page]:
+        """The pages of singer-sdk 0.54's ``request_records`` loop, each parsed whole."""
+        pages = 0
+        deprecated = type(self).prepare_request is not _HTTPStream.prepare_request
+        if deprecated:  # what singer-sdk's loop says, and does, for it
+            warnings.warn(
+                "prepare_request is deprecated, use get_http_request instead",
+                SingerSDKDeprecationWarning,
+                stacklevel=2,
+            )
+        while not paginator.finished:
+            prepared = (
+                self.prepare_request(context, paginator.current_value)
+                if deprecated
+                else self._prepare_request(context=context, page=paginator)
+            )
+            response = request(prepared, context)
+            counter.increment()
+            self.update_sync_costs(prepared, response, context)
+            rows: list[dict] = []
+            try:
+                rows.extend(self.parse_response(response))
+            except Exception as error:  # after the rows before it, as singer-sdk's loop
+                yield _Page(rows, error)
+                return
+            if not rows:
+                if paginator.continue_if_empty(response):
+                    paginator.advance(response)
+                    continue
+                self.log(
+                    "Pagination stopped after %d pages because no records were "
+                    "found in the last response",
+                    pages,
+                )
+                return
+            pages += 1
+            try:
+                paginator.advance(response)
+            except Exception as error:  # singer-sdk raises it after the page's records
+                yield _Page(rows, error)
+                return
+            yield _Page(rows, None)
 
     # --- errors -------------------------------------------------------------------------
 

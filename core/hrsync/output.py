@@ -23,7 +23,9 @@ walk over every property for deselected ones. Here (used by :class:`hrsync.taps.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import math
 import re
 import sys
 import typing as t
@@ -35,6 +37,8 @@ from singer_sdk.helpers._typing import (
     _conform_record_data_types,
     _is_exclusive_boolean_type,
     _warn_unmapped_properties,
+    is_object_type,
+    is_uniform_list,
 )
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -159,13 +163,159 @@ _KEPT = frozenset({str, int, bool, type(None)})
 _BOOLEAN, _OTHER = "boolean", "other"
 
 
-def conform_plan(schema: dict[str, t.Any]) -> dict[str, str]:
+class ConformPlan(dict[str, str]):
+    """Per top-level property its kind (see :func:`conform_plan`), and ``deep``: the plan of
+    the whole schema for values that are lists, objects or floats (:func:`_deep_value`)."""
+
+    deep: _ObjectPlan | None = None
+    #: (keys, value types) of a record -> the keys whose values are not simply kept
+    memo: dict[tuple[tuple[str, ...], tuple[type, ...]], tuple[str, ...]] | None = None
+
+
+class _ObjectPlan(t.NamedTuple):
+    """An object schema's plan: its properties', and whether it takes other properties."""
+
+    props: dict[str, _ValuePlan]
+    extra: bool
+
+
+class _ValuePlan(t.NamedTuple):
+    """What singer-sdk's RECURSIVE conformance does to a value of one property schema."""
+
+    boolean: bool  #: boolean-only: a text, integer or boolean becomes ``value != 0``
+    obj: _ObjectPlan | None  #: an object value is conformed against these properties
+    items: _ValuePlan | None  #: a list value is conformed item by item (a uniform list)
+
+
+def _plan_object(schema: dict[str, t.Any]) -> _ObjectPlan:
+    props = schema["properties"]
+    return _ObjectPlan(
+        props={name: _plan_value(prop) for name, prop in props.items() if isinstance(prop, dict)},
+        extra=bool(schema.get("additionalProperties")),
+    )
+
+
+def _plan_value(schema: dict[str, t.Any]) -> _ValuePlan:
+    """singer-sdk's own tests of the schema (``is_object_type``, ``is_uniform_list``,
+    ``_is_exclusive_boolean_type``), made once; a property whose schema they cannot read gets
+    no object / items plan, and its lists and objects take singer-sdk's code; one whose
+    ``type`` they cannot read raises (the enclosing object then has no plan at all)."""
+    boolean = bool(_is_exclusive_boolean_type(schema))
+    obj = items = None
+    with contextlib.suppress(Exception):
+        if is_object_type(schema) and "properties" in schema:
+            obj = _plan_object(schema)
+    with contextlib.suppress(Exception):
+        if is_uniform_list(schema):
+            item = schema["items"]
+            items = _ValuePlan(
+                boolean=bool(_is_exclusive_boolean_type(item)),
+                obj=_plan_object(item) if is_object_type(item) and "properties" in item else None,
+                items=None,
+            )
+    return _ValuePlan(boolean, obj, items)
+
+
+#: a value the plan does not cover: singer-sdk's code conforms it
+_FALLBACK: t.Any = object()
+
+
+def _deep_value(value: t.Any, plan: _ValuePlan) -> t.Any:
+    """``value`` conformed as singer-sdk's RECURSIVE ``_conform_record_data_types`` does (new
+    lists and objects, unmapped properties dropped), or :data:`_FALLBACK` where that code
+    would do anything but keep, drop or ``!= 0`` a value (a date, bytes, an unmapped
+    property it would report, a list of lists, a schema it reads otherwise)."""
+    kind = type(value)
+    if kind in _KEPT:
+        return value if value is None or not plan.boolean else value != 0
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return _FALLBACK if plan.obj is None else _deep_object(value, plan.obj)
+    if kind is list and plan.items is not None:
+        items = plan.items
+        out = []
+        for item in value:
+            kind = type(item)
+            if kind in _KEPT:
+                out.append(item if item is None or not items.boolean else item != 0)
+                continue
+            if kind is dict and items.obj is not None:
+                done = _deep_object(item, items.obj)
+            elif kind is float:
+                done = item if math.isfinite(item) else None
+            else:
+                return _FALLBACK
+            if done is _FALLBACK:
+                return _FALLBACK
+            out.append(done)
+        return out
+    return _FALLBACK
+
+
+def _work(plan: dict[str, str], record: dict[str, t.Any], extra: bool) -> tuple[str, ...]:
+    """The keys of ``record`` whose values conformance does not simply keep, in order
+    (remembered per record shape: keys and value types)."""
+    shape = (tuple(record), tuple(map(type, record.values())))
+    memo = getattr(plan, "memo", None)
+    work = memo.get(shape) if memo is not None else None
+    if work is None:
+        work = tuple(
+            name
+            for name, kind in zip(*shape, strict=True)
+            if not (
+                (name not in plan and extra)
+                or (plan.get(name) is _OTHER and kind in _KEPT)
+                or (plan.get(name) is _BOOLEAN and kind is type(None))
+            )
+        )
+        if memo is not None and len(memo) < _MEMO_LIMIT:
+            memo[shape] = work
+    return work
+
+
+#: record shapes remembered per schema
+_MEMO_LIMIT = 4096
+
+
+def _root_only_value(value: t.Any, plan: _ValuePlan) -> t.Any:
+    """``value`` as singer-sdk's ROOT_ONLY conformance leaves it, or :data:`_FALLBACK`."""
+    kind = type(value)
+    if (kind is list and plan.items is not None) or (kind is dict and plan.obj is not None):
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    return _FALLBACK
+
+
+def _deep_object(obj: dict[str, t.Any], plan: _ObjectPlan) -> t.Any:
+    out: dict[str, t.Any] = {}
+    props = plan.props
+    for name, value in obj.items():
+        prop = props.get(name)
+        if prop is None:
+            if not plan.extra:
+                return _FALLBACK  # singer-sdk reports its path
+            out[name] = value
+            continue
+        done = _deep_value(value, prop)
+        if done is _FALLBACK:
+            return _FALLBACK
+        out[name] = done
+    return out
+
+
+def conform_plan(schema: dict[str, t.Any]) -> ConformPlan:
     """Per top-level property: ``boolean`` for a boolean-only schema (singer-sdk turns values
-    into ``value != 0``), else ``other`` (a text, integer, boolean or null value is kept)."""
-    plan = {}
+    into ``value != 0``), else ``other`` (a text, integer, boolean or null value is kept); and
+    the plan of nested values (:attr:`ConformPlan.deep`)."""
+    plan = ConformPlan()
+    plan.memo = {}
     for name, prop in schema.get("properties", {}).items():
         boolean = isinstance(prop, dict) and _is_exclusive_boolean_type(prop)
         plan[name] = _BOOLEAN if boolean else _OTHER
+    with contextlib.suppress(Exception):
+        plan.deep = _plan_object(schema)
     return plan
 
 
@@ -178,24 +328,39 @@ def conform_record(
     logger: t.Any,
 ) -> dict[str, t.Any]:
     """singer-sdk's ``conform_record_data_types`` (same output, same once-per-stream warning
-    about properties the schema does not have), without its per-value calls for plain values;
-    anything else (lists, objects, floats, dates...) is conformed by singer-sdk's code."""
-    out: dict[str, t.Any] = {}
+    about properties the schema does not have), without its per-value calls for plain values,
+    for lists and objects of plain values its plan covers (:func:`_deep_value`) and, at
+    level ROOT_ONLY, for lists and objects it keeps as they are; anything else (dates, bytes,
+    unmapped nested properties...) is conformed by singer-sdk's code."""
     unmapped: list[str] = []
     extra = bool(schema.get("additionalProperties"))
-    for name, value in record.items():
+    deep: _ObjectPlan | None = getattr(plan, "deep", None)
+    recursive = level is TypeConformanceLevel.RECURSIVE
+    if not recursive and level is not TypeConformanceLevel.ROOT_ONLY:
+        deep = None
+    out: dict[str, t.Any] = dict(record)  # every value kept, in order; then the others:
+    for name in _work(plan, record, extra):
+        value = record[name]
         kind = plan.get(name)
-        if kind is None:  # not in the schema
-            if extra:
-                out[name] = value
-            else:
-                unmapped.append(name)
-        elif type(value) in _KEPT:
-            out[name] = value if kind is _OTHER or value is None else value != 0
+        if kind is None:  # not in the schema (and no additionalProperties)
+            del out[name]
+            unmapped.append(name)
+        elif type(value) in _KEPT:  # a boolean-only property's text, integer or boolean
+            out[name] = value != 0
         else:
-            done, nested = _conform_record_data_types({name: value}, schema, level, None)
-            out[name] = done[name]
-            unmapped.extend(nested)
+            prop = deep.props.get(name) if deep is not None else None
+            if prop is None:
+                done = _FALLBACK
+            elif recursive:
+                done = _deep_value(value, prop)
+            else:  # ROOT_ONLY: a uniform list, or an object of its schema, is kept as it is
+                done = _root_only_value(value, prop)
+            if done is _FALLBACK:
+                done, nested = _conform_record_data_types({name: value}, schema, level, None)
+                out[name] = done[name]
+                unmapped.extend(nested)
+            else:
+                out[name] = done
     if unmapped:
         _warn_unmapped_properties(stream_name, tuple(unmapped), logger)
     return out
@@ -214,7 +379,7 @@ class SelectedRecordMessages:
     _mask_checked: t.Any = None
     _all_selected: bool = False
     _plan_for: t.Any = None
-    _plan: dict[str, str] | None = None
+    _plan: ConformPlan | None = None
 
     def _write_record_message(self, record: dict) -> None:
         stream = t.cast("Stream", self)

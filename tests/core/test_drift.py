@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import typing as t
 from decimal import Decimal
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
+from hrsync import drift
 from hrsync.drift import SchemaDrift
 
 SCHEMA: dict[str, t.Any] = {
@@ -95,3 +99,87 @@ def test_a_value_of_another_type_is_reported_once_and_kept(
         "Schema drift in stream 'people': field 'id' arrived as bool, schema allows integer",
         "Schema drift in stream 'people': field 'name' arrived as int, schema allows null/string",
     ]
+
+
+# --- the shape memo: what a check finds and does is the same as checking every field --------
+
+_NESTED_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "name": {"type": ["string", "null"]},
+        "ok": {"type": ["boolean", "null"]},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "phones": {
+            "type": ["array", "null"],
+            "items": {
+                "type": "object",
+                "properties": {"value": {"type": "string"}, "kind": {"type": ["string", "null"]}},
+            },
+        },
+        "address": {
+            "type": ["object", "null"],
+            "properties": {
+                "city": {"type": "string"},
+                "geo": {"type": "object", "properties": {"lat": {"type": "number"}}},
+            },
+        },
+        "custom": {"type": "object", "additionalProperties": {"type": "string"}},
+        "free": {"type": "object", "properties": {}, "additionalProperties": True},
+    },
+}
+_LEAVES = st.none() | st.booleans() | st.integers() | st.text(max_size=2) | st.floats(-9, 9)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=2)
+        | st.dictionaries(st.sampled_from(["value", "kind", "city", "geo", "lat", "x"]), inner)
+    ),
+    max_leaves=5,
+)
+_RECORDS = st.lists(
+    st.dictionaries(
+        st.sampled_from(
+            ["id", "name", "ok", "tags", "phones", "address", "custom", "free", "extra"]
+        ),
+        _VALUES,
+        max_size=8,
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(records=_RECORDS)
+@example(
+    records=[
+        {"id": 1, "extra": 2, "address": {"city": "x", "x": 1}, "phones": [{"value": "1", "x": 2}]},
+        {"id": "2", "ok": 1, "custom": {"a": 1}, "free": {"x": [1]}, "tags": ["a", 1]},
+    ]
+)
+def test_remembered_shapes_give_the_same_records_and_warnings(records: list[dict]) -> None:
+    """Records checked with the memo of object shapes (hrsync.drift._Node.memo) end up as
+    checking every field of every record leaves them, with the same warnings in order."""
+
+    def checked(limit: int) -> tuple[list[dict], list[str]]:
+        logger = logging.getLogger(f"test-drift-memo-{limit}")
+        said: list[str] = []
+
+        class Collect(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                said.append(record.getMessage())
+
+        handler = Collect()
+        logger.addHandler(handler)
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(drift, "_MEMO_LIMIT", limit)
+                check = SchemaDrift(stream="s", vendor="V", schema=_NESTED_SCHEMA, logger=logger)
+                rows = copy.deepcopy(records + records)  # the second time: from the memo
+                for row in rows:
+                    check.check(row)
+        finally:
+            logger.removeHandler(handler)
+        return rows, said
+
+    assert checked(4096) == checked(0)

@@ -11,8 +11,9 @@ read ahead of it, are held: memory stays flat however large the company.
 
 The embedded children are synced from the employee pass without singer-sdk's per-context log
 line, timer and metrics (:meth:`_EmbeddedChild.sync_embedded`: 15,000 child contexts for 5,000
-employees), and the employee pages are read one page ahead (:func:`read_ahead`); the Singer
-messages are the same, in the same order.
+employees), and the employee pages are read one page ahead (the core's
+:meth:`hrsync.http.HRRESTStream.request_records`); the Singer messages are the same, in the same
+order.
 
 Every stream is full-table: a read-back tap lists everything the payroll holds on every run
 (Gusto's employee list has no modified-since filter).
@@ -22,8 +23,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import queue
-import threading
 import typing as t
 from types import MappingProxyType
 
@@ -33,7 +32,7 @@ from singer_sdk.singerlib.catalog import REPLICATION_FULL_TABLE
 from tap_gusto.client import MAX_PER, GustoStream, TotalPagesPaginator
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable
 
     from singer_sdk.helpers.types import Context, Record
     from singer_sdk.pagination import BaseAPIPaginator
@@ -54,59 +53,6 @@ def _take(tap: t.Any, kind: str, key: str) -> list[dict] | None:
     if owner != key or not isinstance(rows, list):
         return None
     return [r for r in rows if isinstance(r, dict)]
-
-
-class _Failed:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-_DONE = object()
-
-
-def read_ahead(rows: Iterator[dict], limit: int) -> Iterator[dict]:
-    """``rows``, in the same order, read by a thread at most ``limit`` rows ahead of the
-    caller: the next page is asked for while the caller works on the rows of this one, so the
-    tap's own work overlaps the server's instead of following it. An error reading is raised
-    here, where the row it stopped at would have been; the caller stopping stops the thread."""
-    ahead: queue.Queue[t.Any] = queue.Queue(maxsize=max(1, limit))
-    stop = threading.Event()
-
-    def put(item: t.Any) -> bool:
-        while not stop.is_set():
-            try:
-                ahead.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def fill() -> None:
-        try:
-            for row in rows:
-                if not put(row):
-                    return
-        except BaseException as error:  # handed to the reader, raised there
-            put(_Failed(error))
-            return
-        put(_DONE)
-
-    reader = threading.Thread(target=fill, name="tap-gusto-read-ahead", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = ahead.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        reader.join()
-        close = getattr(rows, "close", None)
-        if close is not None:
-            close()  # the reader has ended: the generator is not running
 
 
 def _peek(tap: t.Any, kind: str, key: str) -> bool:
@@ -173,10 +119,6 @@ class EmployeesStream(_EmbeddingParent):
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict:
         return {"include": "custom_fields", "page": next_page_token or 1, "per": self.per}
-
-    def request_records(self, context: Context | None) -> Iterable[dict]:
-        # the employee pages are most of the run: read one page ahead
-        yield from read_ahead(iter(super().request_records(context)), self.per)
 
     def post_process(self, row: dict, context: Context | None = None) -> dict | None:
         uuid = str(row.get("uuid") or "")

@@ -11,6 +11,7 @@ import typing as t
 
 from singer_sdk.exceptions import FatalAPIError
 
+from hrsync.http import OneAhead
 from hrsync.shapes import expect, read_json
 from tap_moodle.client import VENDOR, MoodleStream
 
@@ -93,7 +94,18 @@ class EnrolmentsStream(MoodleStream):
         ]
 
     def enrolled(self, courseid: int, options: list[dict[str, t.Any]]) -> Iterator[dict]:
-        """Every enrolled user of the course (with ``options``), each once, in id order."""
+        """Every enrolled user of the course (with ``options``), each once, in id order; the
+        next page is asked for while this one's rows are written (one page ahead)."""
+        ahead = OneAhead(self._enrolled_pages(courseid, options), name="enrolments-read-ahead")
+        try:
+            for page in ahead:
+                yield from page
+        finally:
+            ahead.close()
+
+    def _enrolled_pages(
+        self, courseid: int, options: list[dict[str, t.Any]]
+    ) -> Iterator[list[dict]]:
         size = self.page_size
         offset, last = 0, 0
         while True:
@@ -110,10 +122,12 @@ class EnrolmentsStream(MoodleStream):
             if offset > 0 and body and int(body[0]["id"]) > last:
                 offset = max(0, offset - size)  # rows went away before this page: read back
                 continue
+            rows: list[dict] = []
             for row in body:
                 if int(row["id"]) > last:
                     last = int(row["id"])
-                    yield row
+                    rows.append(row)
+            yield rows
             if len(body) < size:
                 return
             offset += size - 1  # overlap by one row: a moved list shows at the first row

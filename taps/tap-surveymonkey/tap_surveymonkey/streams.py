@@ -159,6 +159,9 @@ class ResponsesStream(ReportsDrift, DateTimeWindows, SurveyMonkeyStream):
     drift_vendor = "SurveyMonkey"
     drift_nested = False
     drift_declared_in = "KNOWN_RESPONSE_FIELDS (tap_surveymonkey/streams.py)"
+    #: pages in turn: the keyset paginator prunes ``_seen`` when it advances, which must
+    #: follow post_process of the page's rows (read ahead, re-served rows would be doubled)
+    read_ahead = False
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         super().__init__(*args, **kwargs)
