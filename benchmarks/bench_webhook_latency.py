@@ -336,6 +336,15 @@ PATHS = ("fast path", "peer: Meltano run")
 PARTIAL = " (**partial: the run was still going or stopped when this was written**)"
 
 
+#: the 1, 5 and 15-minute load averages when the bench started
+LOAD_AT_START: list[str] = []
+
+
+def _load() -> list[str]:
+    path = Path("/proc/loadavg")
+    return path.read_text().split()[:3] if path.exists() else []
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--employees", type=int, default=600)
@@ -348,6 +357,7 @@ def main() -> int:
     if not args.skip_install:
         subprocess.run([str(BIN / "meltano"), "install"], cwd=ROOT, check=True,
                        capture_output=True)  # fmt: skip
+    LOAD_AT_START.extend(_load())
     work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     scim, slapd = start_scim_server(), start_slapd(work / "slapd")
     results: dict[tuple[str, str], list[float]] = {}
@@ -422,7 +432,7 @@ def write(
                 verdict += f"; the Meltano path's median is **{ratio:.1f}x** the fast path's"
             verdicts.append(verdict)
     warm = statistics.median(warmups) if warmups else float("nan")
-    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else []
+    load = _load()
     done = len(results) == len(KINDS) * len(PATHS) and len(stats) == len(PATHS)
     args.out.write_text(
         f"""# Webhook -> destination latency
@@ -434,8 +444,9 @@ termination date, through BambooHR's API) until the destination's own API shows 
 employee in the BambooHR fake; an active or inactive user in a real scim2-server), one event at
 a time, on the sandbox (loopback HTTP, real `hrsync webhooks serve --window 0.2`, signed web
 hooks sent by the fakes). `ats-to-hris` is `tap-greenhouse map-ats-to-hris target-bamboohr`;
-`hris-to-iam` is two tasks, `tap-bamboohr map-bamboohr-to-canonical map-hris-to-iam` into
-`target-scim` and into `target-ldap` (a real slapd), both run for every BambooHR event.
+`hris-to-iam` is two tasks, `tap-bamboohr-iam map-bamboohr-to-canonical map-hris-to-iam` into
+`target-scim` and into `target-ldap` (a real slapd), both run for every BambooHR event (the
+fast path extracts and maps once per event and feeds both loaders; Meltano runs each task).
 
 - **fast path**: `--fast-path`: the jobs' own plugins, resolved from meltano.yml through
   `meltano invoke --dump`, each kept warm in one long-lived process (imported, its sealing key
@@ -461,8 +472,9 @@ the fast path pays each plugin's own per-run set-up (config validation, the cata
 token for Greenhouse, the stores it opens), one incremental extract since the last scheduled
 run and the writes, its processes running as one pipeline (CPU seconds per plugin above: they
 do not depend on the load). On this machine (2 CPUs shared with other work; load average
-{" ".join(load)} when written) every wall-clock figure, the peer's included, is several times
-what it is on an idle machine: the ratio is the comparable number.
+{" ".join(LOAD_AT_START)} at the start, {" ".join(load)} when written) every wall-clock figure,
+the peer's included, is several times what it is on an idle machine: the ratio is the
+comparable number.
 
 Machine: {platform.platform()}, Python {platform.python_version()}, 2 CPUs shared.
 """,

@@ -151,6 +151,22 @@ def sealer(key: str | None = None) -> Sealer | None:
     return Sealer(passphrase) if passphrase else None
 
 
+def derive_keys(salts: t.Iterable[bytes], key: str | None = None) -> int:
+    """Derive now, once per process, the keys that open blobs sealed under ``salts`` (with
+    ``key``, else ``$HRSYNC_DLQ_KEY``): a process that forks runs (the webhook fast path's warm
+    one) spares each run a scrypt per salt it meets in a store that other processes wrote.
+    Returns how many salts were taken."""
+    passphrase = key if key is not None else os.environ.get(ENV_KEY)
+    if not passphrase:
+        return 0
+    taken = 0
+    for salt in salts:
+        if len(salt) == SALT_BYTES:
+            _cached_key(passphrase, bytes(salt))
+            taken += 1
+    return taken
+
+
 def is_sealed(blob: bytes) -> bool:
     head = bytes(blob[: len(TOKEN_PREFIX)])
     return head in (TOKEN_PREFIX, LEGACY_PREFIX)

@@ -29,7 +29,7 @@ HRSYNC = str(Path(sys.executable).parent / "hrsync")
 
 TASKS = {
     "ats-to-hris": "tap-greenhouse map-ats-to-hris target-bamboohr",
-    "hris-to-iam": "tap-bamboohr map-bamboohr-to-canonical map-hris-to-iam target-scim",
+    "hris-to-iam": "tap-bamboohr-iam map-bamboohr-to-canonical map-hris-to-iam target-scim",
     "hris-to-lms": "tap-bamboohr map-bamboohr-to-canonical map-hris-to-lms target-moodle",
     "hris-to-payroll": (
         "tap-bamboohr map-bamboohr-to-canonical map-hris-to-payroll target-payroll-api"

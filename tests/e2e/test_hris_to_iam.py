@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
@@ -69,11 +70,12 @@ def second_jobs(sb: Sandbox) -> set[tuple[str, str]]:
     }
 
 
-def run_job(env: dict[str, str], *args: str) -> None:
+def run_job(env: dict[str, str], *args: str) -> str:
     proc = subprocess.run(
         [MELTANO, "run", *args, "hris-to-iam"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stderr
 
 
 def scim_users(scim: ScimServer) -> dict[str, dict[str, Any]]:
@@ -94,7 +96,13 @@ def ldap_people(slapd: Slapd, base: str = PEOPLE) -> dict[str, dict[str, Any]]:
 
 def test_joiners_and_leavers_reach_both_directories(iam: Env) -> None:
     sb, env, scim, slapd = iam
-    run_job(env, "--full-refresh")
+    logs = run_job(env, "--full-refresh")
+    # the job's own view of BambooHR (tap-bamboohr-iam): people and positions only, so no pay,
+    # status-history, deduction or deletion stream is read, mapped and then denied
+    denied = set(re.findall(r"stream '(\w+)' is not in profile", logs))
+    assert denied == {"position"}, denied  # the canonical positions hris_to_iam does not map
+    synced = set(re.findall(r"Beginning sync of '(\w+)'", logs))  # singer-sdk, per stream
+    assert synced == {"employees", "job_info"}, synced
     people = list(sb.world.people())
     today = sb.world.as_of
     # only people with a work e-mail get an account; leavers never get one created

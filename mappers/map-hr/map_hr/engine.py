@@ -20,9 +20,10 @@ import orjson
 
 from hrsync.errors import ConfigError, RecordError
 from hrsync.pseudonym import DEFAULT_ENV, Pseudonymizer, PseudonymKeyError
+from hrsync.sealing import derive_keys
 from hrsync.shapes import json_kind
 
-from .lookups import LookupStore
+from .lookups import LookupStore, recent_salts
 from .plan import (
     FieldFailure,
     StreamPlan,
@@ -709,7 +710,13 @@ def warm(config: Mapping[str, Any]) -> None:
     engine from ``config`` (the webhook fast path): they find it compiled. A changed profile
     file, key or override is compiled again by the run that sees it."""
     source = _source(config)
-    _WARMED[source] = _plans(source, config)
+    profile, _ = _WARMED[source] = _plans(source, config)
+    # the keys of the lookup store's rows sealed by other processes (the scheduled runs): each
+    # run would otherwise derive them (a scrypt each) when it reads a row of theirs
+    if profile.data.get("lookups") or profile.data.get("population"):
+        state_dir = config.get("state_dir")
+        base = Path(state_dir) if state_dir else Path(".hrsync") / "map-hr"
+        derive_keys(recent_salts(base / f"{profile.name}.sqlite"))
 
 
 def build_engine(config: Mapping[str, Any]) -> Engine:

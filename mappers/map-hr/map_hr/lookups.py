@@ -15,6 +15,7 @@ one a warning says the store is plaintext. Rows are kept ``retention_days`` (def
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from typing import Any
 import orjson
 
 from hrsync import sqlite
-from hrsync.sealing import ENV_KEY, Sealer, is_sealed, sealer
+from hrsync.sealing import ENV_KEY, SALT_BYTES, TOKEN_PREFIX, Sealer, is_sealed, sealer
 
 LOGGER = logging.getLogger("map_hr.lookups")
 #: how long a reference record is kept after it was last written (days)
@@ -38,6 +39,32 @@ CREATE TABLE IF NOT EXISTS refs (
 DROP TABLE IF EXISTS pending;  -- parked records lived here before they moved to a TEMP table
 """
 CACHE_SIZE = 20_000
+#: how many salts (of the runs that wrote a store last) a warm process derives keys for
+RECENT_SALTS = 8
+
+
+def recent_salts(path: str | Path, limit: int = RECENT_SALTS) -> list[bytes]:
+    """The salts of the sealed rows written last in the store at ``path``, newest first (read
+    only: nothing is written; none when there is no store). A sealed row carries its writer's
+    salt; a process that forks runs derives their keys once (``hrsync.sealing.derive_keys``)."""
+    if not Path(path).is_file():
+        return []
+    head = len(TOKEN_PREFIX)
+    try:
+        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        rows = conn.execute(
+            "SELECT substr(v, ?, ?) AS salt FROM refs WHERE substr(v, 1, ?) = ? "
+            "GROUP BY salt ORDER BY max(stored_at) DESC LIMIT ?",
+            (head + 1, SALT_BYTES, head, TOKEN_PREFIX, limit),
+        ).fetchall()
+    except sqlite3.Error:  # no refs table yet, or busy: the runs derive what they meet
+        return []
+    finally:
+        conn.close()
+    return [bytes(row[0]) for row in rows]
 
 
 def _add_stored_at(conn: Any) -> None:

@@ -26,6 +26,13 @@ successful ``hrsync run`` on record, or when a target is configured to deactivat
 does not list (``deactivate_missing_users``: a partial feed would look like mass leavers), the
 fast path declines and the job runs through Meltano as before.
 
+Tasks that differ only in their loader (``hris-to-iam``: the same extractor and mappers into
+target-scim and into target-ldap) share one run of that extractor and those mappers per event:
+its output is copied to each loader (a loader that ends early stops getting it; the others
+still get all of it). Each loader still gets every record and its own exit code, audit lines
+and locks; the extract, its requests and the mapping are done once, not once per loader (what
+``meltano run`` does, block by block).
+
 The same environment as ``hrsync run`` (``HRSYNC_INTEGRATION=<job>``, the audit log and the
 dead-letter store under the project root, the project's ``.env``) and the plugin names Meltano
 exports (``MELTANO_PROJECT_ROOT``, ``MELTANO_EXTRACTOR_NAME``, the loader's
@@ -189,10 +196,12 @@ class _Child:
 
 @dataclass
 class _Launch:
-    """One task's pipeline for one event."""
+    """One event's pipeline for a group of tasks that share all but their loader: the shared
+    plugins once, then each task's loader (more than one: fed by ``relay``)."""
 
     children: list[_Child]
-    out: IO[bytes]  # the target's stdout (STATE lines)
+    outs: list[IO[bytes]]  # each loader's stdout (STATE lines)
+    relay: threading.Thread | None = None
 
 
 @dataclass
@@ -211,6 +220,8 @@ class FastJob:
     margin: timedelta = MARGIN
     lock_wait: float = LOCK_WAIT
     _zygotes: list[list[_Zygote]] | None = None
+    #: task indexes whose plugins, all but the loader, are the same: run once per event
+    _groups: list[list[int]] = field(default_factory=list)
     _warming: threading.Thread | None = None
     _files: dict[str, list[str]] = field(default_factory=dict)
     _runs: int = 0
@@ -221,6 +232,7 @@ class FastJob:
     def prepare(self) -> None:
         """Write each plugin's config (and catalog) file, 0600 in a 0700 folder."""
         self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._groups = share_prefixes(self.tasks)
         for t, task in enumerate(self.tasks):
             for p, plugin in enumerate(task):
                 base = self.workdir / f"{t}-{p}-{plugin.name}"
@@ -245,9 +257,13 @@ class FastJob:
         old = self._zygotes
         zygotes: list[list[_Zygote]] = []
         started: list[_Zygote] = []
+        first = {t: group[0] for group in self._groups for t in group}
         for t, task in enumerate(self.tasks):
             row: list[_Zygote] = []
             for p, plugin in enumerate(task):
+                if first.get(t, t) != t and p < len(task) - 1:
+                    row.append(zygotes[first[t]][p])  # shared with the group's first task
+                    continue
                 zygote = old[t][p] if old else None
                 if zygote is None or zygote.proc.poll() is not None:
                     if zygote is not None:
@@ -296,9 +312,9 @@ class FastJob:
     def stop(self) -> None:
         if self._warming is not None:
             self._warming.join()
-        for task in self._zygotes or []:
-            for zygote in task:
-                zygote.close()
+        unique = {id(z): z for task in self._zygotes or [] for z in task}
+        for zygote in unique.values():
+            zygote.close()
         self._zygotes = None
         shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -338,8 +354,8 @@ class FastJob:
             )
             launched: list[_Launch] = []
             try:
-                for t, task in enumerate(zygotes):
-                    launched.append(self._launch(t, task, event))
+                for group in self._groups:
+                    launched.append(self._launch(group, zygotes, event))
             except OSError as exc:  # a zygote ended between the check and its arguments
                 for launch in launched:
                     _finish(launch)
@@ -359,49 +375,117 @@ class FastJob:
         failed = [r for r in results if r[0] != 0]
         if failed:
             return failed[0]
-        return 0, f"fast path: {len(results)} task(s) since {since.isoformat()}"
+        shared = len(self.tasks) - len(self._groups)
+        note = f" ({shared} sharing another's extract)" if shared else ""
+        return 0, f"fast path: {len(self.tasks)} task(s){note} since {since.isoformat()}"
 
-    def _launch(self, t: int, task: list[_Zygote], event: Path) -> _Launch:
-        """Start one task's pipeline: each zygote forks its plugin onto the pipes, the
-        extractor first (if a later one cannot start, the earlier ones see a closed pipe and
-        end, and nothing reaches the loader)."""
+    def _launch(self, group: list[int], zygotes: list[list[_Zygote]], event: Path) -> _Launch:
+        """Start one group's pipeline: each zygote forks its plugin onto the pipes, the
+        extractor first, the plugins the group's tasks share once, then each task's loader (if
+        a later one cannot start, the earlier ones see a closed pipe and end, and nothing
+        reaches the loader)."""
         children: list[_Child] = []
+        first, last = group[0], len(self.tasks[group[0]]) - 1
         stdin = os.open(os.devnull, os.O_RDONLY)  # the extractor reads nothing
+        outs: list[IO[bytes]] = []
+        sinks: list[int] = []
         try:
-            for p, zygote in enumerate(task):
-                plugin = zygote.plugin
-                read_next, write = os.pipe()
-                log_path = self.workdir / f"{self._runs}-{t}-{p}-{plugin.name}.log"
-                err = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                child = _Child(zygote, log_path)
-                try:
-                    argv = json.dumps(self._argv(t, p, plugin, event)).encode()
-                    socket.send_fds(zygote.ctl, [argv], [stdin, write, err])
-                    trace.stage("sent", job=self.job, task=t, plugin=plugin.name)
-                finally:
-                    os.close(write)
-                    os.close(err)
-                    os.close(stdin)
-                    stdin = read_next
-                children.append(child)
-                zygote.ctl.settimeout(30)
-                answer = zygote.ctl.recv(64)
-                if not answer.startswith(b"P "):
-                    raise OSError(f"{plugin.name}: no process started ({answer!r})")
-                child.pid = int(answer[2:])
-                trace.stage("forked", job=self.job, task=t, plugin=plugin.name, pid=child.pid)
+            for p, zygote in enumerate(zygotes[first][:last]):
+                fd, stdin = stdin, -1  # _fork closes it
+                stdin = self._fork(zygote, first, p, fd, event, children)
+            if len(group) == 1:
+                fd, stdin = stdin, -1
+                outs.append(os.fdopen(self._fork(zygotes[first][last], first, last, fd, event,
+                                                 children), "rb"))  # fmt: skip
+                return _Launch(children, outs)
+            for t in group:  # one pipe per loader, fed from the shared output by a relay
+                read, write = os.pipe()
+                sinks.append(write)
+                outs.append(os.fdopen(self._fork(zygotes[t][last], t, last, read, event,
+                                                 children), "rb"))  # fmt: skip
         except BaseException:
-            os.close(stdin)
+            for fd in [stdin, *sinks]:
+                if fd >= 0:
+                    os.close(fd)
+            for out in outs:
+                out.close()
             for child in children:
                 _wait(child, 30)
             raise
-        return _Launch(children, os.fdopen(stdin, "rb"))
+        relay = threading.Thread(target=_relay, args=(stdin, sinks), daemon=True,
+                                 name=f"fast-path-relay-{self.job}")  # fmt: skip
+        relay.start()
+        return _Launch(children, outs, relay)
+
+    def _fork(
+        self, zygote: _Zygote, t: int, p: int, stdin: int, event: Path, children: list[_Child]
+    ) -> int:
+        """Have ``zygote`` fork its plugin reading ``stdin`` (closed here); the read end of
+        the new process's stdout."""
+        plugin = zygote.plugin
+        read_next, write = os.pipe()
+        log_path = self.workdir / f"{self._runs}-{t}-{p}-{plugin.name}.log"
+        child = _Child(zygote, log_path)
+        try:
+            err = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                argv = json.dumps(self._argv(t, p, plugin, event)).encode()
+                socket.send_fds(zygote.ctl, [argv], [stdin, write, err])
+                trace.stage("sent", job=self.job, task=t, plugin=plugin.name)
+            finally:
+                os.close(err)
+            children.append(child)
+            zygote.ctl.settimeout(30)
+            answer = zygote.ctl.recv(64)
+            if not answer.startswith(b"P "):
+                raise OSError(f"{plugin.name}: no process started ({answer!r})")
+        except BaseException:
+            os.close(read_next)
+            raise
+        finally:
+            os.close(write)
+            os.close(stdin)
+        child.pid = int(answer[2:])
+        trace.stage("forked", job=self.job, task=t, plugin=plugin.name, pid=child.pid)
+        return read_next
 
     def _argv(self, t: int, p: int, plugin: Plugin, event: Path) -> list[str]:
         files = list(self._files[f"{t}-{p}"])
         if plugin.kind == "extractor":
             files[2:2] = ["--config", str(event)]  # after the plugin's own: overrides start_date
         return files
+
+
+def share_prefixes(tasks: list[list[Plugin]]) -> list[list[int]]:
+    """Task indexes grouped by what they run before their loader (the same plugins, by name,
+    in the same order): each group's shared plugins run once per event."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for t, task in enumerate(tasks):
+        groups.setdefault(tuple(p.name for p in task[:-1]), []).append(t)
+    return list(groups.values())
+
+
+def _relay(source: int, sinks: list[int]) -> None:
+    """Copy ``source`` to every sink until it ends; a sink whose reader ended (its loader
+    failed: its exit code says so) is dropped, the others get everything. Closes them all."""
+    live = list(sinks)
+    try:
+        while live:
+            chunk = os.read(source, 1 << 16)
+            if not chunk:
+                break
+            for fd in list(live):
+                view = memoryview(chunk)
+                try:
+                    while view:
+                        view = view[os.write(fd, view) :]
+                except OSError:
+                    live.remove(fd)
+                    os.close(fd)
+    finally:
+        os.close(source)  # no reader left: the shared plugins see a closed pipe, as before
+        for fd in live:
+            os.close(fd)
 
 
 def _meltano_names(root: Path, task: list[Plugin], plugin: Plugin) -> dict[str, str]:
@@ -436,14 +520,27 @@ def _wait(child: _Child, timeout: float) -> int:
 
 
 def _finish(launch: _Launch) -> tuple[int, str]:
-    states = launch.out.read().splitlines()
-    launch.out.close()
+    counts = [0] * len(launch.outs)
+
+    def drain(i: int) -> None:  # each loader's stdout at once: none waits on another's
+        with launch.outs[i] as out:
+            counts[i] = len(out.read().splitlines())
+
+    readers = [threading.Thread(target=drain, args=(i,), daemon=True) for i in range(len(counts))]
+    for reader in readers[1:]:
+        reader.start()
+    drain(0)
+    for reader in readers[1:]:
+        reader.join()
+    if launch.relay is not None:
+        launch.relay.join()
+    states = sum(counts)
     codes = [_wait(child, RUN_TIMEOUT) for child in launch.children]
     for code, child in zip(codes, launch.children, strict=True):
         if code != 0:
             tail = child.log.read_text("utf-8", "replace")[-2000:]
             return code, f"{child.log.name.removesuffix('.log')} exited {code}: {tail}"
-    return 0, f"{len(states)} state line(s) discarded"
+    return 0, f"{states} state line(s) discarded"
 
 
 def _private(path: Path, content: Any) -> Path:
