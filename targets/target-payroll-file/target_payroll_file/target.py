@@ -96,8 +96,9 @@ class TargetPayrollFile(DirectRecords, BatchAsRecords, Target):
         lean = self.__dict__.setdefault("_lean", {})
         stream = message_dict["stream"]
         lean.pop(stream, None)
-        sink = self.__dict__.get("_direct", {}).get(stream)
-        if sink is not None and _only_payroll_steps(sink):
+        # hrsync.direct keeps (sink, chunked) for a stream whose records may skip the look-ups
+        sink, chunked = self.__dict__.get("_direct", {}).get(stream, (None, False))
+        if sink is not None and not chunked and _only_payroll_steps(sink):
             lean[stream] = sink
 
     def _process_record_message(self, message_dict: dict) -> None:
@@ -111,6 +112,7 @@ class TargetPayrollFile(DirectRecords, BatchAsRecords, Target):
         if sink is None or type(record) is not dict:
             super()._process_record_message(message_dict)
             return
+        self.flush_chunk()  # records another stream's chunk holds go first
         record = record.copy()
         sink._remove_sdc_metadata_from_record(record)
         sink.tally_record_read()
