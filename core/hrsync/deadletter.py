@@ -164,7 +164,10 @@ class DeadLetterStore:
     # --- payload --------------------------------------------------------------------------
 
     def _seal(self, payload: dict[str, Any]) -> tuple[bytes, int]:
-        raw = json.dumps(payload, default=_json_default, ensure_ascii=False).encode("utf-8")
+        try:
+            raw = json.dumps(payload, default=_json_default, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # an unpaired surrogate: kept as its JSON escape, as it came
+            raw = json.dumps(payload, default=_json_default).encode("ascii")
         if self._sealer is None:
             self._warn_unsealed()
             return raw, 0

@@ -16,10 +16,22 @@ errors as before, about three times faster for the usual record.
 ``before_failing``, when set, is called before an error ends the reading: hrsync.direct hands
 over the records it holds, so every record before the failing line is processed, as it would
 be one at a time.
+
+A RECORD holding a string no destination can take (an unpaired UTF-16 surrogate such as JSON
+``"\\ud800"``: valid JSON, which singer-sdk's reader accepts and which then fails every UTF-8
+encoder downstream) is refused here, for every target at once: it becomes that record's dead
+letter (``hrsync.deadletter``, the target's name, its ``dead_letter_path`` setting if it has
+one) naming stream, record key and field path, and the records around it go on. orjson refuses
+such a line, so the check (:func:`unencodable`) only runs on lines read again by singer-sdk's
+reader, and only walks the message when the raw line has a ``\\uD800``-``\\uDFFF`` escape (or such a
+character).
 """
 
 from __future__ import annotations
 
+import io
+import re
+import sys
 import typing as t
 
 import orjson
@@ -27,6 +39,44 @@ from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
 from hrsync.shapes import json_kind
+
+#: a JSON escape of a UTF-16 surrogate, or one as a character (stdin read with
+#: ``surrogateescape`` turns bytes that are not UTF-8 into them); paired escapes match too, and
+#: the walk then finds nothing
+_SURROGATE_ESCAPE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+#: the message type a refused record is handed on as (counted apart, never reaches a sink)
+REFUSED = "HRSYNC_REFUSED_RECORD"
+UNPAIRED = "unpaired UTF-16 surrogate"
+
+
+def unencodable(value: t.Any, path: str = "") -> tuple[str, str] | None:
+    """The first (field path, reason) under ``value`` whose text cannot be encoded as UTF-8
+    (keys included), or None. Paths read ``address.lines[1]``."""
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            char = value[exc.start]
+            why = f"{UNPAIRED} {char!r} at character {exc.start}"
+            if "\udc80" <= char <= "\udcff":  # also what surrogateescape makes of a byte
+                why += f" (or byte 0x{ord(char) - 0xDC00:02x} of input that is not UTF-8)"
+            return path or "<value>", why
+        return None
+    if type(value) is dict:
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            bad = unencodable(key, where) if type(key) is str else None
+            if bad is not None:
+                return where.encode("utf-8", "backslashreplace").decode(), f"field name: {bad[1]}"
+            bad = unencodable(item, where)
+            if bad is not None:
+                return bad
+    elif type(value) is list:
+        for i, item in enumerate(value):
+            bad = unencodable(item, f"{path}[{i}]")
+            if bad is not None:
+                return bad
+    return None
 
 
 class SingerObjectReader(SingerReader):
@@ -37,10 +87,34 @@ class SingerObjectReader(SingerReader):
         self.line_number = 0
         #: called before an error ends the reading (hrsync.direct hands over records it holds)
         self.before_failing: t.Callable[[], None] | None = None
+        #: stream -> key properties, from the SCHEMA messages read (to name a refused record)
+        self.keys: dict[str, list[str]] = {}
+        self.schemas: dict[str, dict] = {}
+        self._letters: t.Any = None
+        self._plugin: t.Any = None
 
     def process_lines(
         self, file_input: t.IO[str] | None, callbacks: dict[str, t.Callable[[dict], None]]
     ) -> t.Counter[str]:
+        callbacks = dict(callbacks)
+        on_schema = callbacks.get("SCHEMA")
+        self._plugin = getattr(on_schema, "__self__", None)  # the Target (or mapper) reading
+
+        def schema(message: dict) -> None:
+            stream = message.get("stream")
+            if type(stream) is str:
+                self.keys[stream] = list(message.get("key_properties") or ())
+                self.schemas[stream] = message.get("schema") or {}
+            if on_schema is not None:
+                on_schema(message)
+
+        callbacks["SCHEMA"] = schema
+        callbacks[REFUSED] = self.refuse
+        if file_input is None and isinstance(sys.stdin, io.TextIOWrapper):
+            # bytes that are not UTF-8 become lone surrogates (that record's dead letter)
+            # rather than a UnicodeDecodeError that ends the run at an unknown line
+            sys.stdin.reconfigure(errors="surrogateescape")
+            file_input = sys.stdin
         try:
             return super().process_lines(file_input, callbacks)
         except Exception:
@@ -70,7 +144,53 @@ class SingerObjectReader(SingerReader):
                 f"line {self.line_number}: a Singer message must be a JSON object, got "
                 f"{json_kind(message)}: {str(line)[:200]!r}"
             )
+        if message.get("type") == "RECORD" and _SURROGATE_ESCAPE.search(str(line)):
+            bad = unencodable(message.get("record"))
+            if bad is not None:
+                return {"type": REFUSED, "message": message, "field": bad[0], "reason": bad[1]}
         return message
+
+    def record_key(self, stream: str, record: t.Any) -> str:
+        """The record's key properties' values (``a/b``), ``<missing>`` without them."""
+        keys = self.keys.get(stream) or []
+        if type(record) is not dict or not keys or any(record.get(k) is None for k in keys):
+            return "<missing>"
+        text = "/".join(str(record[k]) for k in keys)
+        return text.encode("utf-8", "backslashreplace").decode()
+
+    def refuse(self, refused: dict) -> None:
+        """A RECORD no destination can take: its dead letter, then the next line."""
+        message, field, reason = refused["message"], refused["field"], refused["reason"]
+        stream = str(message.get("stream"))
+        record = message.get("record")
+        key = self.record_key(stream, record)
+        error = (
+            f"stream {stream}, record {key}: field {field}: {reason} (line {self.line_number}: "
+            "text that cannot be encoded as UTF-8; fix it at the source, then replay)"
+        )
+        if self.before_failing is not None:
+            self.before_failing()  # the records before it go first, in order
+        if self._letters is None:
+            from hrsync.deadletter import DeadLetterStore, TargetDeadLetters
+
+            plugin = self._plugin
+            name = str(getattr(plugin, "name", None) or "unknown-plugin")
+            config = getattr(plugin, "config", None) or {}
+            self._letters = TargetDeadLetters(
+                name, DeadLetterStore(config.get("dead_letter_path") or None)
+            )
+        letters = self._letters
+        letters.stream(stream, self.schemas.get(stream) or {}, self.keys.get(stream) or [])
+        letters.dead(
+            stream=stream,
+            record_key=key,
+            record=record if type(record) is dict else {"record": record},
+            error=error,
+            error_class="unpaired_surrogate",
+        )
+        logger = getattr(self._plugin, "logger", None)
+        if logger is not None:
+            logger.warning("record refused, kept as a dead letter: %s", error)
 
 
 #: value types that hold no float (and nothing that could)
