@@ -24,7 +24,10 @@ letter (``hrsync.deadletter``, the target's name, its ``dead_letter_path`` setti
 one) naming stream, record key and field path, and the records around it go on. orjson refuses
 such a line, so the check (:func:`unencodable`) only runs on lines read again by singer-sdk's
 reader, and only walks the message when the raw line has a ``\\uD800``-``\\uDFFF`` escape (or such a
-character).
+character). A target whose run depends on every record defines
+``record_refused(stream, record_key, record, field, error)``, called after the letter is filed
+(target-payroll-file holds its file; target-benefits-834 leaves that employee's family as
+the carrier has it).
 """
 
 from __future__ import annotations
@@ -191,6 +194,9 @@ class SingerObjectReader(SingerReader):
         logger = getattr(self._plugin, "logger", None)
         if logger is not None:
             logger.warning("record refused, kept as a dead letter: %s", error)
+        hook = getattr(self._plugin, "record_refused", None)
+        if callable(hook):  # a target whose run depends on every record (a held file...)
+            hook(stream, key, record, field, error)
 
 
 #: value types that hold no float (and nothing that could)
