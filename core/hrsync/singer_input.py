@@ -154,7 +154,8 @@ class SingerObjectReader(SingerReader):
         return message
 
     def record_key(self, stream: str, record: t.Any) -> str:
-        """The record's key properties' values (``a/b``), ``<missing>`` without them."""
+        """The record's key properties' values (``a/b``), ``<missing>`` without them; a
+        target's sink with a ``record_key(record)`` method names its records itself."""
         keys = self.keys.get(stream) or []
         if type(record) is not dict or not keys or any(record.get(k) is None for k in keys):
             return "<missing>"
@@ -167,6 +168,15 @@ class SingerObjectReader(SingerReader):
         stream = str(message.get("stream"))
         record = message.get("record")
         key = self.record_key(stream, record)
+        sinks = getattr(self._plugin, "_sinks_active", None) or {}
+        keyer = getattr(sinks.get(stream), "record_key", None)
+        if callable(keyer) and type(record) is dict:  # the key the target files letters under
+            try:
+                own = keyer(record)
+            except Exception:  # the reader's own key then names it
+                own = None
+            if own is not None:
+                key = str(own).encode("utf-8", "backslashreplace").decode()
         error = (
             f"stream {stream}, record {key}: field {field}: {reason} (line {self.line_number}: "
             "text that cannot be encoded as UTF-8; fix it at the source, then replay)"
