@@ -5,6 +5,7 @@ No singer-sdk import (map-hr's fast command line uses :func:`json_kind` too).
 
 from __future__ import annotations
 
+import re
 import typing as t
 from urllib.parse import urlsplit
 
@@ -82,3 +83,40 @@ def expect_rows(response: requests.Response, vendor: str, rows: t.Any, what: str
                 vendor, response, f"{what}: item {i} is {json_kind(row)}, expected an object"
             )
     return t.cast(list[dict], rows)
+
+
+#: a JSON escape of a UTF-16 surrogate, or one as a character (stdin read with
+#: ``surrogateescape`` turns bytes that are not UTF-8 into them); paired escapes match too, and
+#: the walk then finds nothing
+SURROGATE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+UNPAIRED = "unpaired UTF-16 surrogate"
+
+
+def unencodable(value: t.Any, path: str = "") -> tuple[str, str] | None:
+    """The first (field path, reason) under ``value`` whose text cannot be encoded as UTF-8
+    (keys included), or None. Paths read ``address.lines[1]``."""
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            char = value[exc.start]
+            why = f"{UNPAIRED} {char!r} at character {exc.start}"
+            if "\udc80" <= char <= "\udcff":  # also what surrogateescape makes of a byte
+                why += f" (or byte 0x{ord(char) - 0xDC00:02x} of input that is not UTF-8)"
+            return path or "<value>", why
+        return None
+    if type(value) is dict:
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            bad = unencodable(key, where) if type(key) is str else None
+            if bad is not None:
+                return where.encode("utf-8", "backslashreplace").decode(), f"field name: {bad[1]}"
+            bad = unencodable(item, where)
+            if bad is not None:
+                return bad
+    elif type(value) is list:
+        for i, item in enumerate(value):
+            bad = unencodable(item, f"{path}[{i}]")
+            if bad is not None:
+                return bad
+    return None

@@ -33,7 +33,6 @@ the carrier has it).
 from __future__ import annotations
 
 import io
-import re
 import sys
 import typing as t
 
@@ -41,45 +40,12 @@ import orjson
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
-from hrsync.shapes import json_kind
+from hrsync.shapes import SURROGATE as _SURROGATE_ESCAPE
+from hrsync.shapes import UNPAIRED as UNPAIRED  # re-exported
+from hrsync.shapes import json_kind, unencodable
 
-#: a JSON escape of a UTF-16 surrogate, or one as a character (stdin read with
-#: ``surrogateescape`` turns bytes that are not UTF-8 into them); paired escapes match too, and
-#: the walk then finds nothing
-_SURROGATE_ESCAPE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 #: the message type a refused record is handed on as (counted apart, never reaches a sink)
 REFUSED = "HRSYNC_REFUSED_RECORD"
-UNPAIRED = "unpaired UTF-16 surrogate"
-
-
-def unencodable(value: t.Any, path: str = "") -> tuple[str, str] | None:
-    """The first (field path, reason) under ``value`` whose text cannot be encoded as UTF-8
-    (keys included), or None. Paths read ``address.lines[1]``."""
-    if type(value) is str:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            char = value[exc.start]
-            why = f"{UNPAIRED} {char!r} at character {exc.start}"
-            if "\udc80" <= char <= "\udcff":  # also what surrogateescape makes of a byte
-                why += f" (or byte 0x{ord(char) - 0xDC00:02x} of input that is not UTF-8)"
-            return path or "<value>", why
-        return None
-    if type(value) is dict:
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            bad = unencodable(key, where) if type(key) is str else None
-            if bad is not None:
-                return where.encode("utf-8", "backslashreplace").decode(), f"field name: {bad[1]}"
-            bad = unencodable(item, where)
-            if bad is not None:
-                return bad
-    elif type(value) is list:
-        for i, item in enumerate(value):
-            bad = unencodable(item, f"{path}[{i}]")
-            if bad is not None:
-                return bad
-    return None
 
 
 class SingerObjectReader(SingerReader):

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import deserialize_json
 
-from hrsync.singer_input import REFUSED, SingerObjectReader, unencodable
+from hrsync.shapes import unencodable
+from hrsync.singer_input import REFUSED, SingerObjectReader
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
