@@ -5,6 +5,8 @@ No singer-sdk import (map-hr's fast command line uses :func:`json_kind` too).
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import typing as t
 from urllib.parse import urlsplit
@@ -57,9 +59,37 @@ def read_json(response: requests.Response, vendor: str) -> t.Any:
     try:
         data = orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:
-        what = "an empty body" if not response.content.strip() else "a body that is not JSON"
-        raise UnexpectedPage(vendor, response, f"{what} ({exc})") from exc
+        data = _with_surrogates(response, vendor)
+        if data is _MISSING:
+            what = "an empty body" if not response.content.strip() else "a body that is not JSON"
+            raise UnexpectedPage(vendor, response, f"{what} ({exc})") from exc
     setattr(response, _CACHE, data)
+    return data
+
+
+def _with_surrogates(response: requests.Response, vendor: str) -> t.Any:
+    """A page orjson refused only for an unpaired UTF-16 surrogate escape (valid JSON): read
+    with ``json``, the text passed on as it came (its record becomes a dead letter naming the
+    field wherever it cannot be encoded: map-hr, the target), with a warning naming where it
+    is. ``_MISSING`` for any other page (the caller says what is wrong with it)."""
+    body = response.content
+    if not _SURROGATE_BYTES.search(body):
+        return _MISSING
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return _MISSING
+    bad = unencodable(data)
+    if bad is None:
+        return _MISSING
+    logging.getLogger("hrsync.shapes").warning(
+        "%s sent text that is not valid Unicode for %s: %s at %s; passed on as it came "
+        "(that record becomes a dead letter downstream naming the field)",
+        vendor,
+        endpoint(response),
+        bad[1],
+        bad[0],
+    )
     return data
 
 
@@ -90,6 +120,7 @@ def expect_rows(response: requests.Response, vendor: str, rows: t.Any, what: str
 #: the walk then finds nothing
 SURROGATE = re.compile("\\\\u[dD][89a-fA-F]|[\ud800-\udfff]")
 UNPAIRED = "unpaired UTF-16 surrogate"
+_SURROGATE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def unencodable(value: t.Any, path: str = "") -> tuple[str, str] | None:
