@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ldap_testkit import RunTarget, Slapd, openldap_config, person
+from ldap_testkit import DISABLED, RunTarget, Slapd, openldap_config, person
 
 from hrsync.deadletter import DeadLetterStore
 
@@ -37,3 +37,26 @@ def test_a_lone_surrogate_is_that_records_dead_letter(
     assert letter.error_class == "unpaired_surrogate"
     assert letter.record == records[1]  # kept as it came, for a replay once fixed
     assert letter.key_properties == ["employee_id"]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"given_name": "B\ud800"}, {"termination_date": "next tuesday"}],
+    ids=["lone-surrogate", "bad-date"],
+)
+def test_a_refused_record_is_not_a_leaver_in_a_full_feed(
+    slapd: Slapd, tmp_path: Path, run_target: RunTarget, bad: dict
+) -> None:
+    people = [
+        person("7001", "Ann", "Lee"),
+        person("7002", "Bad", "Text"),
+        person("7003", "Bo", "Ek"),
+    ]
+    run_target(openldap_config(slapd, tmp_path), people)
+    config = openldap_config(slapd, tmp_path, deactivate_missing_users=True)
+    target = run_target(config, [people[0], {**people[1], **bad}, people[2]])
+    assert slapd.entries(DISABLED) == {}  # in the feed, refused: the account stays as it is
+    assert "disabled" not in target.summary.outcomes
+    assert [x.record_key for x in DeadLetterStore().list()] == ["7002"]
+    target = run_target(config, [people[0], people[2]])  # really missing: disabled
+    assert target.summary.outcomes["disabled"] == 1
