@@ -40,12 +40,26 @@ import orjson
 from singer_sdk.io_base import SingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 
-from hrsync.shapes import SURROGATE as _SURROGATE_ESCAPE
 from hrsync.shapes import UNPAIRED as UNPAIRED  # re-exported
 from hrsync.shapes import json_kind, unencodable
 
 #: the message type a refused record is handed on as (counted apart, never reaches a sink)
 REFUSED = "HRSYNC_REFUSED_RECORD"
+
+
+def _may_hold_surrogate(line: t.Any) -> bool:
+    """Whether a line may hold an unpaired surrogate: a ``\\uD...`` escape, or a surrogate
+    character (which UTF-8 cannot encode). Two C-speed scans; the walk then decides."""
+    text = str(line)
+    if "\\ud" in text or "\\uD" in text:
+        return True
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class SingerObjectReader(SingerReader):
@@ -113,7 +127,7 @@ class SingerObjectReader(SingerReader):
                 f"line {self.line_number}: a Singer message must be a JSON object, got "
                 f"{json_kind(message)}: {str(line)[:200]!r}"
             )
-        if message.get("type") == "RECORD" and _SURROGATE_ESCAPE.search(str(line)):
+        if _may_hold_surrogate(line) and message.get("type") == "RECORD":
             bad = unencodable(message.get("record"))
             if bad is not None:
                 return {"type": REFUSED, "message": message, "field": bad[0], "reason": bad[1]}
