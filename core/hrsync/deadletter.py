@@ -164,7 +164,10 @@ class DeadLetterStore:
     # --- payload --------------------------------------------------------------------------
 
     def _seal(self, payload: dict[str, Any]) -> tuple[bytes, int]:
-        raw = json.dumps(payload, default=_json_default, ensure_ascii=False).encode("utf-8")
+        try:
+            raw = json.dumps(payload, default=_json_default, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # an unpaired surrogate: kept as its JSON escape, as it came
+            raw = json.dumps(payload, default=_json_default).encode("ascii")
         if self._sealer is None:
             self._warn_unsealed()
             return raw, 0
@@ -216,9 +219,10 @@ class DeadLetterStore:
             {"record": record, "schema": schema, "key_properties": list(key_properties)}
         )
         error = " ".join(str(error).split())[:ERROR_MAX] or "unknown error"
+        error = error.encode("utf-8", "backslashreplace").decode()  # unpaired surrogates
         klass = _error_class(error_class)
         now = _now()
-        key = str(record_key)
+        key = str(record_key).encode("utf-8", "backslashreplace").decode()
         with self._db() as db:
             row = db.execute(
                 "SELECT id FROM dead_letters WHERE integration=? AND plugin=? AND stream=? "

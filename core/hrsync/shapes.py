@@ -5,6 +5,9 @@ No singer-sdk import (map-hr's fast command line uses :func:`json_kind` too).
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 import typing as t
 from urllib.parse import urlsplit
 
@@ -56,9 +59,37 @@ def read_json(response: requests.Response, vendor: str) -> t.Any:
     try:
         data = orjson.loads(response.content)
     except orjson.JSONDecodeError as exc:
-        what = "an empty body" if not response.content.strip() else "a body that is not JSON"
-        raise UnexpectedPage(vendor, response, f"{what} ({exc})") from exc
+        data = _with_surrogates(response, vendor)
+        if data is _MISSING:
+            what = "an empty body" if not response.content.strip() else "a body that is not JSON"
+            raise UnexpectedPage(vendor, response, f"{what} ({exc})") from exc
     setattr(response, _CACHE, data)
+    return data
+
+
+def _with_surrogates(response: requests.Response, vendor: str) -> t.Any:
+    """A page orjson refused only for an unpaired UTF-16 surrogate escape (valid JSON): read
+    with ``json``, the text passed on as it came (its record becomes a dead letter naming the
+    field wherever it cannot be encoded: map-hr, the target), with a warning naming where it
+    is. ``_MISSING`` for any other page (the caller says what is wrong with it)."""
+    body = response.content
+    if not _SURROGATE_BYTES.search(body):
+        return _MISSING
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return _MISSING
+    bad = unencodable(data)
+    if bad is None:
+        return _MISSING
+    logging.getLogger("hrsync.shapes").warning(
+        "%s sent text that is not valid Unicode for %s: %s at %s; passed on as it came "
+        "(that record becomes a dead letter downstream naming the field)",
+        vendor,
+        endpoint(response),
+        bad[1],
+        bad[0],
+    )
     return data
 
 
@@ -82,3 +113,38 @@ def expect_rows(response: requests.Response, vendor: str, rows: t.Any, what: str
                 vendor, response, f"{what}: item {i} is {json_kind(row)}, expected an object"
             )
     return t.cast(list[dict], rows)
+
+
+UNPAIRED = "unpaired UTF-16 surrogate"
+#: a JSON escape of a UTF-16 surrogate (paired ones too: the walk then finds nothing)
+_SURROGATE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def unencodable(value: t.Any, path: str = "") -> tuple[str, str] | None:
+    """The first (field path, reason) under ``value`` whose text cannot be encoded as UTF-8
+    (keys included), or None. Paths read ``address.lines[1]``."""
+    if type(value) is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            char = value[exc.start]
+            why = f"{UNPAIRED} {char!r} at character {exc.start}"
+            if "\udc80" <= char <= "\udcff":  # also what surrogateescape makes of a byte
+                why += f" (or byte 0x{ord(char) - 0xDC00:02x} of input that is not UTF-8)"
+            return path or "<value>", why
+        return None
+    if type(value) is dict:
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            bad = unencodable(key, where) if type(key) is str else None
+            if bad is not None:
+                return where.encode("utf-8", "backslashreplace").decode(), f"field name: {bad[1]}"
+            bad = unencodable(item, where)
+            if bad is not None:
+                return bad
+    elif type(value) is list:
+        for i, item in enumerate(value):
+            bad = unencodable(item, f"{path}[{i}]")
+            if bad is not None:
+                return bad
+    return None

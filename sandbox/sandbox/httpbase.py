@@ -37,7 +37,11 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, default=_json_default).encode()
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_json_default).encode()
+    except UnicodeEncodeError:  # an unpaired surrogate stored through the API: sent as its
+        # JSON escape, as a vendor whose JSON encoder escapes non-ASCII would send it
+        return json.dumps(value, default=_json_default).encode()
 
 
 @dataclass

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from singer_sdk.singerlib.exceptions import InvalidInputLine
 from singer_sdk.singerlib.json import deserialize_json
 
-from hrsync.singer_input import SingerObjectReader
+from hrsync.shapes import unencodable
+from hrsync.singer_input import REFUSED, SingerObjectReader
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
@@ -71,9 +72,14 @@ def _reference(line: str) -> Any:
 
 def _fast(line: str) -> Any:
     try:
-        return _typed(SingerObjectReader().deserialize_json(line))
+        message = SingerObjectReader().deserialize_json(line)
     except InvalidInputLine:
         return "refused"
+    if message.get("type") == REFUSED:  # a record no UTF-8 encoder takes: the message read
+        assert unencodable(message["message"]["record"]) is not None
+        return _typed(message["message"])
+    assert message.get("type") != "RECORD" or unencodable(message.get("record")) is None
+    return _typed(message)
 
 
 def test_same_values_and_refusals_as_singer_sdk() -> None:

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,7 +22,7 @@ import orjson
 from hrsync.errors import ConfigError, RecordError
 from hrsync.pseudonym import DEFAULT_ENV, Pseudonymizer, PseudonymKeyError
 from hrsync.sealing import derive_keys
-from hrsync.shapes import json_kind
+from hrsync.shapes import json_kind, unencodable
 
 from .lookups import LookupStore, recent_salts
 from .plan import (
@@ -479,8 +480,9 @@ class Engine:
         """A record this profile cannot map: a dead letter (what the destination may receive,
         the fields that failed and why), or the run stops (``bad_records: fail``)."""
         key = self.record_key(plan.input_stream, rec)
+        shown = key.encode("utf-8", "backslashreplace").decode()  # an unpaired surrogate as \ud800
         if self.letters is None:
-            raise RecordError(plan.input_stream, key, field, reason + self._on_line())
+            raise RecordError(plan.input_stream, shown, field, reason + self._on_line())
         salvaged, failures = plan.salvage(rec)
         if join or not failures:  # a join failed: the fields that read it fail with it
             failures = [(field, reason)]
@@ -491,7 +493,7 @@ class Engine:
         logger.warning(
             "profile %s: record %s of stream %r is a dead letter (not sent to %s): %s",
             self.profile.name,
-            key,
+            shown,
             plan.input_stream,
             plan.output_stream,
             error,
@@ -733,6 +735,38 @@ def build_engine(config: Mapping[str, Any]) -> Engine:
     )
 
 
+#: a JSON surrogate escape (orjson refuses a lone one) or a byte that is not UTF-8
+_UNENCODABLE = re.compile(rb"\\u[dD][89a-fA-F]|[\x80-\xff]")
+
+
+def _unencodable_record(engine: Engine, n: int, line: bytes, emit: Emit) -> bool:
+    """A line orjson refused: a RECORD holding text no UTF-8 encoder takes (an unpaired UTF-16
+    surrogate, or bytes that are not UTF-8) is its own dead letter naming stream, record, field
+    and reason (``bad_records: fail`` stops the run naming them); a record of a stream the
+    profile does not map is passed on as it came (the target then refuses it). False: not
+    such a line (the caller says what is wrong with it). Only on orjson's error path."""
+    if not _UNENCODABLE.search(line):
+        return False
+    try:
+        msg = json.loads(line.decode("utf-8", "surrogateescape"))
+    except (ValueError, RecursionError):
+        return False
+    if type(msg) is not dict or msg.get("type") != "RECORD" or type(msg.get("record")) is not dict:
+        return False
+    bad = unencodable(msg["record"])
+    if bad is None:
+        return False
+    field, reason = bad
+    engine.line = n
+    plans = engine.plans.get(msg.get("stream"))  # type: ignore[arg-type]
+    if not plans:
+        engine.handle(msg, line, emit)
+        return True
+    for plan in plans:
+        engine.bad_record(plan, msg["record"], field, reason)
+    return True
+
+
 def run_stream(engine: Engine, source: IO[bytes], sink: IO[bytes]) -> Counter[str]:
     """Map every line of ``source`` to ``sink`` (bytes, buffered). Returns message counts."""
     out = (
@@ -772,6 +806,8 @@ def run_stream(engine: Engine, source: IO[bytes], sink: IO[bytes]) -> Counter[st
             except orjson.JSONDecodeError as exc:
                 if not line.strip():
                     continue
+                if _unencodable_record(engine, n, line, emit):
+                    continue  # that record's dead letter (or, unmapped, passed on as it came)
                 raise ConfigError(f"line {n}: input is not JSON ({exc}): {line[:200]!r}") from exc
             if type(msg) is not dict:
                 raise ConfigError(

@@ -109,6 +109,8 @@ class Run:
         self.dlq = DeadLetterStore(config.get("dead_letter_path") or None)
         self.audit = AuditLog(config.get("audit_log_path") or None)
         self.summary = Summary()
+        #: employees with a record the reader refused: their family waits for the fixed record
+        self.held: set[str] = set()
 
     @staticmethod
     def _exclusive(path: Path) -> int:
@@ -173,6 +175,13 @@ class Run:
         employees = set(self.spool.employees())
         if complete:  # a full feed: someone sent before and now absent has lost coverage
             employees |= set(self.ledger.employees())
+        for employee_id in sorted(self.held & employees):
+            self.logger.warning(
+                "employee %s: a record was refused (dead letter): the family is not planned "
+                "this run, the carrier keeps what it has",
+                employee_id,
+            )
+        employees -= self.held
         for employee_id in sorted(employees, key=lambda e: (len(e), e)):
             family = planner.family(
                 employee_id, self.spool.family(employee_id), self.ledger.family(employee_id)

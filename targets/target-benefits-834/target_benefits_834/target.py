@@ -118,6 +118,16 @@ class TargetBenefits834(BatchAsRecords, Target):  # BATCH files take the RECORD 
     def _handle_max_record_age(self) -> None:
         """No time-based drains: the file is planned as a whole at the end of the input."""
 
+    def record_refused(
+        self, stream: str, record_key: str, record: Any, field: str, error: str
+    ) -> None:
+        """A record the reader refused (hrsync.singer_input, already a dead letter): its
+        employee's family is left as the carrier has it this run (planned without that
+        record, a complete feed would end the coverage it carries)."""
+        employee = record.get("employee_id") if isinstance(record, dict) else None
+        if employee not in (None, ""):
+            self.run.held.add(str(employee).encode("utf-8", "backslashreplace").decode())
+
     def _write_state_message(self, state: dict) -> None:
         """State is held until the file is delivered: a bookmark must not pass a member the
         carrier never received."""

@@ -219,6 +219,9 @@ class Provisioner:
         self.logger = logger or LOGGER
         self.out = out or sys.stderr
         self.failures: list[Failure] = []
+        #: employees whose record was refused before planning (hrsync.singer_input): in the
+        #: feed, so never "missing from feed"; their account stays as it is this run
+        self.held: set[str] = set()
         self.rehired: dict[str, str] = {}  # earlier employee id -> the id of the rehire
         self.alias: dict[str, Account] = {}  # a rehire's new employee id -> the account
         self._template_fields = set(template_fields(settings.dn_template))
@@ -562,11 +565,15 @@ class Provisioner:
                 self._plan_person(plan, placed.person, account, placed.login, placed.dn, placed)
 
         if s.deactivate_missing_users:
+            # in the feed but refused (a bad field, text that is not Unicode): not a leaver
+            held = self.held | {f.employee_id for f in self.failures}
             for accounts in store.unique_accounts():
                 for _, eid, account in accounts:
                     if eid in self.rehired or not self.is_enabled(account):
                         continue
                     if not is_under(account.dn, s.base_dn) or store.in_batch(eid):
+                        continue
+                    if eid in held:
                         continue
                     dn = f"{rdn_of(account.dn)},{s.disabled_ou}" if s.disabled_ou else account.dn
                     diff = {}

@@ -263,6 +263,13 @@ class TargetLDAP(BatchAsRecords, Target):  # BATCH files take the RECORD path
             employee_id=record_key,  # the subject reference, never the id, is written
         )
 
+    def record_refused(
+        self, stream: str, record_key: str, record: Any, field: str, error: str
+    ) -> None:
+        """A record the reader refused (hrsync.singer_input, already a dead letter): that
+        employee is in the feed, so full-feed mode must not disable them as missing."""
+        self.provisioner.held.add(record_key)
+
     def _handle_max_record_age(self) -> None:
         """No time-based drains: the run is planned as a whole at the end of the input, and
         state must not be emitted before the accounts it covers are written."""

@@ -129,6 +129,14 @@ class TargetPayrollFile(DirectRecords, BatchAsRecords, Target):
     def _handle_max_record_age(self) -> None:
         """No time-based drains: state may only move once the file was delivered."""
 
+    def record_refused(
+        self, stream: str, record_key: str, record: Any, field: str, error: str
+    ) -> None:
+        """A record the reader refused (hrsync.singer_input, already a dead letter): it counts
+        as a record that failed the layout, so the file is held (or sent without it when
+        allow_partial_file is set)."""
+        self.feed.invalid += 1
+
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         """SIGTERM/SIGINT: nothing was sent, so no state; the temporary files go."""
         self.logger.warning("target-payroll-file interrupted by signal %d: nothing sent", signum)

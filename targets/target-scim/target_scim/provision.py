@@ -180,6 +180,9 @@ class Provisioner:
         self.logger = logger
         self.plan_out = plan_out or sys.stderr
         self.input_failures: list[Failure] = []
+        #: employees whose record was refused before planning (hrsync.singer_input): in the
+        #: feed, so never "absent from the HRIS feed"; their account stays as it is this run
+        self.held: set[str] = set()
         self.rehired: dict[str, str] = {}  # earlier employee id -> the id of the rehire
         self._features: ServerFeatures | None = None
         self._store: PlanStore | None = None
@@ -397,9 +400,13 @@ class Provisioner:
 
         if self.settings.deactivate_missing_users:
             stream = store.first_stream() or "iam_users"
+            # in the feed but refused (a bad field, text that is not Unicode): not a leaver
+            held = self.held | {f.employee_id for f in self.input_failures}
             for accounts in store.unclaimed_accounts():
                 for ext, resource in accounts:
                     if ext in self.rehired or not scim.read_managed(resource)[scim.ACTIVE]:
+                        continue
+                    if ext in held:
                         continue
                     ghost = DesiredUser(stream, ext, {scim.ACTIVE: False}, False, None, {})
                     plan.add(

@@ -264,3 +264,20 @@ def test_plain_http_to_a_real_host_is_refused() -> None:
     target = TargetBambooHR(config={"api_url": "http://acme.bamboohr.com/api/v1", "api_key": "k"})
     with pytest.raises(ValueError, match="only allowed for loopback"):
         _ = target.client
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [({"jobTitle": "Ing\ud800"}, "jobTitle"), ({"extra": {"aka": ["\udfff"]}}, "extra.aka[0]")],
+    ids=["top-level", "nested"],
+)
+def test_a_lone_surrogate_is_that_records_dead_letter(
+    sb: Sandbox, bad: dict[str, Any], field: str
+) -> None:
+    broken = hire("4100000098", "Una", "Paired", **bad)
+    run(config(sb), [hire(*HARD[0]), broken, hire(*HARD[1])])  # before: UnicodeEncodeError
+    assert list(by_candidate(sb)) == [HARD[0][0], HARD[1][0]]
+    (letter,) = letters().values()
+    assert (letter.plugin, letter.record_key) == ("target-bamboohr", "4100000098")
+    assert f"record 4100000098: field {field}: unpaired UTF-16 surrogate" in letter.error
+    assert letter.record == broken and letter.error_class == "unpaired_surrogate"

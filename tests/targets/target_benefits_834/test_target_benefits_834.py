@@ -9,6 +9,7 @@ birth, termination, a broken file, a dead letter that a fixed record resolves.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 from pathlib import Path
 
@@ -221,6 +222,43 @@ def test_termination_ends_the_family_coverage(carrier: Carrier, tmp_path: Path) 
         assert hds and all(s[1] == "024" for s in hds)
         assert all(s[3] == last_day.strftime("%Y%m%d") for s in loop if s[:2] == ["DTP", "349"])
     # and the next run is quiet again
+    again = carrier.arrived()
+    assert carrier.run_target(carrier.messages()).returncode == 0
+    assert carrier.arrived() == again
+
+
+def test_a_lone_surrogate_leaves_that_family_as_the_carrier_has_it(
+    carrier: Carrier, tmp_path: Path
+) -> None:
+    """An election record with an unpaired surrogate is its own dead letter; its family is not
+    planned this run (the feed is complete: planned without it, coverage would end), and
+    another family's change still goes out. Before: UnicodeEncodeError, nothing sent."""
+    changed, held = pick(carrier, USED), pick(carrier, USED)
+    benefits(carrier).birth(changed, TODAY - dt.timedelta(days=1), "Ines")
+    lines = carrier.messages().decode().splitlines()
+    for i, line in enumerate(lines):
+        message = json.loads(line)
+        if message.get("stream") == "benefit_elections" and message.get("type") == "RECORD":
+            record = message["record"]
+            if record.get("employee_id") == str(held):
+                record["note"] = {"from": ["HRIS \ud800"]}
+                lines[i] = json.dumps(message)  # the JSON escape, as a tap would send it
+                break
+    else:
+        raise AssertionError(f"no election of {held}")
+    before = carrier.arrived()
+    result = carrier.run_target(("\n".join(lines) + "\n").encode())
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = newest(carrier, before)
+    valid(text, tmp_path)
+    assert list(by_subscriber(text)) == [str(changed)]  # not a termination for the held one
+    store = DeadLetterStore(carrier.workdir / "dlq.sqlite")
+    [letter] = [x for x in store.list(plugin="target-benefits-834") if "surrogate" in x.error]
+    assert (letter.stream, letter.record_key) == ("benefit_elections", record["election_id"])
+    assert "field note.from[0]: unpaired UTF-16 surrogate" in letter.error
+    assert letter.error_class == "unpaired_surrogate"
+    store.discard(letter.id, "test: the record is fixed at the source")
+    # the fixed feed: nothing to send for that family either (the carrier has it right)
     again = carrier.arrived()
     assert carrier.run_target(carrier.messages()).returncode == 0
     assert carrier.arrived() == again

@@ -174,3 +174,20 @@ def test_429_and_503_are_retried_and_each_hire_written_once(sb: Sandbox) -> None
     assert set(by_candidate(sb)) == {h[0] for h in HARD}
     assert len(app(sb).created) == len(HARD)
     assert sb.faults.injected == {"429": 2, "503": 1}
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [({"work.title": "Ing\ud800"}, "work.title"), ({"extra": {"aka": ["\udfff"]}}, "extra.aka[0]")],
+    ids=["top-level", "nested"],
+)
+def test_a_lone_surrogate_is_that_records_dead_letter(
+    sb: Sandbox, bad: dict[str, Any], field: str
+) -> None:
+    broken = hire("4100000098", "Una", "Paired", **bad)
+    run(config(sb), [hire(*HARD[0]), broken, hire(*HARD[1])])  # before: UnicodeEncodeError
+    assert set(by_candidate(sb)) == {HARD[0][0], HARD[1][0]}
+    (letter,) = letters().values()
+    assert (letter.plugin, letter.record_key) == ("target-hibob", "4100000098")
+    assert f"record 4100000098: field {field}: unpaired UTF-16 surrogate" in letter.error
+    assert letter.record == broken and letter.error_class == "unpaired_surrogate"

@@ -475,3 +475,24 @@ def test_moodle_down_after_every_retry_stops_the_run_and_keeps_the_batch(env: En
     env.run(worker("1"), worker("2"))  # Moodle is back: delivered, the letters resolve
     assert DeadLetterStore(env.dlq).list() == []
     assert set(env.courses("2")) == {2, 4}
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"first_name": "A\ud800"}, "first_name"),
+        ({"positions": [{"role": "Trainer", "department": "R\udfffD"}]}, "positions[0].department"),
+    ],
+    ids=["top-level", "nested"],
+)
+def test_a_lone_surrogate_is_that_records_dead_letter(
+    env: Env, bad: dict[str, Any], field: str
+) -> None:
+    broken = worker("2", **bad)
+    env.run(worker("1"), broken, worker("3"))  # before: UnicodeEncodeError
+    assert set(env.courses("1")) == {2, 4} and set(env.courses("3")) == {2, 4}
+    assert [u for u in env.app.users.values() if u["idnumber"] == "2"] == []
+    [letter] = DeadLetterStore(env.dlq).list()
+    assert (letter.plugin, letter.stream, letter.record_key)[::2] == ("target-moodle", "2")
+    assert f"record 2: field {field}: unpaired UTF-16 surrogate" in letter.error
+    assert letter.record == broken and letter.error_class == "unpaired_surrogate"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+import pytest
 import requests
 from tests.targets.target_payroll_api.conftest import Payroll
 
@@ -386,3 +387,27 @@ def test_a_moved_or_withdrawn_future_termination_is_replaced_or_cancelled(
     writes = payroll.writes()
     payroll.run([employee(), *base])
     assert payroll.writes() == writes
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [({"job_title": "Lead \ud800"}, "job_title"), ({"extra": {"aka": ["\udfff"]}}, "extra.aka[0]")],
+    ids=["top-level", "nested"],
+)
+def test_a_lone_surrogate_is_that_records_dead_letter(
+    payroll: Payroll, bad: dict[str, Any], field: str
+) -> None:
+    stream, broken = job("1001", "2", "2026-03-01", title="Senior Accountant")
+    broken.update(bad)
+    payroll.run([employee(), job("1001", "1"), (stream, broken), pay("1001", "1")])
+    hired = payroll.employee("1001")  # the records around it reached Gusto
+    assert hired["first_name"] == "Zoë"
+    assert [c["rate"] for j in hired["jobs"] for c in j["compensations"]] == ["85000.00"]
+    (letter,) = payroll.dead_letters().list()
+    assert (letter.plugin, letter.stream, letter.record_key) == (
+        "target-payroll-api",
+        "payroll_jobs",
+        "1001:2",  # the target's own key: the fixed record resolves it
+    )
+    assert f"record 1001:2: field {field}: unpaired UTF-16 surrogate" in letter.error
+    assert letter.record == broken and letter.error_class == "unpaired_surrogate"

@@ -360,3 +360,34 @@ def test_line_checksum_text_is_json_dumps_so_old_ledgers_still_match() -> None:
     for values in ([], odd, [odd[1]], odd[::-1]):
         assert _line_json(values) == json.dumps(values, ensure_ascii=False)
     assert _line_json(["a", 1, None]) == json.dumps(["a", 1, None], ensure_ascii=False)  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        ({"last_name": "O\ud800"}, "last_name"),
+        ({"extra": {"aka": ["x", "\udfff"]}}, "extra.aka[1]"),
+    ],
+    ids=["top-level", "nested"],
+)
+def test_a_lone_surrogate_is_that_records_dead_letter_and_holds_the_file(
+    payroll: Any, bad: dict[str, Any], field: str
+) -> None:
+    broken = employee("109", **bad)
+    run = payroll.run([*CHANGES, broken])  # before: UnicodeEncodeError, no letter at all
+    assert isinstance(run.error, PayrollFileHeld)  # as for any record failing the layout
+    assert payroll.names() == [] and run.states == []
+    (letter,) = DeadLetterStore().list()
+    assert (letter.plugin, letter.stream, letter.record_key) == (
+        "target-payroll-file",
+        "payroll_employees",
+        "109",
+    )
+    assert f"record 109: field {field}: unpaired UTF-16 surrogate" in letter.error
+    assert letter.record == broken[1] and letter.error_class == "unpaired_surrogate"
+    # allowed: every other line goes, the refused record stays a dead letter
+    partial = payroll.run([*CHANGES, broken], allow_partial_file=True)
+    assert partial.error is None
+    (data,) = payroll.files().values()
+    assert len(payroll.csv_rows(data)) == len(CHANGES)
+    assert [x.record_key for x in DeadLetterStore().list()] == ["109"]

@@ -439,3 +439,57 @@ def test_console_script_loads_and_passes_state_on(env: dict[str, Any], tmp_path:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"bookmarks": {"people": "x"}}
     assert rows(env, "SELECT id, note FROM analytics.people") == [("1", "é")]
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [({"note": "\ud800"}, "note"), ({"extra": {"aka": ["x", "\udfff"]}}, "extra.aka[1]")],
+    ids=["top-level", "nested"],
+)
+def test_a_lone_surrogate_is_that_records_dead_letter(
+    env: dict[str, Any], bad: dict[str, Any], field: str
+) -> None:
+    broken = {"id": "2", "headcount": 2, **bad}
+    run(
+        env,
+        [
+            schema_msg("people", PEOPLE_SCHEMA, ["id"]),
+            rec("people", {"id": "1", "headcount": 1}),
+            rec("people", broken),  # before: UnicodeEncodeError, and no row at all
+            rec("people", {"id": "3", "headcount": 3}),
+        ],
+    )
+    assert rows(env, "SELECT id, headcount FROM people ORDER BY id") == [("1", 1), ("3", 3)]
+    (letter,) = DeadLetterStore(env["dlq"]).list(plugin="target-warehouse")
+    assert (letter.stream, letter.record_key) == ("people", "2")
+    assert f"stream people, record 2: field {field}: unpaired UTF-16 surrogate" in letter.error
+    assert letter.record == broken and letter.error_class == "unpaired_surrogate"
+    assert letter.key_properties == ["id"]
+
+
+def test_input_that_is_not_utf8_is_that_records_dead_letter(env: dict[str, Any]) -> None:
+    """The console script on real stdin: a JSON surrogate escape and a byte that is not UTF-8
+    are each their record's dead letter; the records around them load."""
+    lines = [
+        json.dumps(schema_msg("people", PEOPLE_SCHEMA, ["id"])).encode(),
+        json.dumps(rec("people", {"id": "1"})).encode(),
+        b'{"type": "RECORD", "stream": "people", "record": {"id": "2", "note": "\\ud800"}}',
+        b'{"type": "RECORD", "stream": "people", "record": {"id": "3", "note": "caf\xe9"}}',
+        json.dumps(rec("people", {"id": "4"})).encode(),
+    ]
+    config = Path(env["database"]).with_suffix(".json")
+    config.write_text(json.dumps({"database": env["database"]}))
+    done = subprocess.run(
+        [str(BIN / "target-warehouse"), "--config", str(config)],
+        input=b"\n".join(lines) + b"\n",
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert rows(env, "SELECT id FROM people ORDER BY id") == [("1",), ("4",)]
+    letters = {x.record_key: x for x in DeadLetterStore(env["dlq"]).list()}
+    assert set(letters) == {"2", "3"}
+    assert "record 2: field note: unpaired UTF-16 surrogate '\\ud800'" in letters["2"].error
+    assert "record 3: field note: unpaired UTF-16 surrogate '\\udce9' at character 3 (or byte " \
+        "0xe9 of input that is not UTF-8)" in letters["3"].error  # fmt: skip
+    assert letters["3"].record == {"id": "3", "note": "caf\udce9"}  # kept byte for byte
