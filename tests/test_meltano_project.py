@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from tests import projectkit
 
+from hrsync_ops.ops import safe_load
+
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+PROJECT = safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
 ALL_PLUGINS = [p for kind in PROJECT["plugins"].values() for p in kind]
 #: plugins declared in full; the others inherit one of them (a job's own stream selection)
 PLUGINS = [p for p in ALL_PLUGINS if "inherit_from" not in p]

@@ -24,12 +24,13 @@ import pytest
 import yaml
 from tests import projectkit
 
+from hrsync_ops.ops import safe_load
 from sandbox.server import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "plugin-settings"
 BIN = Path(sys.executable).parent
-PROJECT = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+PROJECT = safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
 #: plugins installed from this repository (the others are third-party: declared by hand)
 LOCAL = [
     p

@@ -29,7 +29,6 @@ from email.message import EmailMessage
 from typing import Any
 
 from hrsync.deadletter import DeadLetter
-from hrsync.http import require_secure_url, secure_request
 from hrsync.tls import smtp_connect
 from hrsync_ops.ops import JobOps
 
@@ -198,6 +197,9 @@ def _secret(channel: Mapping[str, Any], key: str) -> str | None:
 
 
 def _send_webhook(channel: Mapping[str, Any], alert: Alert) -> None:
+    # imported here: hrsync.http pulls in singer-sdk, which every `hrsync run` would pay for
+    from hrsync.http import require_secure_url, secure_request
+
     url = _secret(channel, "url_env")
     assert url is not None  # required by the schema
     require_secure_url(url)

@@ -36,12 +36,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hrsync import audit, deadletter
-from hrsync.transfer import DEFAULT_LEDGER_PATH, ENV_LEDGER
 from hrsync_ops import runs
-from hrsync_ops.ops import load_ops, parse_duration
+from hrsync_ops.ops import load_ops, parse_duration, safe_load
 from hrsync_ops.webhooks import store as webhook_store
 
 __all__ = ["STORES", "StoreResult", "apply", "default_paths", "load_policy"]
@@ -60,6 +57,9 @@ STORES = (
 
 def default_paths() -> dict[str, Path]:
     """Where each store lives by default (the same environment variables the plugins read)."""
+    # imported here: hrsync.transfer pulls in paramiko and singer-sdk
+    from hrsync.transfer import DEFAULT_LEDGER_PATH, ENV_LEDGER
+
     return {
         "dead_letters": deadletter.default_path(),
         "runs": runs.default_path(),
@@ -88,7 +88,7 @@ def load_policy(ops_file: str | Path | None = None, root: str | Path = ".") -> P
     config = load_ops(ops_file, root=root)
     data: dict[str, Any] = {}
     if config.path is not None:
-        data = dict(yaml.safe_load(config.path.read_text(encoding="utf-8")) or {})
+        data = dict(safe_load(config.path.read_text(encoding="utf-8")) or {})
     block = dict(data.get("retention") or {})
     paths = default_paths()
     for name, value in dict(block.pop("paths", None) or {}).items():

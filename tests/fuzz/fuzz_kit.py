@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
+from hrsync_ops.ops import safe_load
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -38,7 +39,7 @@ BARE_CRASH = re.compile(
 
 
 def meltano_plugins(kind: str) -> list[dict[str, Any]]:
-    project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+    project = safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
     return list(project["plugins"].get(kind) or [])
 
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from tests import projectkit
 
 from hrsync_dagster.definitions import build_definitions, dagster_name
+from hrsync_ops.ops import safe_load
 from hrsync_ops.runs import RunLedger
 from sandbox.benefits import carrier_env
 from sandbox.demo import iam_env, meltano_env
@@ -26,7 +26,7 @@ MELTANO = projectkit.MELTANO
 #: (the HiBob jobs run end to end in tests/e2e/test_hibob_swap.py: not twice, for the budget)
 JOBS = [
     j["name"]
-    for j in yaml.safe_load((ROOT / "meltano.yml").read_text())["jobs"]
+    for j in safe_load((ROOT / "meltano.yml").read_text())["jobs"]
     if "hibob" not in j["name"]
 ]
 

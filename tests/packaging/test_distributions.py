@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from packkit import ROOT, installed, make_venv, tree_size
 
-PROJECT = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
+from hrsync_ops.ops import safe_load
+
+PROJECT = safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
 PLUGINS = [
     p
     for plugins in PROJECT["plugins"].values()

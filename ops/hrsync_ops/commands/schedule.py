@@ -18,10 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hrsync.errors import ConfigError
-from hrsync_ops.ops import project_root
+from hrsync_ops.ops import project_root, safe_load
 
 LOG_DIR = Path(".hrsync/logs")
 _ALIASES = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
@@ -57,7 +55,7 @@ def schedules(root: Path) -> list[dict[str, Any]]:
     path = root / "meltano.yml"
     if not path.exists():
         raise ConfigError.at("no meltano.yml here: run hrsync from the project root", file=path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = safe_load(path.read_text(encoding="utf-8")) or {}
     return [dict(s) for s in data.get("schedules") or [] if isinstance(s, dict)]
 
 

@@ -40,13 +40,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import yaml
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from hrsync_ops.ops import safe_load
 from hrsync_ops.webhooks import trace
 from hrsync_ops.webhooks.scheduler import Scheduler
 from hrsync_ops.webhooks.signatures import parse_timestamp, verify_bamboohr, verify_greenhouse
@@ -66,7 +66,7 @@ ENV_HEALTH_TOKEN = "HRSYNC_WEBHOOK_HEALTH_TOKEN"  # noqa: S105 - a variable name
 
 def jobs_by_source(meltano_yml: Path) -> dict[str, list[str]]:
     """Source system -> the Meltano jobs whose tasks start with its extractor (``tap-<source>``)."""
-    project = yaml.safe_load(meltano_yml.read_text(encoding="utf-8")) or {}
+    project = safe_load(meltano_yml.read_text(encoding="utf-8")) or {}
     out: dict[str, list[str]] = {}
     for job in project.get("jobs") or []:
         tasks = job.get("tasks") or []

@@ -61,14 +61,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
 from hrsync.audit import DEFAULT_PATH as AUDIT_DEFAULT
 from hrsync.audit import ENV_PATH as AUDIT_ENV
 from hrsync.deadletter import DEFAULT_PATH as DLQ_DEFAULT
 from hrsync.deadletter import ENV_PATH as DLQ_ENV
 from hrsync.errors import ConfigError
-from hrsync_ops.ops import MeltanoProject, meltano_command, under_root
+from hrsync_ops.ops import MeltanoProject, meltano_command, safe_load, under_root
 from hrsync_ops.runs import DEFAULT_PATH as RUNS_DEFAULT
 from hrsync_ops.runs import ENV_PATH as RUNS_ENV
 from hrsync_ops.runs import PluginLocks, RunLedger
@@ -572,7 +570,7 @@ def _dump(root: Path, env: Mapping[str, str], what: str, plugin: str) -> dict[st
 
 def _plugin_table(root: Path) -> dict[str, tuple[str, dict[str, Any]]]:
     """name -> (kind, definition) for every plugin and mapping in meltano.yml."""
-    data = yaml.safe_load((root / "meltano.yml").read_text(encoding="utf-8")) or {}
+    data = safe_load((root / "meltano.yml").read_text(encoding="utf-8")) or {}
     table: dict[str, tuple[str, dict[str, Any]]] = {}
     for section, kind in KINDS.items():
         for plugin in (data.get("plugins") or {}).get(section) or []:
