@@ -123,12 +123,18 @@ class OrjsonRecordWriter(SimpleSingerWriter):
     def __init__(self) -> None:
         super().__init__()
         self._pending = bytearray()
-        weakref.finalize(self, _write_out, self._pending)
+        # the stdout the pending lines were written under: a writer that goes with lines still
+        # pending (a sync ended by an error) writes them there, not into whatever stdout is set
+        # when it is collected (another in-process run's)
+        self._stdout: list[t.Any] = [None]
+        weakref.finalize(self, _write_out, self._pending, self._stdout)
 
     def write_message(self, message: Message) -> None:
         if type(message) is RecordMessage:
             line = record_line(message)
             if line is not None:
+                if not self._pending:
+                    self._stdout[0] = sys.stdout
                 self._pending += line
                 if len(self._pending) >= self.CHUNK:
                     self.flush()
@@ -138,20 +144,22 @@ class OrjsonRecordWriter(SimpleSingerWriter):
 
     def flush(self) -> None:
         """Write the buffered RECORD lines to stdout."""
-        _write_out(self._pending)
+        _write_out(self._pending, self._stdout)
 
 
-def _write_out(pending: bytearray) -> None:
-    """Write ``pending`` (whole lines) to stdout, and empty it."""
+def _write_out(pending: bytearray, where: list[t.Any] | None = None) -> None:
+    """Write ``pending`` (whole lines) to the stdout they were written under (``where[0]``,
+    else ``sys.stdout``), and empty it."""
     if not pending:
         return
     data = bytes(pending)
     pending.clear()
-    out = getattr(sys.stdout, "buffer", None)
+    stdout = (where[0] if where else None) or sys.stdout
+    out = getattr(stdout, "buffer", None)
     if out is None:  # a text-only stdout (singer-sdk's test runner)
-        sys.stdout.write(data.decode())
+        stdout.write(data.decode())
         return
-    sys.stdout.flush()  # (empty: every message through it is flushed)
+    stdout.flush()  # (empty: every message through it is flushed)
     view = memoryview(data)
     while view:  # an unbuffered stdout is a raw file: a write may be partial
         view = view[out.write(view) or 0 :]

@@ -42,14 +42,3 @@ class HRTap(DeclaredStreamOrder):
     Mix in before ``Tap``: ``class TapX(HRTap, Tap)``."""
 
     message_writer_class: type[GenericSingerWriter] = OrjsonRecordWriter
-
-    def sync_all(self) -> None:
-        """singer-sdk's sync; the RECORD lines still buffered when it ends by an error are
-        written before it returns, to the stdout of this sync (not to whatever stdout is set
-        when the writer is garbage-collected: another run's, in a process that runs several)."""
-        try:
-            super().sync_all()  # type: ignore[misc]
-        finally:
-            writer = getattr(self, "message_writer", None)
-            if isinstance(writer, OrjsonRecordWriter):
-                writer.flush()
